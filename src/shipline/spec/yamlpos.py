@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 from shipline.spec.diagnostics import Diagnostic, Severity
 
-ScalarValue = Union[str, int, float, bool, None]
+ScalarValue = str | int | float | bool | None
 
 _TAG = "tag:yaml.org,2002:"
 
@@ -269,7 +268,7 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
 
     lines = tuple(text.splitlines())
     yaml = YAML(typ="safe", pure=True)
-    yaml.version = (1, 2)  # type: ignore[assignment]
+    yaml.version = (1, 2)
     try:
         raw = yaml.compose(text)
     except MarkedYAMLError as exc:
@@ -283,7 +282,9 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
         return None, [Diagnostic("syntax-check", Severity.ERROR, file, line, col, message)]
     except YAMLError as exc:
         return None, [
-            Diagnostic("syntax-check", Severity.ERROR, file, 1, 1, f"could not parse as YAML: {exc}")
+            Diagnostic(
+                "syntax-check", Severity.ERROR, file, 1, 1, f"could not parse as YAML: {exc}"
+            )
         ]
     if raw is None:
         return None, []
