@@ -618,8 +618,9 @@ class _Loader:
         max_parallel: int | str | None = None
         if isinstance(max_parallel_node, Scalar):
             v = max_parallel_node.value
-            positive = isinstance(v, int) and not isinstance(v, bool) and v > 0
-            if positive or (isinstance(v, str) and "${{" in v):
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                max_parallel = v
+            elif isinstance(v, str) and "${{" in v:
                 max_parallel = v
             else:
                 r.error(

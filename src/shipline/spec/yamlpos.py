@@ -93,6 +93,9 @@ class Mapping(Node):
     def keys(self) -> list[str]:
         return [k.text for k, _ in self.pairs]
 
+    def __contains__(self, key: object) -> bool:
+        return any(k.text == key for k, _ in self.pairs)
+
     def __iter__(self) -> Iterator[tuple[Scalar, Node]]:
         return iter(self.pairs)
 
