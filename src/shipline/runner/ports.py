@@ -1,0 +1,119 @@
+"""What the runner needs from the world, as narrow ports.
+
+The runner never imports a store or the server: `wiring.py` hands it implementations of
+these protocols (files under a state directory for `shipline run`; the server's blob store
+over a connection later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactFile:
+    """One file of an artifact: its path inside the artifact, digest and size."""
+
+    path: str
+    sha256: str
+    size: int
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """An artifact of a run: a name and its files."""
+
+    name: str
+    files: tuple[ArtifactFile, ...]
+    job_key: str = ""
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class ArtifactStore(Protocol):
+    """Artifacts of one run, stored content-addressed by SHA-256."""
+
+    def put(self, name: str, job_key: str, files: Sequence[tuple[str, Path]],
+            *, overwrite: bool = False) -> ArtifactRecord:
+        """Store the files (path inside the artifact, local file). Raises `ValueError` when
+        an artifact of that name exists and `overwrite` is false."""
+        ...
+
+    def get(self, name: str) -> ArtifactRecord | None: ...
+
+    def list(self) -> list[ArtifactRecord]: ...
+
+    def open_file(self, file: ArtifactFile) -> Path:
+        """A local path whose content is the file's blob (read only)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    key: str
+    version: str
+    blob: str
+    size: int
+
+
+class CacheStore(Protocol):
+    """Caches by key, scoped to (repository, ref); restore falls back by prefix."""
+
+    def lookup(self, keys: Sequence[str], version: str, scope: str) -> CacheEntry | None:
+        """The first exact match of `keys[0]`, else the newest entry whose key starts with
+        one of `keys` in order (restore-keys), else None."""
+        ...
+
+    def save(self, key: str, version: str, scope: str, archive: Path) -> CacheEntry | None:
+        """Store a tar archive under the key; None when the key exists already (immutable)."""
+        ...
+
+    def open_entry(self, entry: CacheEntry) -> Path: ...
+
+
+class SourceProvider(Protocol):
+    """Puts a repository's files at a commit into a directory (`actions/checkout`)."""
+
+    async def checkout(self, dest: Path, *, sha: str, ref: str, fetch_depth: int,
+                       log: LogFn) -> None: ...
+
+
+class LogFn(Protocol):
+    def __call__(self, line: str) -> None: ...
+
+
+@dataclass
+class ActionCall:
+    """Everything a built-in action gets: its inputs and where the job lives.
+
+    `state` persists between an action's main part and its post part (e.g. a cache saved
+    after the job succeeded); `outputs` is what the step sets for `steps.<id>.outputs`.
+    `env_updates`/`path_updates` behave like lines written to GITHUB_ENV / GITHUB_PATH.
+    """
+
+    uses: str
+    inputs: Mapping[str, str]
+    workspace: Path
+    temp: Path
+    tool_cache: Path
+    env: Mapping[str, str]
+    github: Mapping[str, object]
+    log: LogFn
+    artifacts: ArtifactStore
+    caches: CacheStore
+    source: SourceProvider
+    cache_scope: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    env_updates: dict[str, str] = field(default_factory=dict)
+    path_updates: list[str] = field(default_factory=list)
+    state: dict[str, str] = field(default_factory=dict)
+
+
+class ActionFailed(Exception):
+    """A built-in action failed; the message is shown as the step's error."""

@@ -1,0 +1,1 @@
+"""Source code management: checkouts of git repositories (hosted repos and webhooks come later)."""
