@@ -1,0 +1,413 @@
+"""Runs one job: its steps in order, through an executor, with GitHub's semantics.
+
+For each step: evaluate `if` (with the job's status), build its environment (defaults <
+workflow env < job env < GITHUB_ENV < step env), run the script or the built-in action,
+stream masked output to the observer, then read GITHUB_OUTPUT / GITHUB_ENV / GITHUB_PATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from shipline.domain.status import Conclusion
+from shipline.executors.base import Executor, JobEnv, StepProcess
+from shipline.runner.actions import builtin_action
+from shipline.runner.actions.base import BuiltinAction
+from shipline.runner.commands import OutputProcessor
+from shipline.runner.composite import run_composite
+from shipline.runner.context import EvaluationFailed, Evaluator, JobState, runner_context
+from shipline.runner.environment import default_env
+from shipline.runner.files import CommandFileError, read_key_values, read_paths
+from shipline.runner.model import JobAssignment, JobObserver, JobResult, StepResult
+from shipline.runner.ports import (
+    ActionCall,
+    ActionFailed,
+    ArtifactStore,
+    CacheStore,
+    SourceProvider,
+)
+from shipline.runner.shells import ShellError, render, resolve_shell
+from shipline.security.masking import Masker
+from shipline.spec.models import StepSpec
+
+
+class JobRunner:
+    """Runs jobs on one machine through an executor.
+
+    `work_root` is where job directories are made (`<work_root>/<job>/workspace`);
+    `host_env` the environment the shell executor's processes start from (PATH, HOME, ...).
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        observer: JobObserver,
+        *,
+        work_root: Path,
+        artifacts: ArtifactStore,
+        caches: CacheStore,
+        source: SourceProvider,
+        host_env: Mapping[str, str],
+    ) -> None:
+        self.executor = executor
+        self.observer = observer
+        self.work_root = work_root
+        self.artifacts = artifacts
+        self.caches = caches
+        self.source = source
+        self.host_env = dict(host_env)
+
+    async def run(self, job: JobAssignment, cancel: asyncio.Event) -> JobResult:
+        return await _JobRun(self, job, cancel).run()
+
+
+class _JobRun:
+    def __init__(self, runner: JobRunner, job: JobAssignment, cancel: asyncio.Event) -> None:
+        self.r = runner
+        self.job = job
+        self.cancel = cancel
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job.key)
+        root = runner.work_root / safe
+        self.env = JobEnv(job.key, root, root / "workspace", root / "temp", root / "tool_cache")
+        self.state = JobState(workspace=self.env.workspace)
+        self.masker = Masker(list(job.secrets.values()))
+        self.spec = job.planned.spec
+        self.result = JobResult(job.key, job.planned.job_id, job.planned.display_name,
+                                Conclusion.SUCCESS)
+        self.steps_ctx: dict[str, object] = {}
+        self.env_file_values: dict[str, str] = {}
+        self.path_prepend: list[str] = []
+        self.posts: list[tuple[BuiltinAction, ActionCall, StepResult]] = []
+        self.contexts = self._contexts()
+        self.evaluator = Evaluator(self.contexts, self.state, job.workflow.file)
+
+    def _contexts(self) -> dict[str, object]:
+        planned = self.job.planned
+        strategy = self.spec.strategy
+        return {
+            "github": dict(self.job.github),
+            "env": {},
+            "vars": dict(self.job.vars),
+            "secrets": dict(self.job.secrets),
+            "inputs": dict(self.job.inputs),
+            "needs": dict(self.job.needs),
+            "matrix": planned.matrix_dict,
+            "strategy": {
+                "fail-fast": strategy.fail_fast if strategy else True,
+                "job-index": planned.matrix_index,
+                "job-total": planned.matrix_total,
+                "max-parallel": (strategy.max_parallel if strategy and strategy.max_parallel
+                                 else planned.matrix_total),
+            },
+            "job": {"status": "success", "container": {}, "services": {}},
+            "runner": runner_context(self.env.temp, self.env.tool_cache, self.job.debug),
+            "steps": self.steps_ctx,
+        }
+
+    def log(self, line: str, step_key: str = "") -> None:
+        self.r.observer.output(self.job.key, step_key, [self.masker.mask(line)])
+
+    async def run(self) -> JobResult:
+        obs = self.r.observer
+        self.result.started = time.time()
+        obs.job_started(self.job.key, self.result.name)
+        try:
+            await self.r.executor.setup(self.env)
+            timeout = self._minutes(self.spec.timeout_minutes, "timeout-minutes",
+                                    self.spec.pos.line)
+            try:
+                await asyncio.wait_for(self._steps(), timeout=timeout * 60 if timeout else None)
+            except TimeoutError:
+                self.state.failed = True
+                self.result.conclusion = Conclusion.FAILURE
+                self.result.error = f"the job exceeded its timeout of {timeout:g} minutes"
+                self.log(f"Error: {self.result.error}")
+            await self._post_steps()
+            self._job_outputs()
+        except EvaluationFailed as exc:
+            self.result.conclusion = Conclusion.FAILURE
+            self.result.error = str(exc)
+            self.log(f"Error: {exc}")
+        finally:
+            await self.r.executor.destroy(self.env)
+            if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
+                self.result.conclusion = Conclusion.CANCELLED
+            self.result.finished = time.time()
+            obs.job_finished(self.result)
+        return self.result
+
+    def _minutes(self, value: float | str | None, where: str, line: int) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            evaluated = self.evaluator.value(value, where, line)
+            try:
+                return float(evaluated)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise EvaluationFailed(f"{self.job.workflow.file}:{line}: {where} must be a "
+                                       f"number, got {evaluated!r}") from exc
+        return float(value)
+
+    def _bool(self, value: bool | str, where: str, line: int) -> bool:
+        if isinstance(value, bool):
+            return value
+        from shipline.spec.expressions import truthy
+
+        return truthy(self.evaluator.value(value, where, line))  # type: ignore[arg-type]
+
+    async def _steps(self) -> None:
+        wf_env = self.evaluator.env(self.job.workflow.env, "env", 1)
+        self.contexts["env"] = dict(wf_env)
+        job_env = self.evaluator.env(self.spec.env, f"jobs.{self.spec.id}.env",
+                                     self.spec.pos.line)
+        self.base_env = {**wf_env, **job_env}
+        for step in self.spec.steps:
+            result = await self._step(step)
+            self.result.steps.append(result)
+            if result.conclusion is Conclusion.FAILURE:
+                self.state.failed = True
+                self.result.conclusion = Conclusion.FAILURE
+                self.contexts["job"] = {**self.contexts["job"], "status": "failure"}  # type: ignore[dict-item]
+
+    async def _step(self, step: StepSpec) -> StepResult:
+        name = step.display_name()
+        result = StepResult(step.key, step.id, name)
+        self.state.cancelled = self.cancel.is_set()
+        step_env_ctx = {**self.base_env, **self.env_file_values}
+        self.contexts["env"] = step_env_ctx
+        try:
+            if step.name and "${{" in step.name:
+                result.name = name = self.evaluator.string(step.name, "name", step.pos.line)
+            run_it = self.evaluator.condition(step.if_, "if", step.pos.line)
+        except EvaluationFailed as exc:
+            self.r.observer.step_started(self.job.key, step.key, name)
+            return self._finish_error(result, str(exc))
+        if not run_it:
+            self._record(step, result)
+            self.r.observer.step_finished(self.job.key, result)
+            return result
+        self.r.observer.step_started(self.job.key, step.key, name)
+        result.started = time.time()
+        try:
+            step_env = self.evaluator.env(step.env, "env", step.pos.line)
+            self.contexts["env"] = {**step_env_ctx, **step_env}
+            continue_on_error = self._bool(step.continue_on_error, "continue-on-error",
+                                           step.pos.line)
+            timeout = self._minutes(step.timeout_minutes, "timeout-minutes", step.pos.line)
+            if step.uses:
+                outcome = await self._action(step, result, step_env)
+            else:
+                outcome = await self._script(step, result, step_env, timeout)
+        except EvaluationFailed as exc:
+            return self._finish_error(result, str(exc))
+        except (ShellError, CommandFileError, ActionFailed) as exc:
+            self.log(f"Error: {exc}", step.key)
+            result.error = str(exc)
+            outcome = Conclusion.FAILURE
+            continue_on_error = self._safe_bool(step)
+        result.outcome = outcome
+        result.conclusion = (Conclusion.SUCCESS if outcome is Conclusion.FAILURE
+                             and continue_on_error else outcome)
+        result.finished = time.time()
+        self._record(step, result)
+        self.r.observer.step_finished(self.job.key, result)
+        return result
+
+    def _safe_bool(self, step: StepSpec) -> bool:
+        try:
+            return self._bool(step.continue_on_error, "continue-on-error", step.pos.line)
+        except EvaluationFailed:
+            return False
+
+    def _finish_error(self, result: StepResult, message: str) -> StepResult:
+        self.log(f"Error: {message}", result.key)
+        result.error = message
+        result.outcome = result.conclusion = Conclusion.FAILURE
+        result.finished = time.time()
+        self.r.observer.step_finished(self.job.key, result)
+        return result
+
+    def _record(self, step: StepSpec, result: StepResult) -> None:
+        if step.id:
+            self.steps_ctx[step.id] = {
+                "outputs": dict(result.outputs),
+                "outcome": str(result.outcome),
+                "conclusion": str(result.conclusion),
+            }
+
+    def _process_env(self, step_env: Mapping[str, str], files: Mapping[str, Path]
+                     ) -> dict[str, str]:
+        env = dict(self.r.host_env)
+        env.update(default_env(self.job, self.env, step_key="", files=files))
+        env.update(self.base_env)
+        env.update(self.env_file_values)
+        env.update(step_env)
+        if self.path_prepend:
+            env["PATH"] = os.pathsep.join([*reversed(self.path_prepend), env.get("PATH", "")])
+        return env
+
+    def _command_files(self, key: str) -> dict[str, Path]:
+        folder = self.env.temp / "_runner_file_commands"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for kind in ("output", "env", "path", "step_summary", "state"):
+            path = folder / f"{kind}_{key}"
+            path.write_bytes(b"")
+            files[kind] = path
+        return files
+
+    async def _script(self, step: StepSpec, result: StepResult, step_env: dict[str, str],
+                      timeout: float | None) -> Conclusion:
+        script = self.evaluator.string(step.run or "", "run", step.run_pos.line or step.pos.line)
+        files = self._command_files(step.key)
+        env = self._process_env(step_env, files)
+        shell = step.shell or self.spec.defaults.shell or self.job.workflow.defaults.shell
+        argv, ext = resolve_shell(shell, env.get("PATH"))
+        script_path = self.env.temp / f"{step.key}{ext}"
+        script_path.write_text(script, encoding="utf-8")
+        cwd = self._working_dir(step)
+        process = StepProcess(f"{self.job.key}/{step.key}", render(argv, str(script_path)), env,
+                              cwd, timeout * 60 if timeout else None)
+        exit_ = await self._execute(process, step.key)
+        result.exit_code = exit_.exit_code
+        self._read_files(files, result)
+        if exit_.timed_out:
+            self.log(f"Error: the step exceeded its timeout of {timeout:g} minutes", step.key)
+            return Conclusion.FAILURE
+        if exit_.cancelled:
+            return Conclusion.CANCELLED
+        if exit_.exit_code != 0:
+            self.log(f"Error: Process completed with exit code {exit_.exit_code}.", step.key)
+            return Conclusion.FAILURE
+        return Conclusion.SUCCESS
+
+    def _working_dir(self, step: StepSpec) -> Path:
+        wd = (step.working_directory or self.spec.defaults.working_directory
+              or self.job.workflow.defaults.working_directory)
+        if not wd:
+            return self.env.workspace
+        text = self.evaluator.string(wd, "working-directory", step.pos.line)
+        path = (self.env.workspace / text).resolve()
+        if not path.is_dir():
+            raise ShellError(f"working-directory {text!r} does not exist in the workspace")
+        return path
+
+    async def _execute(self, process: StepProcess, step_key: str):  # type: ignore[no-untyped-def]
+        observer = self.r.observer
+        job_key = self.job.key
+        processor = OutputProcessor(
+            self.masker,
+            lambda lines: observer.output(job_key, step_key, lines),
+            lambda ann: self.result.annotations.append(ann),
+            debug=self.job.debug,
+        )
+        handle = await self.r.executor.start(self.env, process)
+
+        async def pump() -> None:
+            async for chunk in self.r.executor.tail(handle):
+                processor.feed(chunk)
+            processor.close()
+
+        async def watch_cancel() -> None:
+            await self.cancel.wait()
+            await self.r.executor.kill(handle)
+
+        pump_task = asyncio.ensure_future(pump())
+        cancel_task = asyncio.ensure_future(watch_cancel())
+        try:
+            exit_ = await self.r.executor.wait(handle)
+            await pump_task
+        finally:
+            cancel_task.cancel()
+            if not pump_task.done():
+                pump_task.cancel()
+        return exit_
+
+    def _read_files(self, files: Mapping[str, Path], result: StepResult) -> None:
+        for name, value in read_key_values(files["output"], "GITHUB_OUTPUT"):
+            result.outputs[name] = value
+        for name, value in read_key_values(files["env"], "GITHUB_ENV"):
+            if name.upper() in ("NODE_OPTIONS",) or name.upper().startswith("GITHUB_"):
+                self.log(f"Warning: GITHUB_ENV may not set {name}", result.key)
+                continue
+            self.env_file_values[name] = value
+        self.path_prepend.extend(read_paths(files["path"]))
+        summary = files["step_summary"].read_text(encoding="utf-8", errors="replace")
+        if summary.strip():
+            summary_dir = self.env.root / "summaries"
+            summary_dir.mkdir(exist_ok=True)
+            (summary_dir / f"{result.key}.md").write_text(self.masker.mask(summary))
+
+    async def _action(self, step: StepSpec, result: StepResult, step_env: dict[str, str]
+                      ) -> Conclusion:
+        uses = step.uses or ""
+        inputs = {k: self.evaluator.string(v, f"with.{k}", step.pos.line) for k, v in step.with_}
+        if uses.startswith("./"):
+            return await run_composite(self, step, result, inputs, step_env)
+        action = builtin_action(uses)
+        if action is None:
+            raise ActionFailed(
+                f"{self.job.workflow.file}:{step.pos.line}: action {uses!r} is not available: "
+                "Shipline runs only its built-in actions (actions/checkout, setup-python, cache, "
+                "upload-artifact, download-artifact) and local actions (uses: ./path)"
+            )
+        call = self._action_call(uses, inputs, step_env, result.key)
+        await action.run(call)
+        self._apply_action(call, result)
+        self.posts.append((action, call, result))
+        return Conclusion.SUCCESS
+
+    def _action_call(self, uses: str, inputs: dict[str, str], step_env: dict[str, str],
+                     key: str) -> ActionCall:
+        github = self.job.github
+        return ActionCall(
+            uses=uses,
+            inputs=inputs,
+            workspace=self.env.workspace,
+            temp=self.env.temp,
+            tool_cache=self.env.tool_cache,
+            env=self._process_env(step_env, {}),
+            github=github,
+            log=lambda line: self.log(line, key),
+            artifacts=self.r.artifacts,
+            caches=self.r.caches,
+            source=self.r.source,
+            cache_scope=f"{github.get('repository', '')}@{github.get('ref', '')}",
+        )
+
+    def _apply_action(self, call: ActionCall, result: StepResult) -> None:
+        result.outputs.update(call.outputs)
+        self.env_file_values.update(call.env_updates)
+        self.path_prepend.extend(call.path_updates)
+        call.outputs.clear()
+        call.env_updates.clear()
+        call.path_updates.clear()
+
+    async def _post_steps(self) -> None:
+        succeeded = not self.state.failed and not self.cancel.is_set()
+        for action, call, result in reversed(self.posts):
+            try:
+                await action.post(call, succeeded)
+            except ActionFailed as exc:
+                self.log(f"Warning: post step of {call.uses} failed: {exc}", result.key)
+
+    def _job_outputs(self) -> None:
+        for name, text in self.spec.outputs:
+            try:
+                value = self.evaluator.string(text, f"outputs.{name}", self.spec.pos.line)
+            except EvaluationFailed as exc:
+                self.log(f"Warning: job output {name}: {exc}")
+                continue
+            if self.masker and self.masker.mask(value) != value:
+                self.log(f"Warning: skip output '{name}' since it may contain a secret")
+                continue
+            self.result.outputs[name] = value
+
+
+def remove_job_dir(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""What the engine hands a runner (a job assignment) and what comes back (a job result)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shipline.domain.status import Conclusion
+from shipline.plan.compile import PlannedJob
+from shipline.plan.events import Event
+from shipline.runner.commands import Annotation
+from shipline.spec.models import WorkflowSpec
+
+
+@dataclass(frozen=True, slots=True)
+class JobAssignment:
+    """One job to run, with everything it may see.
+
+    `github` is the `github` context; `needs` the results of the jobs it needs (`outputs`,
+    `result`); `secrets` only the values this job may receive (never logged or persisted).
+    """
+
+    run_id: str
+    planned: PlannedJob
+    workflow: WorkflowSpec
+    event: Event
+    github: Mapping[str, object]
+    needs: Mapping[str, object] = field(default_factory=dict)
+    vars: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, object] = field(default_factory=dict)
+    debug: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.planned.key
+
+
+@dataclass(slots=True)
+class StepResult:
+    """How one step ended. `outcome` is before continue-on-error, `conclusion` after."""
+
+    key: str
+    id: str | None
+    name: str
+    conclusion: Conclusion = Conclusion.SKIPPED
+    outcome: Conclusion = Conclusion.SKIPPED
+    exit_code: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class JobResult:
+    """How one job ended, with its outputs and its steps."""
+
+    key: str
+    job_id: str
+    name: str
+    conclusion: Conclusion
+    outputs: dict[str, str] = field(default_factory=dict)
+    steps: list[StepResult] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    error: str | None = None
+    annotations: list[Annotation] = field(default_factory=list)
+
+
+class JobObserver(Protocol):
+    """Receives everything a job does, as it happens (a terminal, a log store, SSE)."""
+
+    def job_started(self, job_key: str, name: str) -> None: ...
+
+    def step_started(self, job_key: str, step_key: str, name: str) -> None: ...
+
+    def output(self, job_key: str, step_key: str, lines: list[str]) -> None: ...
+
+    def step_finished(self, job_key: str, result: StepResult) -> None: ...
+
+    def job_finished(self, result: JobResult) -> None: ...

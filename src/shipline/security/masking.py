@@ -1,0 +1,79 @@
+"""Masking secret values in everything a run prints.
+
+Masking is defence in depth, not a boundary: it hides the value and its common encodings
+(base64 at the three byte alignments, URL and JSON/XML escaping, each line of a multi-line
+value) from logs, but a step that wants to leak a secret can always transform it further.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from urllib.parse import quote
+
+MASK = "***"
+# Shorter values would turn ordinary words of the log into `***`.
+MIN_LENGTH = 3
+
+
+def _base64_forms(value: bytes) -> set[str]:
+    forms = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + value).decode().rstrip("=")
+        start = (shift * 4 + 2) // 3
+        end = len(encoded)
+        if (shift + len(value)) % 3:
+            end -= 1  # the last character also depends on whatever follows the value
+        form = encoded[start:end]
+        if len(form) >= 6:
+            forms.add(form)
+    return forms
+
+
+def encoded_forms(value: str) -> set[str]:
+    """The value and the encodings of it that masking catches."""
+    forms: set[str] = set()
+    parts = [value]
+    if "\n" in value or "\r" in value:
+        parts += [line for line in re.split(r"\r?\n", value) if line.strip()]
+    for part in parts:
+        stripped = part.strip()
+        if len(stripped) < MIN_LENGTH:
+            continue
+        forms.add(stripped)
+        forms |= _base64_forms(stripped.encode())
+        forms.add(quote(stripped, safe=""))
+        forms.add(json.dumps(stripped)[1:-1])
+        forms.add(html.escape(stripped))
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+class Masker:
+    """Replaces every registered secret (and its encodings) by `***`."""
+
+    def __init__(self, values: list[str] | None = None) -> None:
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for v in values or []:
+            self.add(v)
+
+    def add(self, value: str) -> bool:
+        """Register a value; False when it is too short to be masked safely."""
+        if len(value.strip()) < MIN_LENGTH:
+            return False
+        new = encoded_forms(value) - self._forms
+        if new:
+            self._forms |= new
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+        return True
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def mask(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
