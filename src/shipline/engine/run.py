@@ -79,8 +79,10 @@ class Engine:
     """Schedules the jobs of one plan."""
 
     def __init__(self, plan: Plan, dispatcher: JobDispatcher, observer: RunObserver,
-                 options: RunOptions, github: Mapping[str, object]) -> None:
+                 options: RunOptions, github: Mapping[str, object],
+                 slots: asyncio.Semaphore | None = None) -> None:
         self.plan = plan
+        self.slots = slots
         self.dispatcher = dispatcher
         self.observer = observer
         self.options = options
@@ -96,7 +98,7 @@ class Engine:
 
     async def run(self) -> RunResult:
         started = time.time()
-        slots = asyncio.Semaphore(max(1, self.options.parallel))
+        slots = self.slots or asyncio.Semaphore(max(1, self.options.parallel))
         tasks: set[asyncio.Task[None]] = set()
         wake = asyncio.Event()
         while self.pending or tasks:

@@ -90,7 +90,7 @@ class _JobRun:
         planned = self.job.planned
         strategy = self.spec.strategy
         return {
-            "github": dict(self.job.github),
+            "github": {**self.job.github, "workspace": str(self.env.workspace)},
             "env": {},
             "vars": dict(self.job.vars),
             "secrets": dict(self.job.secrets),

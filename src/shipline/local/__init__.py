@@ -1,0 +1,2 @@
+"""Local runs (`shipline run`): the repository, the state directory, and the wiring of one
+run on this machine."""
