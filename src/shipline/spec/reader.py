@@ -67,15 +67,20 @@ class Reader:
         section: str,
         *,
         required: Iterable[str] = (),
+        lenient: bool = False,
     ) -> None:
-        """Report unknown keys (with the closest valid one) and missing required keys."""
+        """Report unknown keys (with the closest valid one) and missing required keys.
+
+        `lenient`: unknown keys are warnings, for sections where GitHub ignores them.
+        """
         allowed_list = list(allowed)
         for key, _ in node.pairs:
             if key.text not in allowed_list:
                 close = difflib.get_close_matches(key.text, allowed_list, n=1, cutoff=0.6)
                 hint = f'did you mean "{close[0]}"?' if close else ""
                 expected = ", ".join(f'"{k}"' for k in sorted(allowed_list))
-                self.error(
+                report = self.warning if lenient else self.error
+                report(
                     key,
                     f'unexpected key "{key.text}" for "{section}" section. '
                     f"expected one of {expected}",
@@ -172,7 +177,8 @@ class Reader:
                 if v <= 0:
                     self.error(node, f'"{_last(path)}" must be greater than zero', path=path)
                     return None
-                return float(v)
+                # Integers too large for a float mean "no limit" in practice.
+                return float(v) if v < 10**300 else float("inf")
             if isinstance(v, str) and "${{" in v:
                 return v
         self.error(

@@ -57,6 +57,7 @@ JOB_KEYS = (
     "with",
     "secrets",
     "snapshot",
+    "cancel-timeout-minutes",
 )
 STEP_KEYS = (
     "id",
@@ -101,7 +102,7 @@ EVENTS: dict[str, tuple[str, ...] | None] = {
     "discussion_comment": ("created", "edited", "deleted"),
     "fork": None,
     "gollum": None,
-    "image_version": ("created",),
+    "image_version": ("created", "ready"),
     "issue_comment": ("created", "edited", "deleted"),
     "issues": (
         "opened",
@@ -196,12 +197,25 @@ def load_workflow_lenient(text: str, file: str) -> tuple[WorkflowSpec | None, li
 
     Lint uses it to go on checking the rest of a file after the first mistake.
     """
+    _, spec, diagnostics = read_workflow(text, file)
+    return spec, diagnostics
+
+
+def read_workflow(
+    text: str, file: str
+) -> tuple[Node | None, WorkflowSpec | None, list[Diagnostic]]:
+    """The YAML tree, the (lenient) model and the structural diagnostics of a workflow.
+
+    For lint, which needs the nodes' positions as well as the model.
+    """
     root, diagnostics = parse_yaml(text, file)
     reader = Reader(file)
     reader.diagnostics.extend(diagnostics)
     if root is None:
-        return None, reader.diagnostics
-    return _Loader(reader).workflow(root), reader.diagnostics
+        if not diagnostics:
+            reader.error(Scalar(1, 1, None), "workflow is empty")
+        return None, None, reader.diagnostics
+    return root, _Loader(reader).workflow(root), reader.diagnostics
 
 
 class _Loader:
@@ -303,6 +317,8 @@ class _Loader:
             allowed += ["workflows", "branches", "branches-ignore"]
         elif name == "workflow_call":
             allowed += ["inputs", "outputs", "secrets"]
+        elif name == "image_version":
+            allowed += ["names", "versions"]
         elif name == "merge_group":
             allowed += ["branches", "branches-ignore"]
         r.check_keys(mapping, allowed, path, name)
@@ -359,7 +375,9 @@ class _Loader:
             mapping = r.mapping(item, f"{path}[{i}]", "schedule")
             if mapping is None:
                 continue
-            r.check_keys(mapping, ("cron",), f"{path}[{i}]", "schedule", required=("cron",))
+            r.check_keys(
+                mapping, ("cron", "timezone"), f"{path}[{i}]", "schedule", required=("cron",)
+            )
             cron = r.string(mapping.get("cron"), f"{path}[{i}].cron")
             if cron is not None:
                 out.append(cron)
@@ -370,7 +388,7 @@ class _Loader:
         mapping = r.mapping(node, path, "workflow_dispatch")
         if mapping is None:
             return ()
-        r.check_keys(mapping, ("inputs",), path, "workflow_dispatch")
+        r.check_keys(mapping, ("inputs",), path, "workflow_dispatch", lenient=True)
         inputs = r.mapping(mapping.get("inputs"), f"{path}.inputs", "inputs")
         if inputs is None:
             return ()
@@ -453,10 +471,11 @@ class _Loader:
             return None
         r.check_keys(mapping, JOB_KEYS, path, "job")
         if mapping.get("uses") is not None:
-            r.error(
-                mapping.key_node("uses") or mapping,
-                "reusable workflows (jobs.<id>.uses) are not supported yet",
-                code="syntax-check",
+            r.warning(
+                mapping.get("uses") or mapping,
+                "Shipline does not run reusable workflows (jobs.<id>.uses) yet: "
+                "this job will fail at run time",
+                code="workflow-call",
                 path=f"{path}.uses",
             )
         elif mapping.get("runs-on") is None and "runs-on" not in mapping:
@@ -483,7 +502,8 @@ class _Loader:
                 path=f"{path}.steps",
             )
         elif mapping.get("uses") is None:
-            r.error(mapping, f'"steps" section is missing in job "{job_id}"', path=f"{path}.steps")
+            # GitHub accepts a job without steps; it does nothing, which is rarely meant.
+            r.warning(key, f'"steps" section is missing in job "{job_id}"', path=f"{path}.steps")
         env_node = mapping.get("environment")
         environment: EnvironmentRef | None = None
         if isinstance(env_node, Scalar) and env_node.value is not None:
@@ -618,9 +638,9 @@ class _Loader:
         max_parallel: int | str | None = None
         if isinstance(max_parallel_node, Scalar):
             v = max_parallel_node.value
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-                max_parallel = v
-            elif isinstance(v, str) and "${{" in v:
+            if (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
+                isinstance(v, str) and "${{" in v
+            ):
                 max_parallel = v
             else:
                 r.error(

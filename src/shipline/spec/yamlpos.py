@@ -9,6 +9,7 @@ anchored node); merge keys (`<<`) are expanded.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -273,7 +274,10 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     yaml = YAML(typ="safe", pure=True)
     yaml.version = (1, 2)
     try:
-        raw = yaml.compose(text)
+        with warnings.catch_warnings():
+            # Re-defined anchors are legal YAML; ruamel only warns about them.
+            warnings.simplefilter("ignore")
+            raw = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
