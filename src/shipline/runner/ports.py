@@ -12,28 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+# Re-exported: these live in `domain` so that `store/` and `scm/` can use them too.
+from shipline.domain.artifacts import ActionFailed, ArtifactFile, ArtifactRecord, CacheEntry
 
-@dataclass(frozen=True, slots=True)
-class ArtifactFile:
-    """One file of an artifact: its path inside the artifact, digest and size."""
-
-    path: str
-    sha256: str
-    size: int
-    mode: int = 0o644
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactRecord:
-    """An artifact of a run: a name and its files."""
-
-    name: str
-    files: tuple[ArtifactFile, ...]
-    job_key: str = ""
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
+__all__ = [
+    "ActionCall",
+    "ActionFailed",
+    "ArtifactFile",
+    "ArtifactRecord",
+    "ArtifactStore",
+    "CacheEntry",
+    "CacheStore",
+    "LogFn",
+    "SourceProvider",
+]
 
 
 class ArtifactStore(Protocol):
@@ -52,14 +44,6 @@ class ArtifactStore(Protocol):
     def open_file(self, file: ArtifactFile) -> Path:
         """A local path whose content is the file's blob (read only)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
-    key: str
-    version: str
-    blob: str
-    size: int
 
 
 class CacheStore(Protocol):
@@ -81,7 +65,11 @@ class SourceProvider(Protocol):
     """Puts a repository's files at a commit into a directory (`actions/checkout`)."""
 
     async def checkout(self, dest: Path, *, sha: str, ref: str, fetch_depth: int,
-                       log: LogFn) -> None: ...
+                       log: LogFn) -> str:
+        """Check out `sha` (or, when `sha` is empty, what `ref` names) into `dest` as a git
+        working copy; on a local branch when `ref` is a branch. `fetch_depth` 0 means all
+        history and tags. Returns the commit checked out; raises `ActionFailed`."""
+        ...
 
 
 class LogFn(Protocol):
@@ -113,7 +101,3 @@ class ActionCall:
     env_updates: dict[str, str] = field(default_factory=dict)
     path_updates: list[str] = field(default_factory=list)
     state: dict[str, str] = field(default_factory=dict)
-
-
-class ActionFailed(Exception):
-    """A built-in action failed; the message is shown as the step's error."""
