@@ -68,14 +68,16 @@ class Reader:
         *,
         required: Iterable[str] = (),
         lenient: bool = False,
+        ignore: Iterable[str] = (),
     ) -> None:
         """Report unknown keys (with the closest valid one) and missing required keys.
 
         `lenient`: unknown keys are warnings, for sections where GitHub ignores them.
         """
         allowed_list = list(allowed)
+        skipped = set(ignore)
         for key, _ in node.pairs:
-            if key.text not in allowed_list:
+            if key.text not in allowed_list and key.text not in skipped:
                 close = difflib.get_close_matches(key.text, allowed_list, n=1, cutoff=0.6)
                 hint = f'did you mean "{close[0]}"?' if close else ""
                 expected = ", ".join(f'"{k}"' for k in sorted(allowed_list))
@@ -175,7 +177,10 @@ class Reader:
             v = node.value
             if isinstance(v, int | float) and not isinstance(v, bool):
                 if v <= 0:
-                    self.error(node, f'"{_last(path)}" must be greater than zero', path=path)
+                    # GitHub accepts it (and never times out); it is surely a mistake.
+                    self.warning(
+                        node, f'value at "{_last(path)}" must be greater than zero: {v}', path=path
+                    )
                     return None
                 # Integers too large for a float mean "no limit" in practice.
                 return float(v) if v < 10**300 else float("inf")

@@ -18,6 +18,7 @@ from shipline.spec.diagnostics import Diagnostic, Severity
 ScalarValue = str | int | float | bool | None
 
 _TAG = "tag:yaml.org,2002:"
+_NON_STRING_TAGS = frozenset(_TAG + t for t in ("int", "float", "bool", "null"))
 
 
 @dataclass(eq=False, slots=True)
@@ -148,6 +149,8 @@ class _Converter:
         self.lines = lines
         self.diagnostics: list[Diagnostic] = []
         self._done: dict[int, Node] = {}
+        self._anchors: dict[int, tuple[str, int, int]] = {}  # anchored node -> name, place
+        self._aliased: set[int] = set()
         self._active: set[int] = set()
 
     def error(self, code: str, line: int, col: int, message: str) -> None:
@@ -156,9 +159,13 @@ class _Converter:
     def convert(self, raw: object) -> Node:
         key = id(raw)
         if key in self._done:
+            self._aliased.add(key)
             return self._done[key]
         mark = raw.start_mark  # type: ignore[attr-defined]
         line, col = mark.line + 1, mark.column + 1
+        anchor = getattr(raw, "anchor", None)
+        if isinstance(anchor, str) and anchor:
+            self._anchors[key] = (anchor, line, col)
         kind = type(raw).__name__
         if kind == "ScalarNode":
             node: Node = self._scalar(raw, line, col)
@@ -186,7 +193,30 @@ class _Converter:
         value: ScalarValue = text
         if style is None and tag.startswith(_TAG):
             value = _resolve(tag[len(_TAG) :], text)
+        elif style in ("'", '"') and tag in _NON_STRING_TAGS:
+            kind = "DoubleQuoted" if style == '"' else "SingleQuoted"
+            self.error(
+                "syntax-check",
+                line,
+                col,
+                f"the scalar style '{kind}' is not valid with the tag '{tag}'",
+            )
         return Scalar(line, col, value, style, self.lines)
+
+    def unused_anchors(self) -> list[Diagnostic]:
+        """Anchors no alias refers to: harmless, but usually a leftover or a typo."""
+        return [
+            Diagnostic(
+                "syntax-check",
+                Severity.WARNING,
+                self.file,
+                line,
+                col,
+                f'anchor "{name}" is defined but not used',
+            )
+            for key, (name, line, col) in self._anchors.items()
+            if key not in self._aliased
+        ]
 
     def _mapping(self, raw: object, line: int, col: int) -> Mapping:
         result = Mapping(line, col)
@@ -194,6 +224,13 @@ class _Converter:
         merged: list[tuple[Scalar, Node]] = []
         for raw_key, raw_value in raw.value:  # type: ignore[attr-defined]
             if raw_key.tag == _TAG + "merge":
+                mark = raw_key.start_mark
+                self.error(
+                    "syntax-check",
+                    mark.line + 1,
+                    mark.column + 1,
+                    'GitHub Actions does not support YAML merge key "<<"',
+                )
                 merged.extend(self._merge_sources(self.convert(raw_value)))
                 continue
             key = self.convert(raw_key)
@@ -211,7 +248,12 @@ class _Converter:
                 )
                 continue
             seen[key.text] = key
-            result.pairs.append((key, self.convert(raw_value)))
+            value = self.convert(raw_value)
+            if isinstance(value, Scalar) and value.value is None and raw_value.value == "":
+                # An empty value: point just after the colon, not at the next token.
+                end = raw_key.end_mark
+                value = Scalar(end.line + 1, end.column + 2, None, None, self.lines)
+            result.pairs.append((key, value))
         for key, value in merged:
             if key.text not in seen:
                 seen[key.text] = key
@@ -297,4 +339,4 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
         return None, []
     converter = _Converter(file, lines)
     root = converter.convert(raw)
-    return root, converter.diagnostics
+    return root, converter.diagnostics + converter.unused_anchors()
