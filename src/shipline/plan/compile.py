@@ -171,8 +171,11 @@ def compile_plan(
             not_selected.append((job_id, "not selected with -j"))
             continue
         if has_dynamic_matrix(job):
-            planned.append(PlannedJob(key=job.id, job_id=job.id, spec=job, needs=job.needs,
-                                      dynamic_matrix=True))
+            planned.append(
+                PlannedJob(
+                    key=job.id, job_id=job.id, spec=job, needs=job.needs, dynamic_matrix=True
+                )
+            )
             continue
         cells = expand_job(job, job.strategy.matrix if job.strategy else None, selectors)
         if not cells:

@@ -52,8 +52,9 @@ def expand_matrix(matrix: object) -> list[Cell]:
         if key in ("include", "exclude"):
             continue
         if not isinstance(values, list):
-            raise MatrixError(f'matrix vector "{key}" must be a sequence, not '
-                              f"{type(values).__name__}")
+            raise MatrixError(
+                f'matrix vector "{key}" must be a sequence, not {type(values).__name__}'
+            )
         if not values:
             raise MatrixError(f'matrix vector "{key}" does not contain any values')
         vectors.append((key, values))
@@ -118,8 +119,23 @@ def select_cells(cells: list[Cell], selectors: list[tuple[str, str]]) -> list[Ce
             return str(int(v))
         return str(v)
 
+    def number(s: str) -> float | None:
+        try:
+            return float(s)
+        except ValueError:
+            return None
+
+    def matches(v: object, vs: set[str]) -> bool:
+        if text(v) in vs:
+            return True
+        # YAML reads `3.10` as the float 3.1 and `3.0` as 3.0 (shown "3"): compare numbers
+        # as numbers, so `--matrix python-version=3.10` selects the cell the user wrote.
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return any(number(s) == v for s in vs)
+        return False
+
     out = []
     for cell in cells:
-        if all(k in cell and text(cell[k]) in vs for k, vs in wanted.items()):
+        if all(k in cell and matches(cell[k], vs) for k, vs in wanted.items()):
             out.append(cell)
     return out

@@ -44,9 +44,12 @@ def triggered(workflow: WorkflowSpec, event: Event) -> tuple[bool, str]:
         if not paths_allowed(event.changed_paths, f.paths, f.paths_ignore):
             return False, "no changed path matches the paths filters"
         return True, ""
-    if event.name == "schedule" and event.schedule is not None:
-        if event.schedule not in workflow.triggers.schedules:
-            return False, f"no schedule {event.schedule!r} in this workflow"
+    if (
+        event.name == "schedule"
+        and event.schedule is not None
+        and event.schedule not in workflow.triggers.schedules
+    ):
+        return False, f"no schedule {event.schedule!r} in this workflow"
     if trigger.types and event.action and event.action not in trigger.types:
         return False, f"activity {event.action} is not in types {list(trigger.types)}"
     return True, ""
