@@ -7,6 +7,7 @@ expressions, matrix, ...) live in `spec.lint`.
 
 from __future__ import annotations
 
+from shipline.spec._workflow_jobs import check_job, check_step_keys
 from shipline.spec._workflow_triggers import TriggerReader
 from shipline.spec.diagnostics import Diagnostic, has_errors
 from shipline.spec.models import (
@@ -125,7 +126,12 @@ class _Loader:
         jobs: list[JobSpec] = []
         if jobs_node is not None:
             if not jobs_node.pairs and node.get("jobs") is not None:
-                r.error(jobs_node, '"jobs" section must contain at least one job', path="jobs")
+                r.error(
+                    jobs_node,
+                    '"jobs" section should not be empty. please remove this section if it\'s '
+                    "unnecessary",
+                    path="jobs",
+                )
             for key, value in jobs_node.pairs:
                 job = self.job(key, value)
                 if job is not None:
@@ -137,7 +143,9 @@ class _Loader:
             triggers=self.triggers(node.get("on")),
             env=r.string_map(node.get("env"), "env", "env"),
             defaults=self.defaults(node.get("defaults"), "defaults"),
-            concurrency=self.concurrency(node.get("concurrency"), "concurrency"),
+            concurrency=self.concurrency(
+                node.get("concurrency"), "concurrency", node.key_node("concurrency")
+            ),
             permissions=to_python(node.get("permissions")),
             jobs=tuple(jobs),
         )
@@ -157,6 +165,7 @@ class _Loader:
         if mapping is None:
             return None
         r.check_keys(mapping, JOB_KEYS, path, "job")
+        check_job(r, key, mapping, path)
         if mapping.get("uses") is not None:
             r.warning(
                 mapping.get("uses") or mapping,
@@ -165,10 +174,8 @@ class _Loader:
                 code="workflow-call",
                 path=f"{path}.uses",
             )
-        elif mapping.get("runs-on") is None and "runs-on" not in mapping:
-            r.error(
-                mapping, f'"runs-on" section is missing in job "{job_id}"', path=f"{path}.runs-on"
-            )
+        elif "runs-on" not in mapping:
+            r.error(key, f'"runs-on" section is missing in job "{job_id}"', path=f"{path}.runs-on")
         steps_node = mapping.get("steps")
         steps: list[StepSpec] = []
         if isinstance(steps_node, Sequence):
@@ -182,7 +189,9 @@ class _Loader:
                 step = self.step(i, item, f"{path}.steps[{i}]")
                 if step is not None:
                     steps.append(step)
-        elif steps_node is not None:
+        elif steps_node is not None and not (
+            isinstance(steps_node, Scalar) and steps_node.value is None
+        ):
             r.error(
                 steps_node,
                 f'"steps" section must be a sequence, but it is {describe(steps_node)}',
@@ -225,7 +234,9 @@ class _Loader:
             strategy=self.strategy(mapping.get("strategy"), f"{path}.strategy"),
             steps=tuple(steps),
             environment=environment,
-            concurrency=self.concurrency(mapping.get("concurrency"), f"{path}.concurrency"),
+            concurrency=self.concurrency(
+                mapping.get("concurrency"), f"{path}.concurrency", mapping.key_node("concurrency")
+            ),
             permissions=to_python(mapping.get("permissions")),
             pos=Pos(key.line, key.col),
         )
@@ -245,22 +256,11 @@ class _Loader:
                 'step must run script with "run" section or run action with "uses" section',
                 path=path,
             )
-        elif uses is not None and "run" in mapping:
-            r.error(
-                mapping.key_node("run") or mapping,
-                'step contains both "uses" and "run" '
-                "sections; a step runs either a script or an action",
-                path=path,
-            )
-        if uses is not None:
-            for key in ("shell", "working-directory"):
-                if key in mapping:
-                    r.error(
-                        mapping.key_node(key) or mapping,
-                        f'"{key}" can only be used with "run", not with "uses"',
-                        path=f"{path}.{key}",
-                    )
-        step_id = r.string(mapping.get("id"), f"{path}.id")
+        check_step_keys(r, mapping, path)
+        id_node = mapping.get("id")
+        if isinstance(id_node, Scalar) and id_node.text == "":
+            r.error(id_node, "string should not be empty", path=f"{path}.id")
+        step_id = r.string(id_node, f"{path}.id") or None
         return StepSpec(
             index=index,
             id=step_id,
@@ -347,6 +347,8 @@ class _Loader:
         if mapping is None:
             return RunDefaults()
         r.check_keys(mapping, ("run",), path, "defaults")
+        if "run" not in mapping:
+            r.error(mapping, '"defaults" section should have "run" section', path=path)
         run = r.mapping(mapping.get("run"), f"{path}.run", "run")
         if run is None:
             return RunDefaults()
@@ -358,7 +360,9 @@ class _Loader:
             ),
         )
 
-    def concurrency(self, node: Node | None, path: str) -> Concurrency | None:
+    def concurrency(
+        self, node: Node | None, path: str, key: Scalar | None = None
+    ) -> Concurrency | None:
         r = self.r
         if node is None:
             return None
@@ -368,9 +372,9 @@ class _Loader:
         mapping = r.mapping(node, path, "concurrency")
         if mapping is None:
             return None
-        r.check_keys(
-            mapping, ("group", "cancel-in-progress"), path, "concurrency", required=("group",)
-        )
+        r.check_keys(mapping, ("group", "cancel-in-progress"), path, "concurrency")
+        if "group" not in mapping:
+            r.error(key or mapping, 'group name is missing in "concurrency" section', path=path)
         group = r.string(mapping.get("group"), f"{path}.group")
         if not group:
             return None

@@ -33,9 +33,10 @@ class Node:
 class Scalar(Node):
     """A scalar with its YAML 1.2 core-schema value.
 
-    `style` is None for plain scalars, `'` or `"` for quoted ones and `|` or `>` for block
-    scalars; `lines` is the whole document's text, kept to map offsets inside the value
-    back to line and column (`position_of`).
+    `style` is None for plain scalars, `'` or `"` for quoted ones, `|` or `>` for block
+    scalars and "" for a value left empty (`key:` with nothing after it); `lines` is the
+    whole document's text, kept to map offsets inside the value back to line and column
+    (`position_of`).
     """
 
     value: ScalarValue
@@ -252,7 +253,7 @@ class _Converter:
             if isinstance(value, Scalar) and value.value is None and raw_value.value == "":
                 # An empty value: point just after the colon, not at the next token.
                 end = raw_key.end_mark
-                value = Scalar(end.line + 1, end.column + 2, None, None, self.lines)
+                value = Scalar(end.line + 1, end.column + 2, None, "", self.lines)
             result.pairs.append((key, value))
         for key, value in merged:
             if key.text not in seen:
