@@ -83,12 +83,12 @@ class OutputProcessor:
         self._pending = text[end + 1 :]
         block = text[:end]
         if "::" not in block and self._stop_token is None:
-            # Fast path: no command can be in this block, mask it whole.
-            masked = self.masker.mask(block) if self.masker else block
-            lines = masked.split("\n")
-            if "\r" in masked:
+            # Fast path: no command can be in this block. Mask line by line, as `_lines`
+            # does: masking the block whole would fold a multi-line secret into one `***`.
+            lines = block.split("\n")
+            if "\r" in block:
                 lines = [line.rstrip("\r") for line in lines]
-            self.emit(lines)
+            self.emit([self.masker.mask(line) for line in lines] if self.masker else lines)
             return
         self._lines(block.split("\n"))
 
@@ -103,14 +103,19 @@ class OutputProcessor:
         for raw in lines:
             line = raw.rstrip("\r")
             stripped = line.lstrip()
+            shown: list[str] = [line]
             if stripped.startswith("::"):
-                shown = self._command(stripped)
-                if shown is None:
+                text = self._command(stripped)
+                if text is None:
                     continue
-                line = shown
-            out.append(self.masker.mask(line) if self.masker else line)
+                # An unescaped `%0A` makes several log lines; each is masked on its own.
+                shown = text.split("\n")
+            out.extend([self.masker.mask(part) for part in shown] if self.masker else shown)
         if out:
             self.emit(out)
+
+    def _masked(self, text: str | None) -> str | None:
+        return self.masker.mask(text) if text is not None and self.masker else text
 
     def _command(self, line: str) -> str | None:
         """Handle one `::cmd props::data` line; returns the text to log, or None."""
@@ -143,10 +148,10 @@ class OutputProcessor:
                 Annotation(
                     level=name,
                     message=self.masker.mask(message),
-                    file=props.get("file"),
+                    file=self._masked(props.get("file")),
                     line=_int(props.get("line")),
                     col=_int(props.get("col")),
-                    title=props.get("title"),
+                    title=self._masked(props.get("title")),
                 )
             )
             where = ""

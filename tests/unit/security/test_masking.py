@@ -1,0 +1,148 @@
+"""Masking secrets and their common encodings (SECURITY-CASES.md 11, 12, 14)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from urllib.parse import quote
+
+import pytest
+
+from shipline.security.masking import MASK, Masker
+
+SECRET = 's3cr3t-V@lue/with+odd&chars "quoted" <x>'
+TOKEN = "ghp_9f8e7d6c5b4a3210fedcba9876543210abcd"
+
+
+def masked(value: str, text: str) -> str:
+    return Masker([value]).mask(text)
+
+
+def test_raw_value_is_masked_everywhere_in_a_line() -> None:
+    out = masked(TOKEN, f"token={TOKEN} again {TOKEN}.")
+    assert out == "token=*** again ***."
+
+
+def test_text_without_the_secret_is_unchanged() -> None:
+    assert masked(TOKEN, "nothing to see here") == "nothing to see here"
+
+
+def test_empty_masker_changes_nothing() -> None:
+    masker = Masker()
+    assert not masker
+    assert masker.mask(f"a {TOKEN}") == f"a {TOKEN}"
+
+
+def test_base64_of_the_value_is_masked() -> None:
+    encoded = base64.b64encode(TOKEN.encode()).decode()
+    out = masked(TOKEN, f"Authorization: Basic {encoded}")
+    assert TOKEN not in out
+    assert encoded[2:-2] not in out
+    assert MASK in out
+
+
+def test_base64_of_user_colon_value_is_masked() -> None:
+    encoded = base64.b64encode(b"user:" + TOKEN.encode()).decode()
+    out = masked(TOKEN, f"Authorization: Basic {encoded}")
+    assert out.startswith("Authorization: Basic ")
+    # Only a few characters next to the value's edges may survive.
+    assert len(out) < len("Authorization: Basic ") + 16
+
+
+@pytest.mark.parametrize("prefix_length", range(6))
+@pytest.mark.parametrize("secret", [TOKEN, TOKEN[:-1], TOKEN[:-2]])
+def test_base64_at_every_alignment(prefix_length: int, secret: str) -> None:
+    prefix = b"p" * prefix_length
+    encoded = base64.b64encode(prefix + secret.encode()).decode()
+    out = masked(secret, encoded)
+    assert MASK in out
+    before, _, after = out.partition(MASK)
+    # What survives is the prefix's own characters plus at most one mixed character per side.
+    assert len(before) <= (prefix_length * 4 + 2) // 3
+    assert len(after) <= 3  # one mixed character and `==` padding
+    # The middle of the encoding is gone.
+    middle = encoded[len(before) + 2 : len(encoded) - 4]
+    assert middle not in out
+
+
+def test_url_encoded_value_is_masked() -> None:
+    encoded = quote(SECRET, safe="")
+    assert encoded != SECRET
+    assert masked(SECRET, f"https://x.test/?p={encoded}&q=1") == "https://x.test/?p=***&q=1"
+
+
+def test_json_escaped_value_is_masked() -> None:
+    document = json.dumps({"password": SECRET})
+    assert SECRET not in document
+    assert masked(SECRET, document) == '{"password": "***"}'
+
+
+def test_xml_escaped_value_is_masked() -> None:
+    assert masked(SECRET, f"<p>{html.escape(SECRET)}</p>") == "<p>***</p>"
+
+
+def test_quoted_value_is_masked() -> None:
+    assert masked(TOKEN, f"'{TOKEN}' \"{TOKEN}\"") == "'***' \"***\""
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n"
+    "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n"
+    "-----END PRIVATE KEY-----"
+)
+
+
+def test_multi_line_secret_every_line_is_masked() -> None:
+    printed = "$ cat key.pem\n" + PEM + "\ndone"
+    lines = [Masker([PEM]).mask(line) for line in printed.split("\n")]
+    assert lines[0] == "$ cat key.pem"
+    assert lines[1:-1] == [MASK] * len(PEM.split("\n"))
+    assert lines[-1] == "done"
+
+
+def test_multi_line_secret_with_crlf_lines_is_masked() -> None:
+    masker = Masker([PEM.replace("\n", "\r\n")])
+    for line in PEM.split("\n"):
+        assert masker.mask(line) == MASK
+
+
+def test_multi_line_secret_registered_at_runtime() -> None:
+    masker = Masker()
+    assert masker.add(PEM)
+    for line in PEM.split("\n"):
+        assert masker.mask(f"  {line}") == f"  {MASK}"
+    assert masker.mask(PEM) == MASK
+
+
+@pytest.mark.parametrize("value", ["", "a", "ab", "  x ", "\n"])
+def test_short_values_are_refused(value: str) -> None:
+    masker = Masker()
+    assert masker.add(value) is False
+    assert not masker
+    assert masker.mask("ab a x") == "ab a x"
+
+
+def test_three_characters_is_enough() -> None:
+    masker = Masker()
+    assert masker.add("xyz") is True
+    assert masker.mask("a xyz b") == "a *** b"
+
+
+def test_longer_secret_wins_over_a_shorter_one_inside_it() -> None:
+    masker = Masker(["abc", "abcdef-long"])
+    assert masker.mask("abcdef-long") == MASK
+    assert masker.mask("abc") == MASK
+
+
+def test_later_added_value_is_masked_too() -> None:
+    masker = Masker([TOKEN])
+    masker.add("derived-jwt-123")
+    assert masker.mask(f"{TOKEN} derived-jwt-123") == "*** ***"
+
+
+def test_value_with_regex_characters_is_literal() -> None:
+    masker = Masker(["a.b*c+d"])
+    assert masker.mask("axbbbcd a.b*c+d") == "axbbbcd ***"
