@@ -329,7 +329,7 @@ def test_ctrl_c_cancels_and_prints_summary(repo: Repo) -> None:
             steps:
               - run: |
                   echo started
-                  sleep 60
+                  sleep 987
     """)
     repo.commit()
     env = {**os.environ}
@@ -351,7 +351,7 @@ def test_ctrl_c_cancels_and_prints_summary(repo: Repo) -> None:
     doc = json.loads(out)
     assert doc["status"] == "cancelled"
     assert "run #1: cancelled" in err
-    assert "sleep 60" not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+    assert "sleep 987" not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
                                             text=True).stdout
 
 
