@@ -23,8 +23,9 @@ class Repo:
         self.git("config", "user.name", "Dev")
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            ["git", *args], cwd=self.root, check=True, capture_output=True, text=True
+        ).stdout
 
     def write(self, path: str, text: str) -> Path:
         file = self.root / path
@@ -41,12 +42,20 @@ class Repo:
         return self.git("rev-parse", "HEAD").strip()
 
 
-def shipline(*args: str, cwd: Path, env: dict[str, str] | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def shipline(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("FORCE_COLOR", None)
-    return subprocess.run([sys.executable, "-m", "shipline", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shipline", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture

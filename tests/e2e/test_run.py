@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -48,8 +47,13 @@ def test_dag_outputs_and_matrix(repo: Repo, run) -> None:
     assert f"sha is {sha}" in result.stderr
     assert "cell 1 got 42" in result.stderr and "cell 2 got 42" in result.stderr
     step = jobs[0]["steps"][0]
-    assert step == {"id": "s", "name": step["name"], "status": "completed",
-                    "conclusion": "success", "exit_code": 0}
+    assert step == {
+        "id": "s",
+        "name": step["name"],
+        "status": "completed",
+        "conclusion": "success",
+        "exit_code": 0,
+    }
 
 
 def test_failure_exit_code_and_skipped_dependents(repo: Repo, run) -> None:
@@ -290,10 +294,16 @@ def test_workflow_dispatch_inputs(repo: Repo, run) -> None:
 
 
 def test_branch_filters_select_workflows(repo: Repo, run) -> None:
-    repo.workflow("on:\n  push:\n    branches: [release/*]\njobs:\n  r:\n    runs-on: x\n"
-                  "    steps:\n      - run: echo release\n", name="release.yml")
-    repo.workflow("on:\n  push:\n    branches: [main]\njobs:\n  m:\n    runs-on: x\n"
-                  "    steps:\n      - run: echo main-ran\n", name="main.yml")
+    repo.workflow(
+        "on:\n  push:\n    branches: [release/*]\njobs:\n  r:\n    runs-on: x\n"
+        "    steps:\n      - run: echo release\n",
+        name="release.yml",
+    )
+    repo.workflow(
+        "on:\n  push:\n    branches: [main]\njobs:\n  m:\n    runs-on: x\n"
+        "    steps:\n      - run: echo main-ran\n",
+        name="main.yml",
+    )
     repo.commit()
     result = run("run")
     assert result.returncode == 0, result.stderr
@@ -320,39 +330,44 @@ def test_not_a_repository(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_ctrl_c_cancels_and_prints_summary(repo: Repo) -> None:
-    repo.workflow("""
+def test_ctrl_c_cancels_and_prints_summary(repo: Repo, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    repo.workflow(f"""
         on: push
         jobs:
           long:
             runs-on: ubuntu-latest
             steps:
               - run: |
-                  echo started
+                  touch {marker}
                   sleep 987
     """)
     repo.commit()
-    env = {**os.environ}
-    proc = subprocess.Popen([sys.executable, "-m", "shipline", "run", "--json"], cwd=repo.root,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    time.sleep(1.5)
-    while time.monotonic() < deadline and proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=10)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    else:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipline", "run", "--json"],
+        cwd=repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the step never started"
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("shipline did not stop on SIGINT")
+        raise AssertionError("shipline did not stop on SIGINT") from None
     assert proc.returncode == 1, err
     doc = json.loads(out)
     assert doc["status"] == "cancelled"
     assert "run #1: cancelled" in err
-    assert "sleep 987" not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
-                                            text=True).stdout
+    assert (
+        "sleep 987"
+        not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    )
 
 
 def test_lint_reports_every_problem(repo: Repo, run) -> None:
