@@ -43,8 +43,9 @@ def parse_key_values(text: str, what: str) -> list[tuple[str, str]]:
         elif eq > 0:
             pairs.append((line[:eq], line[eq + 1 :]))
         else:
-            raise CommandFileError(f"{what}: line {i}: expected NAME=value or NAME<<EOF, "
-                                   f"got {line!r}")
+            raise CommandFileError(
+                f"{what}: line {i}: expected NAME=value or NAME<<EOF, got {line!r}"
+            )
     return pairs
 
 

@@ -23,12 +23,10 @@ def workflow(text: str) -> WorkflowSpec:
 def jobs_yaml(**needs: list[str]) -> str:
     lines = ["on: push", "jobs:"]
     for job_id, job_needs in needs.items():
-        lines += [
-            f"  {job_id}:",
-            "    runs-on: ubuntu-latest",
-            f"    needs: [{', '.join(job_needs)}]",
-            "    steps: [{run: echo " + job_id + "}]",
-        ]
+        lines += [f"  {job_id}:", "    runs-on: ubuntu-latest"]
+        if job_needs:
+            lines.append(f"    needs: [{', '.join(job_needs)}]")
+        lines.append("    steps: [{run: echo " + job_id + "}]")
     return "\n".join(lines) + "\n"
 
 
