@@ -46,7 +46,11 @@ def encoded_forms(value: str) -> set[str]:
         forms |= _base64_forms(stripped.encode())
         forms.add(quote(stripped, safe=""))
         forms.add(json.dumps(stripped)[1:-1])
+        # Most JSON writers (JavaScript's JSON.stringify, jq) leave non-ASCII unescaped.
+        forms.add(json.dumps(stripped, ensure_ascii=False)[1:-1])
         forms.add(html.escape(stripped))
+        # XML writers spell the apostrophe `&apos;`, html.escape `&#x27;`.
+        forms.add(html.escape(stripped).replace("&#x27;", "&apos;"))
     return {f for f in forms if len(f) >= MIN_LENGTH}
 
 

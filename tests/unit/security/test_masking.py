@@ -146,3 +146,16 @@ def test_later_added_value_is_masked_too() -> None:
 def test_value_with_regex_characters_is_literal() -> None:
     masker = Masker(["a.b*c+d"])
     assert masker.mask("axbbbcd a.b*c+d") == "axbbbcd ***"
+
+
+def test_json_escaped_non_ascii_value_is_masked_both_ways() -> None:
+    value = 'pässwörd-"quoted"'
+    for document in (json.dumps([value]), json.dumps([value], ensure_ascii=False)):
+        assert value not in document
+        assert masked(value, document) == '["***"]'
+
+
+def test_xml_apostrophe_entity_is_masked() -> None:
+    value = "it's-a-secret"
+    assert masked(value, "<v>it&apos;s-a-secret</v>") == "<v>***</v>"
+    assert masked(value, "<v>it&#x27;s-a-secret</v>") == "<v>***</v>"
