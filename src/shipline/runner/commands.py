@@ -108,8 +108,9 @@ class OutputProcessor:
                 text = self._command(stripped)
                 if text is None:
                     continue
+                # Not a command (`  ::std::cout`, IPv6 `::1`): keep the line as printed.
                 # An unescaped `%0A` makes several log lines; each is masked on its own.
-                shown = text.split("\n")
+                shown = [line] if text == stripped else text.split("\n")
             out.extend([self.masker.mask(part) for part in shown] if self.masker else shown)
         if out:
             self.emit(out)

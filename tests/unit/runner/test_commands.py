@@ -213,3 +213,8 @@ def test_annotation_title_and_file_are_masked() -> None:
     assert sink.annotations[0].title == "leak ***"
     assert sink.annotations[0].file == "x/***.py"
     assert SECRET not in "\n".join(sink.lines)
+
+
+def test_indented_lines_that_are_not_commands_keep_their_indentation() -> None:
+    lines = Sink().run(b"x\n    ::std::cout << 1;\n  ::1 localhost\n  ::notice::n\n")
+    assert lines == ["x", "    ::std::cout << 1;", "  ::1 localhost", "Notice: n"]
