@@ -145,10 +145,12 @@ class GitSourceProvider:
             if (dest / ".git" / "shallow").exists():
                 fetch.append("--unshallow")
             refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", sha]
+            if branch:
+                refspecs.append(f"+{sha}:refs/heads/{branch}")
         else:
             fetch += ["--no-tags", f"--depth={fetch_depth}"]
             if branch:
-                refspecs = [f"+{sha}:refs/remotes/origin/{branch}"]
+                refspecs = [f"+{sha}:refs/remotes/origin/{branch}", f"+{sha}:refs/heads/{branch}"]
             elif tag:
                 # By name, so an annotated tag arrives as a tag object (`git describe`);
                 # the commit as well, in case the tag moved since the run started.
@@ -156,10 +158,11 @@ class GitSourceProvider:
             else:
                 refspecs = [sha]
         log(f"Fetching {full_ref or sha} ({sha[:12]}) from {self.repo}, depth {fetch_depth}")
-        await self._git(dest, *fetch, "origin", "--end-of-options", *refspecs)
+        # The local branch is written by the fetch itself (one git process less);
+        # --update-head-ok because it may be the branch HEAD already names.
+        await self._git(dest, *fetch, "--update-head-ok", "origin", "--end-of-options", *refspecs)
 
         if branch:
-            await self._git(dest, "update-ref", "--end-of-options", f"refs/heads/{branch}", sha)
             await self._git(dest, "symbolic-ref", "--", "HEAD", f"refs/heads/{branch}")
         else:
             await self._git(dest, "update-ref", "--no-deref", "--end-of-options", "HEAD", sha)
