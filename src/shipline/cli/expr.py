@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
 
 def expr(
     expression: str = typer.Argument(..., help="The expression, with or without ${{ }}."),
-    context: Path | None = typer.Option(None, "--context", help="A JSON file: an object of "
-                                        "contexts (github, env, matrix, ...)."),
+    context: Path | None = typer.Option(
+        None, "--context", help="A JSON file: an object of contexts (github, env, matrix, ...)."
+    ),
 ) -> None:
     """Evaluate one expression and print its value as JSON."""
     from shipline.spec.expressions import ExpressionError, evaluate, evaluate_template, to_json

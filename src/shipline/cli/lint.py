@@ -14,10 +14,11 @@ def register(app: typer.Typer) -> None:
 
 
 def lint(
-    paths: list[Path] = typer.Argument(None, help="Workflow files or directories (default: "
-                                       "the repository's workflows)."),
+    paths: list[Path] = typer.Argument(
+        None, help="Workflow files or directories (default: the repository's workflows)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the diagnostics as JSON."),
-    directory: Path = typer.Option(Path("."), "-C", help="Work in this directory."),
+    directory: Path = typer.Option(Path(), "-C", help="Work in this directory."),
 ) -> None:
     """Check workflow files: YAML, keys, types, needs, expressions, cron, globs, actions."""
     from shipline.cli.common import fail_usage
@@ -26,8 +27,10 @@ def lint(
 
     files = _files(paths or [], directory)
     if not files:
-        fail_usage("no workflow files found (looked in .shipline/workflows and "
-                   ".github/workflows; pass paths to lint other files)")
+        fail_usage(
+            "no workflow files found (looked in .shipline/workflows and "
+            ".github/workflows; pass paths to lint other files)"
+        )
     diagnostics = []
     for file in files:
         try:
@@ -49,8 +52,9 @@ def lint(
         for d in diagnostics:
             sys.stdout.write(d.format() + "\n")
         warnings = len(diagnostics) - errors
-        sys.stderr.write(f"{len(files)} file(s) checked: {errors} error(s), "
-                         f"{warnings} warning(s)\n")
+        sys.stderr.write(
+            f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)\n"
+        )
     raise typer.Exit(1 if errors else 0)
 
 

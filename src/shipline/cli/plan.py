@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,12 +16,13 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     workflow: str | None = typer.Argument(None, help="A workflow file or name."),
-    event: str = typer.Option("push", "--event", "-e", help="push, pull_request, "
-                              "workflow_dispatch or schedule."),
+    event: str = typer.Option(
+        "push", "--event", "-e", help="push, pull_request, workflow_dispatch or schedule."
+    ),
     job: list[str] = typer.Option([], "-j", "--job", help="Plan only this job and its needs."),
     matrix: list[str] = typer.Option([], "--matrix", help="Only matrix cells with KEY=VALUE."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
-    directory: Path = typer.Option(Path("."), "-C", help="Work in this directory."),
+    directory: Path = typer.Option(Path(), "-C", help="Work in this directory."),
 ) -> None:
     """Show which workflows and jobs an event starts: matrix cells, needs, conditions."""
     from shipline.cli.common import fail_usage, key_values, print_workflow_error
@@ -37,15 +39,20 @@ def plan(
         if workflow:
             paths = [_find_workflow(workflow, paths, repo.root, directory)]
         ev = _event(repo, event)
-        selected, skipped = select_workflows(paths, repo.root, ev, jobs=job or None,
-                                             matrix=key_values(matrix, "--matrix"),
-                                             explicit=bool(workflow))
+        selected, skipped = select_workflows(
+            paths,
+            repo.root,
+            ev,
+            jobs=job or None,
+            matrix=key_values(matrix, "--matrix"),
+            explicit=bool(workflow),
+        )
     except WorkflowError as exc:
         print_workflow_error(exc)
         raise typer.Exit(2) from exc
     except UsageError as exc:
         fail_usage(str(exc))
-    doc = {
+    doc: dict[str, Any] = {
         "event": {"name": ev.name, "ref": ev.ref, "sha": ev.sha},
         "workflows": [
             {
@@ -74,12 +81,14 @@ def plan(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     out = [f"event: {ev.name} {ev.ref} {ev.sha[:12]}"]
-    for w in doc["workflows"]:  # type: ignore[union-attr]
+    for w in doc["workflows"]:
         out.append(f"\n{w['file']} ({w['name']}) — runs, digest {str(w['digest'])[:12]}")
         for j in w["jobs"]:
             needs = f" needs {', '.join(j['needs'])}" if j["needs"] else ""
             cond = f" if {j['if']}" if j["if"] != "success()" else ""
-            dyn = " (matrix from an expression: expanded at run time)" if j["dynamic_matrix"] else ""
+            dyn = (
+                " (matrix from an expression: expanded at run time)" if j["dynamic_matrix"] else ""
+            )
             out.append(f"  {j['key']}{needs}{cond}{dyn}")
         for n in w["not_selected"]:
             out.append(f"  {n['job']}: not selected — {n['reason']}")

@@ -60,8 +60,10 @@ class PlainReporter:
         note = ""
         if result.outcome is Conclusion.FAILURE and result.conclusion is Conclusion.SUCCESS:
             note = " (failed, continue-on-error)"
-        self.write(f"{self._prefix(job_key)}{SYMBOL[result.conclusion]} {result.name} "
-                   f"({took:.2f}s){note}\n")
+        self.write(
+            f"{self._prefix(job_key)}{SYMBOL[result.conclusion]} {result.name} "
+            f"({took:.2f}s){note}\n"
+        )
 
     def job_finished(self, result: JobResult) -> None:
         took = max(0.0, result.finished - result.started)
@@ -128,8 +130,10 @@ class RichReporter(PlainReporter):
             return
         colour = "green" if result.conclusion is Conclusion.SUCCESS else "red"
         took = max(0.0, result.finished - result.started)
-        self.console.print(f"{self._styled(job_key)}[{colour}]{SYMBOL[result.conclusion]}[/] "
-                           f"{escape(result.name)} [dim]({took:.2f}s)[/]")
+        self.console.print(
+            f"{self._styled(job_key)}[{colour}]{SYMBOL[result.conclusion]}[/] "
+            f"{escape(result.name)} [dim]({took:.2f}s)[/]"
+        )
 
     def job_finished(self, result: JobResult) -> None:
         self.running.discard(result.key)
@@ -141,8 +145,9 @@ class RichReporter(PlainReporter):
         from rich.markup import escape
 
         self.names.setdefault(result.key, result.name)
-        self.console.print(f"{self._styled(result.key)}[dim]job {result.conclusion}: "
-                           f"{escape(reason)}[/]")
+        self.console.print(
+            f"{self._styled(result.key)}[dim]job {result.conclusion}: {escape(reason)}[/]"
+        )
 
     def summary(self, session: SessionResult) -> None:
         from rich.table import Table
@@ -168,21 +173,24 @@ def summary_rows(session: SessionResult) -> list[tuple[str, str, str, str, str]]
         cells = {p.key: p.matrix_dict for p in outcome.selected.plan.jobs}
         for job in outcome.result.jobs:
             took = max(0.0, job.finished - job.started) if job.started else 0.0
-            rows.append((
-                outcome.selected.spec.display_name,
-                job.job_id,
-                cell_label(cells.get(job.key, {})),
-                f"{SYMBOL[job.conclusion]} {job.conclusion}",
-                f"{took:.2f}s" if job.started else "",
-            ))
+            rows.append(
+                (
+                    outcome.selected.spec.display_name,
+                    job.job_id,
+                    cell_label(cells.get(job.key, {})),
+                    f"{SYMBOL[job.conclusion]} {job.conclusion}",
+                    f"{took:.2f}s" if job.started else "",
+                )
+            )
     return rows
 
 
 def summary_text(session: SessionResult) -> str:
     rows = summary_rows(session)
     header = ("workflow", "job", "matrix", "result", "duration")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     lines = [f"run #{session.run_number}: {session.conclusion}"]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:

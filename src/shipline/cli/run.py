@@ -25,31 +25,43 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    workflow: str | None = typer.Argument(None, help="A workflow file or name (default: all "
-                                          "the event triggers)."),
-    job: list[str] = typer.Option([], "-j", "--job", help="Run only this job (and the jobs it "
-                                  "needs). Repeatable."),
-    event: str = typer.Option("push", "--event", "-e", help="push, pull_request, "
-                              "workflow_dispatch or schedule."),
+    workflow: str | None = typer.Argument(
+        None, help="A workflow file or name (default: all the event triggers)."
+    ),
+    job: list[str] = typer.Option(
+        [], "-j", "--job", help="Run only this job (and the jobs it needs). Repeatable."
+    ),
+    event: str = typer.Option(
+        "push", "--event", "-e", help="push, pull_request, workflow_dispatch or schedule."
+    ),
     input_: list[str] = typer.Option([], "--input", help="A workflow_dispatch input K=V."),
     var: list[str] = typer.Option([], "--var", help="A configuration variable K=V (vars)."),
-    secret: list[str] = typer.Option([], "--secret", help="A secret NAME, read from the "
-                                     "environment variable NAME."),
-    secrets_file: Path | None = typer.Option(None, "--secrets-file", help="A dotenv file of "
-                                             "secrets."),
+    secret: list[str] = typer.Option(
+        [], "--secret", help="A secret NAME, read from the environment variable NAME."
+    ),
+    secrets_file: Path | None = typer.Option(
+        None, "--secrets-file", help="A dotenv file of secrets."
+    ),
     parallel: int = typer.Option(0, "--parallel", "-p", help="Jobs at once (default: cores)."),
-    matrix: list[str] = typer.Option([], "--matrix", help="Run only matrix cells with "
-                                     "KEY=VALUE. Repeatable."),
+    matrix: list[str] = typer.Option(
+        [], "--matrix", help="Run only matrix cells with KEY=VALUE. Repeatable."
+    ),
     executor: str = typer.Option("shell", "--executor", help="How steps run: shell."),
-    buildspec: Path | None = typer.Option(None, "--buildspec", help="Run this CodeBuild "
-                                          "buildspec file as a job."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; "
-                                  "logs go to stderr."),
-    directory: Path = typer.Option(Path("."), "-C", help="Run in this directory."),
-    state_dir: Path | None = typer.Option(None, "--state-dir", help="Where local state goes "
-                                          "(default: .shipline/local in the repository)."),
-    keep_workspaces: bool = typer.Option(False, "--keep-workspaces", help="Keep the job "
-                                         "directories after the run."),
+    buildspec: Path | None = typer.Option(
+        None, "--buildspec", help="Run this CodeBuild buildspec file as a job."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON document on stdout; logs go to stderr."
+    ),
+    directory: Path = typer.Option(Path(), "-C", help="Run in this directory."),
+    state_dir: Path | None = typer.Option(
+        None,
+        "--state-dir",
+        help="Where local state goes (default: .shipline/local in the repository).",
+    ),
+    keep_workspaces: bool = typer.Option(
+        False, "--keep-workspaces", help="Keep the job directories after the run."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show ::debug:: lines."),
 ) -> None:
     """Run the workflows an event triggers, with live logs and a summary."""
@@ -62,9 +74,23 @@ def run(
     if parallel < 0:
         fail_usage("--parallel must be at least 1")
     try:
-        code = _run(workflow, job, event, input_, var, secret, secrets_file,
-                    parallel or (os.cpu_count() or 1), matrix, buildspec, json_out, directory,
-                    state_dir, keep_workspaces, debug)
+        code = _run(
+            workflow,
+            job,
+            event,
+            input_,
+            var,
+            secret,
+            secrets_file,
+            parallel or (os.cpu_count() or 1),
+            matrix,
+            buildspec,
+            json_out,
+            directory,
+            state_dir,
+            keep_workspaces,
+            debug,
+        )
     except WorkflowError as exc:
         print_workflow_error(exc)
         raise typer.Exit(2) from exc
@@ -73,15 +99,28 @@ def run(
     raise typer.Exit(code)
 
 
-def _run(workflow: str | None, jobs: list[str], event_name: str, inputs: list[str],
-         vars_: list[str], secret_names: list[str], secrets_file: Path | None, parallel: int,
-         matrix: list[str], buildspec: Path | None, json_out: bool, directory: Path,
-         state_dir: Path | None, keep: bool, debug: bool) -> int:
+def _run(
+    workflow: str | None,
+    jobs: list[str],
+    event_name: str,
+    inputs: list[str],
+    vars_: list[str],
+    secret_names: list[str],
+    secrets_file: Path | None,
+    parallel: int,
+    matrix: list[str],
+    buildspec: Path | None,
+    json_out: bool,
+    directory: Path,
+    state_dir: Path | None,
+    keep: bool,
+    debug: bool,
+) -> int:
     from shipline.cli.reporter import PlainReporter, RichReporter
     from shipline.domain.errors import UsageError
     from shipline.domain.status import Conclusion
     from shipline.local.repo import discover_workflows, inspect_repo
-    from shipline.local.session import LocalRun, Selected, read_workflow, select_workflows
+    from shipline.local.session import LocalRun, Selected, select_workflows
     from shipline.plan.compile import compile_plan
 
     repo = inspect_repo(directory.resolve())
@@ -96,8 +135,9 @@ def _run(workflow: str | None, jobs: list[str], event_name: str, inputs: list[st
         paths = [_find_workflow(workflow, paths, repo.root, directory)]
         explicit = True
     event = _event(repo, event_name)
-    selected, skipped = select_workflows(paths, repo.root, event, jobs=jobs or None,
-                                         matrix=selectors, explicit=explicit)
+    selected, skipped = select_workflows(
+        paths, repo.root, event, jobs=jobs or None, matrix=selectors, explicit=explicit
+    )
     bs_path = buildspec or (repo.root / "buildspec.yml")
     if (buildspec is not None or (not workflow and bs_path.is_file())) and (
         not jobs or "build" in jobs
@@ -109,29 +149,51 @@ def _run(workflow: str | None, jobs: list[str], event_name: str, inputs: list[st
         spec = buildspec_workflow(bs_path, repo.root)
         selected.append(Selected(bs_path, spec, compile_plan(spec, event, matrix=selectors)))
     if not selected:
-        reasons = "\n".join(f"  {f}: {why}" for f, why in skipped) or "  (no workflow files in "\
-            ".shipline/workflows or .github/workflows)"
+        reasons = (
+            "\n".join(f"  {f}: {why}" for f, why in skipped)
+            or "  (no workflow files in .shipline/workflows or .github/workflows)"
+        )
         raise UsageError(f"no workflow is triggered by this {event_name} event:\n{reasons}")
     dispatch_inputs: dict[str, object] = {}
     if event_name == "workflow_dispatch":
         for item in selected:
-            dispatch_inputs.update(_inputs(item.spec.triggers.dispatch_inputs, raw_inputs,
-                                           item.spec.file))
+            dispatch_inputs.update(
+                _inputs(item.spec.triggers.dispatch_inputs, raw_inputs, item.spec.file)
+            )
     elif raw_inputs:
         raise UsageError("--input is for --event workflow_dispatch")
     if event_name == "workflow_dispatch":
         event = _with_inputs(event, dispatch_inputs)
-        selected = [Selected(s.path, s.spec, compile_plan(
-            s.spec, event, jobs=[j for j in jobs if s.spec.job(j)] or None, matrix=selectors))
-            if s.spec.triggers.get("workflow_dispatch") else s for s in selected]
+        selected = [
+            Selected(
+                s.path,
+                s.spec,
+                compile_plan(
+                    s.spec, event, jobs=[j for j in jobs if s.spec.job(j)] or None, matrix=selectors
+                ),
+            )
+            if s.spec.triggers.get("workflow_dispatch")
+            else s
+            for s in selected
+        ]
     stream = sys.stderr if json_out else sys.stdout
     reporter = RichReporter() if (stream.isatty() and not json_out) else PlainReporter(stream)
     for file, why in skipped:
         reporter.output("", "", [f"skipping {file}: {why}"])
-    local = LocalRun(repo=repo, event=event, selected=selected, observer=reporter,
-                     parallel=parallel, vars=variables, secrets=secrets,
-                     inputs=dispatch_inputs, matrix=tuple(selectors), state_override=state_dir,
-                     keep_workspaces=keep, debug=debug)
+    local = LocalRun(
+        repo=repo,
+        event=event,
+        selected=selected,
+        observer=reporter,
+        parallel=parallel,
+        vars=variables,
+        secrets=secrets,
+        inputs=dispatch_inputs,
+        matrix=tuple(selectors),
+        state_override=state_dir,
+        keep_workspaces=keep,
+        debug=debug,
+    )
     try:
         session = local.run()
     finally:
@@ -154,13 +216,13 @@ def _find_workflow(name: str, paths: list[Path], root: Path, cwd: Path) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     for path in paths:
-        if path.name == name or path.stem == name:
+        if name in (path.name, path.stem):
             return path
     for path in paths:
         try:
             if read_workflow(path, root).name == name:
                 return path
-        except Exception:  # noqa: BLE001 - a broken file is not the one asked for
+        except Exception:
             continue
     known = ", ".join(p.relative_to(root).as_posix() for p in paths) or "none"
     raise UsageError(f"no workflow {name!r} (workflows: {known})")
@@ -174,8 +236,11 @@ def _event(repo: RepoInfo, name: str) -> Event:
     payload: dict[str, object] = {
         "ref": ref,
         "after": repo.sha,
-        "repository": {"full_name": repo.repository, "name": repo.repository.split("/")[-1],
-                       "default_branch": branch},
+        "repository": {
+            "full_name": repo.repository,
+            "name": repo.repository.split("/")[-1],
+            "default_branch": branch,
+        },
         "sender": {"login": os.environ.get("USER", "shipline")},
     }
     base_ref = head_ref = None
@@ -184,14 +249,30 @@ def _event(repo: RepoInfo, name: str) -> Event:
         base_ref = "main"
         head_ref = branch
         action = "synchronize"
-        payload = {"action": action, "number": 1, "pull_request": {
-            "number": 1, "head": {"ref": head_ref, "sha": repo.sha},
-            "base": {"ref": base_ref}, "title": "local run"}, **payload}
+        payload = {
+            "action": action,
+            "number": 1,
+            "pull_request": {
+                "number": 1,
+                "head": {"ref": head_ref, "sha": repo.sha},
+                "base": {"ref": base_ref},
+                "title": "local run",
+            },
+            **payload,
+        }
         ref = "refs/pull/1/merge"
-    return Event(name=name, ref=ref, sha=repo.sha, repository=repo.repository,
-                 actor=os.environ.get("USER", "shipline"), base_ref=base_ref,
-                 head_ref=head_ref, action=action, changed_paths=repo.changed_paths,
-                 payload=payload)
+    return Event(
+        name=name,
+        ref=ref,
+        sha=repo.sha,
+        repository=repo.repository,
+        actor=os.environ.get("USER", "shipline"),
+        base_ref=base_ref,
+        head_ref=head_ref,
+        action=action,
+        changed_paths=repo.changed_paths,
+        payload=payload,
+    )
 
 
 def _with_inputs(event: Event, inputs: dict[str, object]) -> Event:
@@ -202,16 +283,19 @@ def _with_inputs(event: Event, inputs: dict[str, object]) -> Event:
     return dataclasses.replace(event, inputs=tuple(inputs.items()), payload=payload)
 
 
-def _inputs(specs: tuple[DispatchInput, ...], given: dict[str, str], file: str
-            ) -> dict[str, object]:
+def _inputs(
+    specs: tuple[DispatchInput, ...], given: dict[str, str], file: str
+) -> dict[str, object]:
     """Dispatch inputs checked against their declared types, defaults filled in."""
     from shipline.domain.errors import UsageError
 
     known = {s.name for s in specs}
     unknown = sorted(set(given) - known)
     if unknown:
-        raise UsageError(f"{file}: unknown input(s) {', '.join(unknown)} "
-                         f"(inputs: {', '.join(sorted(known)) or 'none'})")
+        raise UsageError(
+            f"{file}: unknown input(s) {', '.join(unknown)} "
+            f"(inputs: {', '.join(sorted(known)) or 'none'})"
+        )
     out: dict[str, object] = {}
     for spec in specs:
         if spec.name in given:
@@ -219,15 +303,15 @@ def _inputs(specs: tuple[DispatchInput, ...], given: dict[str, str], file: str
         elif spec.default is not None:
             raw = spec.default if isinstance(spec.default, str) else json.dumps(spec.default)
         elif spec.required:
-            raise UsageError(f"{file}: input {spec.name!r} is required (--input "
-                             f"{spec.name}=VALUE)")
+            raise UsageError(f"{file}: input {spec.name!r} is required (--input {spec.name}=VALUE)")
         else:
             raw = ""
         value: object = raw
         if spec.type == "boolean":
             if raw.lower() not in ("true", "false", ""):
-                raise UsageError(f"input {spec.name!r} is a boolean: use true or false, "
-                                 f"not {raw!r}")
+                raise UsageError(
+                    f"input {spec.name!r} is a boolean: use true or false, not {raw!r}"
+                )
             value = raw.lower() == "true"
         elif spec.type == "number" and raw != "":
             try:
@@ -235,8 +319,9 @@ def _inputs(specs: tuple[DispatchInput, ...], given: dict[str, str], file: str
             except ValueError:
                 raise UsageError(f"input {spec.name!r} is a number, not {raw!r}") from None
         elif spec.type == "choice" and raw and raw not in spec.options:
-            raise UsageError(f"input {spec.name!r} must be one of {', '.join(spec.options)}, "
-                             f"not {raw!r}")
+            raise UsageError(
+                f"input {spec.name!r} must be one of {', '.join(spec.options)}, not {raw!r}"
+            )
         out[spec.name] = value
     return out
 
@@ -255,8 +340,10 @@ def _secrets(names: list[str], file: Path | None) -> dict[str, str]:
                 secrets[key] = value
     for name in names:
         if "=" in name:
-            raise UsageError(f"--secret takes a NAME whose value is read from the environment "
-                             f"variable of that name, never the value itself (got {name.split('=')[0]}=…)")
+            raise UsageError(
+                f"--secret takes a NAME whose value is read from the environment "
+                f"variable of that name, never the value itself (got {name.split('=')[0]}=…)"
+            )
         if name not in os.environ:
             raise UsageError(f"--secret {name}: the environment variable {name} is not set")
         secrets[name] = os.environ[name]

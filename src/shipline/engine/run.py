@@ -78,9 +78,15 @@ class _Status:
 class Engine:
     """Schedules the jobs of one plan."""
 
-    def __init__(self, plan: Plan, dispatcher: JobDispatcher, observer: RunObserver,
-                 options: RunOptions, github: Mapping[str, object],
-                 slots: asyncio.Semaphore | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        dispatcher: JobDispatcher,
+        observer: RunObserver,
+        options: RunOptions,
+        github: Mapping[str, object],
+        slots: asyncio.Semaphore | None = None,
+    ) -> None:
         self.plan = plan
         self.slots = slots
         self.dispatcher = dispatcher
@@ -147,8 +153,9 @@ class Engine:
             out[need] = {"result": str(self._conclusion_of(need)), "outputs": outputs}
         return out
 
-    def _start_ready(self, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]],
-                     wake: asyncio.Event) -> bool:
+    def _start_ready(
+        self, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]], wake: asyncio.Event
+    ) -> bool:
         progressed = False
         for job in list(self.pending):
             if job not in self.pending:
@@ -166,8 +173,9 @@ class Engine:
             progressed = True
             try:
                 if not self._should_run(job):
-                    conclusion = (Conclusion.CANCELLED if self.cancel.is_set()
-                                  else Conclusion.SKIPPED)
+                    conclusion = (
+                        Conclusion.CANCELLED if self.cancel.is_set() else Conclusion.SKIPPED
+                    )
                     self._skip(job, conclusion, "its if condition is false")
                     continue
                 if job.dynamic_matrix:
@@ -214,7 +222,7 @@ class Engine:
         contexts = self._contexts(job)
         contexts.pop("matrix")
         contexts.pop("strategy")
-        return truthy(evaluate(text, contexts, status))
+        return truthy(evaluate(text, contexts, status))  # type: ignore[arg-type]
 
     def _expand(self, job: PlannedJob) -> None:
         strategy = job.spec.strategy
@@ -229,8 +237,13 @@ class Engine:
         self.pending[0:0] = cells
 
     def _skip(self, job: PlannedJob, conclusion: Conclusion, reason: str) -> None:
-        result = JobResult(job.key, job.job_id, job.display_name, conclusion,
-                           error=reason if conclusion is Conclusion.FAILURE else None)
+        result = JobResult(
+            job.key,
+            job.job_id,
+            job.display_name,
+            conclusion,
+            error=reason if conclusion is Conclusion.FAILURE else None,
+        )
         self._record(job, result)
         self.observer.job_skipped(result, reason)
 
@@ -238,13 +251,13 @@ class Engine:
         self.results.setdefault(job.job_id, []).append(result)
         self.cells_left[job.job_id] = self.cells_left.get(job.job_id, 1) - 1
 
-    async def _run_job(self, job: PlannedJob, cancel: asyncio.Event, slots: asyncio.Semaphore,
-                       wake: asyncio.Event) -> None:
+    async def _run_job(
+        self, job: PlannedJob, cancel: asyncio.Event, slots: asyncio.Semaphore, wake: asyncio.Event
+    ) -> None:
         try:
             async with slots:
                 if cancel.is_set():
-                    result = JobResult(job.key, job.job_id, job.display_name,
-                                       Conclusion.CANCELLED)
+                    result = JobResult(job.key, job.job_id, job.display_name, Conclusion.CANCELLED)
                     self.observer.job_skipped(result, "the run was cancelled")
                 else:
                     result = await self.dispatcher.run(self._assignment(job), cancel)
@@ -287,8 +300,8 @@ class Engine:
         if isinstance(strategy.fail_fast, bool):
             return strategy.fail_fast
         try:
-            value = evaluate_template(strategy.fail_fast, self._contexts(job))
-            return truthy(value)  # type: ignore[arg-type]
+            value = evaluate_template(strategy.fail_fast, self._contexts(job))  # type: ignore[arg-type]
+            return truthy(value)
         except ExpressionError:
             return True
 

@@ -55,8 +55,9 @@ def staging_script(artifacts: BuildArtifacts, dest: str) -> str:
 
 def _glob(pattern: str) -> str:
     """A CodeBuild path pattern as a bash glob (`**/*` works with globstar)."""
-    return "".join(ch if ch in "*?[]/" or ch.isalnum() or ch in "._-" else "\\" + ch
-                   for ch in pattern)
+    return "".join(
+        ch if ch in "*?[]/" or ch.isalnum() or ch in "._-" else "\\" + ch for ch in pattern
+    )
 
 
 def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
@@ -71,20 +72,37 @@ def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
         errors = [d for d in diagnostics if d.severity is Severity.ERROR]
         raise WorkflowError(f"{rel} is not a valid buildspec", list(errors))
     steps = [
-        StepSpec(index=0, id="checkout", name="Check out the source",
-                 uses="actions/checkout@v4"),
-        StepSpec(index=1, id="phases", name="Run buildspec phases", run=driver_script(spec),
-                 shell="bash {0}" if spec.shell == "bash" else f"{spec.shell} {{0}}",
-                 pos=Pos(1, 1)),
+        StepSpec(index=0, id="checkout", name="Check out the source", uses="actions/checkout@v4"),
+        StepSpec(
+            index=1,
+            id="phases",
+            name="Run buildspec phases",
+            run=driver_script(spec),
+            shell="bash {0}" if spec.shell == "bash" else f"{spec.shell} {{0}}",
+            pos=Pos(1, 1),
+        ),
     ]
     if spec.artifacts is not None and spec.artifacts.files:
         name = spec.artifacts.name or "buildspec"
         dest = "${{ runner.temp }}/codebuild-artifacts"
-        steps.append(StepSpec(index=2, id="collect", name="Collect artifacts",
-                              run=staging_script(spec.artifacts, dest), shell="bash {0}"))
-        steps.append(StepSpec(index=3, id="upload", name=f"Upload artifact {name}",
-                              uses="actions/upload-artifact@v4",
-                              with_=(("name", name), ("path", dest))))
+        steps.append(
+            StepSpec(
+                index=2,
+                id="collect",
+                name="Collect artifacts",
+                run=staging_script(spec.artifacts, dest),
+                shell="bash {0}",
+            )
+        )
+        steps.append(
+            StepSpec(
+                index=3,
+                id="upload",
+                name=f"Upload artifact {name}",
+                uses="actions/upload-artifact@v4",
+                with_=(("name", name), ("path", dest)),
+            )
+        )
     env = (
         ("CODEBUILD_SRC_DIR", "${{ github.workspace }}"),
         ("CODEBUILD_RESOLVED_SOURCE_VERSION", "${{ github.sha }}"),
@@ -94,8 +112,13 @@ def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
         ("CODEBUILD_INITIATOR", "shipline"),
         *spec.variables,
     )
-    job = JobSpec(id="build", name="buildspec", runs_on="codebuild", env=env,
-                  steps=tuple(steps), pos=Pos(1, 1))
+    job = JobSpec(
+        id="build",
+        name="buildspec",
+        runs_on="codebuild",
+        env=env,
+        steps=tuple(steps),
+        pos=Pos(1, 1),
+    )
     events = tuple(EventTrigger(n) for n in ("push", "pull_request", "workflow_dispatch"))
-    return WorkflowSpec(file=rel, name=f"CodeBuild {rel}", triggers=Triggers(events),
-                        jobs=(job,))
+    return WorkflowSpec(file=rel, name=f"CodeBuild {rel}", triggers=Triggers(events), jobs=(job,))

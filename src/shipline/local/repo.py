@@ -35,10 +35,14 @@ def inspect_repo(directory: Path) -> RepoInfo:
     lines = top.stdout.split()
     if top.returncode != 0 or len(lines) < 2:
         if "not a git repository" in top.stderr:
-            raise UsageError(f"{directory} is not inside a git repository "
-                             "(run `git init` and commit your workflow first)")
-        raise UsageError(f"{directory}: the repository has no commit yet "
-                         "(shipline runs the workflows at a commit: commit first)")
+            raise UsageError(
+                f"{directory} is not inside a git repository "
+                "(run `git init` and commit your workflow first)"
+            )
+        raise UsageError(
+            f"{directory}: the repository has no commit yet "
+            "(shipline runs the workflows at a commit: commit first)"
+        )
     root, sha = Path(lines[0]), lines[1]
     branch_out = _git(root, "symbolic-ref", "-q", "--short", "HEAD")
     branch = branch_out.stdout.strip() or None
@@ -66,7 +70,8 @@ def discover_workflows(root: Path) -> list[Path]:
         directory = root / folder
         if directory.is_dir():
             found.extend(
-                sorted(p for p in directory.iterdir()
-                       if p.suffix in (".yml", ".yaml") and p.is_file())
+                sorted(
+                    p for p in directory.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file()
+                )
             )
     return found

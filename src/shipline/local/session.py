@@ -7,6 +7,7 @@ concrete executor, stores and source provider for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,24 +20,42 @@ from pathlib import Path
 from shipline.domain.errors import UsageError, WorkflowError
 from shipline.domain.status import Conclusion, combine
 from shipline.engine.run import Engine, RunObserver, RunOptions, RunResult
-from shipline.executors.shell import ShellExecutor
 from shipline.local.repo import RepoInfo
 from shipline.plan.compile import Plan, PlanError, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.triggers import triggered
-from shipline.runner.job import JobRunner
-from shipline.scm.git_checkout import GitSourceProvider
 from shipline.spec.diagnostics import Diagnostic, Severity
 from shipline.spec.models import WorkflowSpec
 from shipline.spec.workflow import load_workflow
-from shipline.store.blobs import BlobStore
-from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.wiring import local_job_runner
 
 # Variables of the user's environment that steps of a local run inherit.
-HOST_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ",
-            "SHELL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_INDEX_URL",
-            "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONSTRAINT", "PIP_CONFIG_FILE",
-            "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+HOST_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TZ",
+    "SHELL",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_CONSTRAINT",
+    "PIP_CONFIG_FILE",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +95,15 @@ def read_workflow(path: Path, root: Path) -> WorkflowSpec:
     return spec
 
 
-def select_workflows(paths: list[Path], root: Path, event: Event, *, jobs: list[str] | None,
-                     matrix: list[tuple[str, str]], explicit: bool
-                     ) -> tuple[list[Selected], list[tuple[str, str]]]:
+def select_workflows(
+    paths: list[Path],
+    root: Path,
+    event: Event,
+    *,
+    jobs: list[str] | None,
+    matrix: list[tuple[str, str]],
+    explicit: bool,
+) -> tuple[list[Selected], list[tuple[str, str]]]:
     """The workflows `event` starts (all given ones when `explicit`), planned.
 
     Returns them and the (file, reason) of those left out.
@@ -95,12 +120,14 @@ def select_workflows(paths: list[Path], root: Path, event: Event, *, jobs: list[
             skipped.append((spec.file, "has none of the jobs selected with -j"))
             continue
         try:
-            plan = compile_plan(spec, event, jobs=[j for j in jobs or [] if spec.job(j)] or None,
-                                matrix=matrix)
+            plan = compile_plan(
+                spec, event, jobs=[j for j in jobs or [] if spec.job(j)] or None, matrix=matrix
+            )
         except PlanError as exc:
-            raise WorkflowError(f"{spec.file}: {exc}",
-                                [Diagnostic("plan", Severity.ERROR, spec.file, 1, 1, str(exc))]
-                                ) from exc
+            raise WorkflowError(
+                f"{spec.file}: {exc}",
+                [Diagnostic("plan", Severity.ERROR, spec.file, 1, 1, str(exc))],
+            ) from exc
         selected.append(Selected(path, spec, plan))
     return selected, skipped
 
@@ -129,8 +156,9 @@ def next_run_number(state: Path) -> tuple[int, Path]:
             number += 1
 
 
-def github_context(repo: RepoInfo, event: Event, spec: WorkflowSpec, run_number: int,
-                   run_id: str, event_path: Path) -> dict[str, object]:
+def github_context(
+    repo: RepoInfo, event: Event, spec: WorkflowSpec, run_number: int, run_id: str, event_path: Path
+) -> dict[str, object]:
     owner = repo.repository.split("/", 1)[0]
     return {
         "event_name": event.name,
@@ -189,26 +217,30 @@ class LocalRun:
         return asyncio.run(self._run(state, number, run_dir))
 
     async def _run(self, state: Path, number: int, run_dir: Path) -> SessionResult:
-        blobs = BlobStore(state / "blobs")
-        artifacts = LocalArtifactStore(blobs, run_dir)
-        caches = LocalCacheStore(blobs, state / "caches.json")
-        source = GitSourceProvider(self.repo.root)
         host_env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
-        runner = JobRunner(ShellExecutor(), self.observer, work_root=run_dir / "jobs",
-                           artifacts=artifacts, caches=caches, source=source,
-                           host_env=host_env)
+        runner = local_job_runner(
+            repo_root=self.repo.root,
+            state_dir=state,
+            run_dir=run_dir,
+            observer=self.observer,
+            host_env=host_env,
+        )
         event_path = run_dir / "event.json"
         event_path.write_text(json.dumps(self.event.payload or {}, indent=2))
         slots = asyncio.Semaphore(max(1, self.parallel))
         run_id = f"{int(time.time())}{number:04d}"
         for item in self.selected:
-            options = RunOptions(run_id=run_id, parallel=self.parallel, vars=self.vars,
-                                 secrets=self.secrets, inputs=self.inputs, debug=self.debug,
-                                 matrix_selectors=self.matrix)
-            github = github_context(self.repo, self.event, item.spec, number, run_id,
-                                    event_path)
-            self.engines.append(Engine(item.plan, runner, self.observer, options, github,
-                                       slots))
+            options = RunOptions(
+                run_id=run_id,
+                parallel=self.parallel,
+                vars=self.vars,
+                secrets=self.secrets,
+                inputs=self.inputs,
+                debug=self.debug,
+                matrix_selectors=self.matrix,
+            )
+            github = github_context(self.repo, self.event, item.spec, number, run_id, event_path)
+            self.engines.append(Engine(item.plan, runner, self.observer, options, github, slots))
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, self.cancel)
@@ -219,10 +251,8 @@ class LocalRun:
             results = await asyncio.gather(*(e.run() for e in self.engines))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError):
-                    pass
             if not self.keep_workspaces:
                 shutil.rmtree(run_dir / "jobs", ignore_errors=True)
         outcomes = [WorkflowOutcome(s, r) for s, r in zip(self.selected, results, strict=True)]
@@ -235,8 +265,9 @@ class LocalRun:
         if any(e.cancel.is_set() for e in self.engines):
             # A second Ctrl-C: stop waiting for graceful ends.
             raise KeyboardInterrupt
-        self.observer.output("", "", ["Cancelling: stopping running steps (Ctrl-C again to "
-                                      "abort at once)"])
+        self.observer.output(
+            "", "", ["Cancelling: stopping running steps (Ctrl-C again to abort at once)"]
+        )
         for engine in self.engines:
             engine.cancel_run()
 
@@ -247,32 +278,35 @@ def session_json(session: SessionResult) -> dict[str, object]:
     for outcome in session.workflows:
         jobs = []
         for job in sorted(outcome.result.jobs, key=lambda j: _order(outcome, j.job_id)):
-            cell = next((p.matrix_dict for p in outcome.selected.plan.jobs if p.key == job.key),
-                        {})
-            jobs.append({
-                "id": job.job_id,
-                "name": job.name,
-                "matrix": cell or None,
-                "status": "completed",
-                "conclusion": str(job.conclusion),
-                "outputs": job.outputs,
-                "steps": [
-                    {
-                        "id": s.id or s.key,
-                        "name": s.name,
-                        "status": "completed",
-                        "conclusion": str(s.conclusion),
-                        "exit_code": s.exit_code,
-                    }
-                    for s in job.steps
-                ],
-            })
-        workflows.append({
-            "file": outcome.selected.spec.file,
-            "name": outcome.selected.spec.display_name,
-            "status": str(outcome.result.conclusion),
-            "jobs": jobs,
-        })
+            cell = next((p.matrix_dict for p in outcome.selected.plan.jobs if p.key == job.key), {})
+            jobs.append(
+                {
+                    "id": job.job_id,
+                    "name": job.name,
+                    "matrix": cell or None,
+                    "status": "completed",
+                    "conclusion": str(job.conclusion),
+                    "outputs": job.outputs,
+                    "steps": [
+                        {
+                            "id": s.id or s.key,
+                            "name": s.name,
+                            "status": "completed",
+                            "conclusion": str(s.conclusion),
+                            "exit_code": s.exit_code,
+                        }
+                        for s in job.steps
+                    ],
+                }
+            )
+        workflows.append(
+            {
+                "file": outcome.selected.spec.file,
+                "name": outcome.selected.spec.display_name,
+                "status": str(outcome.result.conclusion),
+                "jobs": jobs,
+            }
+        )
     return {"status": str(session.conclusion), "workflows": workflows}
 
 

@@ -22,8 +22,13 @@ def find_action_file(folder: Path) -> Path | None:
     return None
 
 
-async def run_composite(run: _JobRun, step: StepSpec, result: StepResult,
-                        inputs: dict[str, str], step_env: dict[str, str]) -> Conclusion:
+async def run_composite(
+    run: _JobRun,
+    step: StepSpec,
+    result: StepResult,
+    inputs: dict[str, str],
+    step_env: dict[str, str],
+) -> Conclusion:
     """Run the steps of the composite action at `step.uses` with its own `inputs` and
     `steps` contexts; the action's outputs become the calling step's outputs."""
     uses = step.uses or ""
@@ -33,22 +38,26 @@ async def run_composite(run: _JobRun, step: StepSpec, result: StepResult,
         raise ActionFailed(f"local action {uses!r} is outside the workspace")
     file = find_action_file(folder)
     if file is None:
-        raise ActionFailed(f"local action {uses!r}: no action.yml or action.yaml in {folder} "
-                           "(did a checkout step run first?)")
+        raise ActionFailed(
+            f"local action {uses!r}: no action.yml or action.yaml in {folder} "
+            "(did a checkout step run first?)"
+        )
     spec, diagnostics = load_action(file.read_text(encoding="utf-8"), uses + "/" + file.name)
     if spec is None:
         details = "; ".join(d.format() for d in diagnostics if d.severity == "error")
         raise ActionFailed(f"local action {uses!r} is invalid: {details}")
     if spec.using != "composite":
-        raise ActionFailed(f"local action {uses!r} uses {spec.using!r}; Shipline runs "
-                           "composite local actions only")
+        raise ActionFailed(
+            f"local action {uses!r} uses {spec.using!r}; Shipline runs composite local actions only"
+        )
     merged: dict[str, object] = {}
     for item in spec.inputs:
         if item.name in inputs:
             merged[item.name] = inputs[item.name]
         elif item.default is not None:
-            merged[item.name] = run.evaluator.string(item.default, f"inputs.{item.name}",
-                                                     step.pos.line)
+            merged[item.name] = run.evaluator.string(
+                item.default, f"inputs.{item.name}", step.pos.line
+            )
         elif item.required:
             raise ActionFailed(f"local action {uses!r}: input {item.name!r} is required")
         else:

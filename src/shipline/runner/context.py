@@ -102,11 +102,12 @@ class Evaluator:
         self.state = state
         self.file = file
 
-    def condition(self, text: str | None, where: str, line: int, default: str = "success()"
-                  ) -> bool:
+    def condition(
+        self, text: str | None, where: str, line: int, default: str = "success()"
+    ) -> bool:
         source = condition_source(text) if text else default
         try:
-            return truthy(evaluate_expression(source, self.contexts, self.state))
+            return truthy(evaluate_expression(source, self.contexts, self.state))  # type: ignore[arg-type]
         except ExpressionError as exc:
             raise EvaluationFailed(f"{self.file}:{line}: {where}: {exc}") from exc
 
@@ -114,7 +115,7 @@ class Evaluator:
         if "${{" not in text:
             return text
         try:
-            return evaluate_template(parse_template(text), self.contexts, self.state)
+            return evaluate_template(parse_template(text), self.contexts, self.state)  # type: ignore[arg-type]
         except ExpressionError as exc:
             raise EvaluationFailed(f"{self.file}:{line}: {where}: {exc}") from exc
 
@@ -124,8 +125,7 @@ class Evaluator:
         value = self.value(text, where, line)
         return value if isinstance(value, str) else to_string(value)  # type: ignore[arg-type]
 
-    def env(self, pairs: tuple[tuple[str, str], ...], where: str, line: int
-            ) -> dict[str, str]:
+    def env(self, pairs: tuple[tuple[str, str], ...], where: str, line: int) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, text in pairs:
             if name == "":

@@ -21,8 +21,9 @@ _FILES = {
 }
 
 
-def default_env(job: JobAssignment, env: JobEnv, *, step_key: str,
-                files: Mapping[str, Path]) -> dict[str, str]:
+def default_env(
+    job: JobAssignment, env: JobEnv, *, step_key: str, files: Mapping[str, Path]
+) -> dict[str, str]:
     g = job.github
     event = job.event
     values: dict[str, str] = {

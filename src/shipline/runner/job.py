@@ -77,8 +77,9 @@ class _JobRun:
         self.state = JobState(workspace=self.env.workspace)
         self.masker = Masker(list(job.secrets.values()))
         self.spec = job.planned.spec
-        self.result = JobResult(job.key, job.planned.job_id, job.planned.display_name,
-                                Conclusion.SUCCESS)
+        self.result = JobResult(
+            job.key, job.planned.job_id, job.planned.display_name, Conclusion.SUCCESS
+        )
         self.steps_ctx: dict[str, object] = {}
         self.env_file_values: dict[str, str] = {}
         self.path_prepend: list[str] = []
@@ -101,8 +102,11 @@ class _JobRun:
                 "fail-fast": strategy.fail_fast if strategy else True,
                 "job-index": planned.matrix_index,
                 "job-total": planned.matrix_total,
-                "max-parallel": (strategy.max_parallel if strategy and strategy.max_parallel
-                                 else planned.matrix_total),
+                "max-parallel": (
+                    strategy.max_parallel
+                    if strategy and strategy.max_parallel
+                    else planned.matrix_total
+                ),
             },
             "job": {"status": "success", "container": {}, "services": {}},
             "runner": runner_context(self.env.temp, self.env.tool_cache, self.job.debug),
@@ -118,8 +122,9 @@ class _JobRun:
         obs.job_started(self.job.key, self.result.name)
         try:
             await self.r.executor.setup(self.env)
-            timeout = self._minutes(self.spec.timeout_minutes, "timeout-minutes",
-                                    self.spec.pos.line)
+            timeout = self._minutes(
+                self.spec.timeout_minutes, "timeout-minutes", self.spec.pos.line
+            )
             try:
                 await asyncio.wait_for(self._steps(), timeout=timeout * 60 if timeout else None)
             except TimeoutError:
@@ -149,8 +154,9 @@ class _JobRun:
             try:
                 return float(evaluated)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
-                raise EvaluationFailed(f"{self.job.workflow.file}:{line}: {where} must be a "
-                                       f"number, got {evaluated!r}") from exc
+                raise EvaluationFailed(
+                    f"{self.job.workflow.file}:{line}: {where} must be a number, got {evaluated!r}"
+                ) from exc
         return float(value)
 
     def _bool(self, value: bool | str, where: str, line: int) -> bool:
@@ -163,8 +169,7 @@ class _JobRun:
     async def _steps(self) -> None:
         wf_env = self.evaluator.env(self.job.workflow.env, "env", 1)
         self.contexts["env"] = dict(wf_env)
-        job_env = self.evaluator.env(self.spec.env, f"jobs.{self.spec.id}.env",
-                                     self.spec.pos.line)
+        job_env = self.evaluator.env(self.spec.env, f"jobs.{self.spec.id}.env", self.spec.pos.line)
         self.base_env = {**wf_env, **job_env}
         for step in self.spec.steps:
             result = await self._step(step)
@@ -196,8 +201,9 @@ class _JobRun:
         try:
             step_env = self.evaluator.env(step.env, "env", step.pos.line)
             self.contexts["env"] = {**step_env_ctx, **step_env}
-            continue_on_error = self._bool(step.continue_on_error, "continue-on-error",
-                                           step.pos.line)
+            continue_on_error = self._bool(
+                step.continue_on_error, "continue-on-error", step.pos.line
+            )
             timeout = self._minutes(step.timeout_minutes, "timeout-minutes", step.pos.line)
             if step.uses:
                 outcome = await self._action(step, result, step_env)
@@ -211,8 +217,9 @@ class _JobRun:
             outcome = Conclusion.FAILURE
             continue_on_error = self._safe_bool(step)
         result.outcome = outcome
-        result.conclusion = (Conclusion.SUCCESS if outcome is Conclusion.FAILURE
-                             and continue_on_error else outcome)
+        result.conclusion = (
+            Conclusion.SUCCESS if outcome is Conclusion.FAILURE and continue_on_error else outcome
+        )
         result.finished = time.time()
         self._record(step, result)
         self.r.observer.step_finished(self.job.key, result)
@@ -240,8 +247,9 @@ class _JobRun:
                 "conclusion": str(result.conclusion),
             }
 
-    def _process_env(self, step_env: Mapping[str, str], files: Mapping[str, Path]
-                     ) -> dict[str, str]:
+    def _process_env(
+        self, step_env: Mapping[str, str], files: Mapping[str, Path]
+    ) -> dict[str, str]:
         env = dict(self.r.host_env)
         env.update(default_env(self.job, self.env, step_key="", files=files))
         env.update(self.base_env)
@@ -261,8 +269,9 @@ class _JobRun:
             files[kind] = path
         return files
 
-    async def _script(self, step: StepSpec, result: StepResult, step_env: dict[str, str],
-                      timeout: float | None) -> Conclusion:
+    async def _script(
+        self, step: StepSpec, result: StepResult, step_env: dict[str, str], timeout: float | None
+    ) -> Conclusion:
         script = self.evaluator.string(step.run or "", "run", step.run_pos.line or step.pos.line)
         files = self._command_files(step.key)
         env = self._process_env(step_env, files)
@@ -271,8 +280,13 @@ class _JobRun:
         script_path = self.env.temp / f"{step.key}{ext}"
         script_path.write_text(script, encoding="utf-8")
         cwd = self._working_dir(step)
-        process = StepProcess(f"{self.job.key}/{step.key}", render(argv, str(script_path)), env,
-                              cwd, timeout * 60 if timeout else None)
+        process = StepProcess(
+            f"{self.job.key}/{step.key}",
+            render(argv, str(script_path)),
+            env,
+            cwd,
+            timeout * 60 if timeout else None,
+        )
         exit_ = await self._execute(process, step.key)
         result.exit_code = exit_.exit_code
         self._read_files(files, result)
@@ -287,8 +301,11 @@ class _JobRun:
         return Conclusion.SUCCESS
 
     def _working_dir(self, step: StepSpec) -> Path:
-        wd = (step.working_directory or self.spec.defaults.working_directory
-              or self.job.workflow.defaults.working_directory)
+        wd = (
+            step.working_directory
+            or self.spec.defaults.working_directory
+            or self.job.workflow.defaults.working_directory
+        )
         if not wd:
             return self.env.workspace
         text = self.evaluator.string(wd, "working-directory", step.pos.line)
@@ -303,7 +320,7 @@ class _JobRun:
         processor = OutputProcessor(
             self.masker,
             lambda lines: observer.output(job_key, step_key, lines),
-            lambda ann: self.result.annotations.append(ann),
+            self.result.annotations.append,
             debug=self.job.debug,
         )
         handle = await self.r.executor.start(self.env, process)
@@ -343,8 +360,9 @@ class _JobRun:
             summary_dir.mkdir(exist_ok=True)
             (summary_dir / f"{result.key}.md").write_text(self.masker.mask(summary))
 
-    async def _action(self, step: StepSpec, result: StepResult, step_env: dict[str, str]
-                      ) -> Conclusion:
+    async def _action(
+        self, step: StepSpec, result: StepResult, step_env: dict[str, str]
+    ) -> Conclusion:
         uses = step.uses or ""
         inputs = {k: self.evaluator.string(v, f"with.{k}", step.pos.line) for k, v in step.with_}
         if uses.startswith("./"):
@@ -362,8 +380,9 @@ class _JobRun:
         self.posts.append((action, call, result))
         return Conclusion.SUCCESS
 
-    def _action_call(self, uses: str, inputs: dict[str, str], step_env: dict[str, str],
-                     key: str) -> ActionCall:
+    def _action_call(
+        self, uses: str, inputs: dict[str, str], step_env: dict[str, str], key: str
+    ) -> ActionCall:
         github = self.job.github
         return ActionCall(
             uses=uses,

@@ -42,8 +42,13 @@ def load_action(text: str, file: str) -> tuple[ActionSpec | None, list[Diagnosti
                 Diagnostic("action", Severity.ERROR, file, 1, 1, "the action file is empty")
             )
         return None, r.diagnostics
-    r.check_keys(top, ("name", "author", "description", "inputs", "outputs", "runs",
-                       "branding"), "", "action", required=("runs",))
+    r.check_keys(
+        top,
+        ("name", "author", "description", "inputs", "outputs", "runs", "branding"),
+        "",
+        "action",
+        required=("runs",),
+    )
     inputs: list[ActionInput] = []
     inputs_node = r.mapping(top.get("inputs"), "inputs", "inputs")
     for key, value in inputs_node.pairs if inputs_node else []:
@@ -52,18 +57,24 @@ def load_action(text: str, file: str) -> tuple[ActionSpec | None, list[Diagnosti
             continue
         default = spec.get("default")
         required = spec.get("required")
-        inputs.append(ActionInput(
-            key.text,
-            r.string(default, f"inputs.{key.text}.default", allow_null=True),
-            bool(getattr(required, "value", False) is True),
-        ))
+        inputs.append(
+            ActionInput(
+                key.text,
+                r.string(default, f"inputs.{key.text}.default", allow_null=True),
+                bool(getattr(required, "value", False) is True),
+            )
+        )
     outputs: list[tuple[str, str]] = []
     outputs_node = r.mapping(top.get("outputs"), "outputs", "outputs")
     for key, value in outputs_node.pairs if outputs_node else []:
         spec = r.mapping(value, f"outputs.{key.text}", "output")
         if spec is not None:
-            outputs.append((key.text, r.string(spec.get("value"), f"outputs.{key.text}.value",
-                                               allow_null=True) or ""))
+            outputs.append(
+                (
+                    key.text,
+                    r.string(spec.get("value"), f"outputs.{key.text}.value", allow_null=True) or "",
+                )
+            )
     runs = r.mapping(top.get("runs"), "runs", "runs")
     using = ""
     steps: list[StepSpec] = []
@@ -76,8 +87,12 @@ def load_action(text: str, file: str) -> tuple[ActionSpec | None, list[Diagnosti
                 step = loader.step(i, item, f"runs.steps[{i}]")
                 if step is not None:
                     if step.run is not None and not step.shell:
-                        r.error(item, '"shell" is required for "run" steps of a composite '
-                                "action", code="action", path=f"runs.steps[{i}].shell")
+                        r.error(
+                            item,
+                            '"shell" is required for "run" steps of a composite action',
+                            code="action",
+                            path=f"runs.steps[{i}].shell",
+                        )
                     steps.append(step)
     name = r.string(top.get("name"), "name", allow_null=True) or file
     spec_out = ActionSpec(file, name, using, tuple(inputs), tuple(outputs), tuple(steps))
