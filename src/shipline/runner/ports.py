@@ -31,8 +31,9 @@ __all__ = [
 class ArtifactStore(Protocol):
     """Artifacts of one run, stored content-addressed by SHA-256."""
 
-    def put(self, name: str, job_key: str, files: Sequence[tuple[str, Path]],
-            *, overwrite: bool = False) -> ArtifactRecord:
+    def put(
+        self, name: str, job_key: str, files: Sequence[tuple[str, Path]], *, overwrite: bool = False
+    ) -> ArtifactRecord:
         """Store the files (path inside the artifact, local file). Raises `ValueError` when
         an artifact of that name exists and `overwrite` is false."""
         ...
@@ -64,8 +65,9 @@ class CacheStore(Protocol):
 class SourceProvider(Protocol):
     """Puts a repository's files at a commit into a directory (`actions/checkout`)."""
 
-    async def checkout(self, dest: Path, *, sha: str, ref: str, fetch_depth: int,
-                       log: LogFn) -> str:
+    async def checkout(
+        self, dest: Path, *, sha: str, ref: str, fetch_depth: int, log: LogFn
+    ) -> str:
         """Check out `sha` (or, when `sha` is empty, what `ref` names) into `dest` as a git
         working copy; on a local branch when `ref` is a branch. `fetch_depth` 0 means all
         history and tags. Returns the commit checked out; raises `ActionFailed`."""

@@ -111,9 +111,7 @@ def test_cache_exact_match_first(tmp_path: Path, blobs: BlobStore) -> None:
     assert caches.open_entry(entry).read_bytes() == b"exact"
 
 
-def test_cache_restore_keys_match_newest_prefix_in_order(
-    tmp_path: Path, blobs: BlobStore
-) -> None:
+def test_cache_restore_keys_match_newest_prefix_in_order(tmp_path: Path, blobs: BlobStore) -> None:
     caches = LocalCacheStore(blobs, tmp_path / "caches.json")
     caches.save("deps-linux-1", "v1", "s", _archive(tmp_path, b"1"))
     caches.save("deps-linux-2", "v1", "s", _archive(tmp_path, b"2"))
