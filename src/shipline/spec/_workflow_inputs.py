@@ -131,7 +131,7 @@ def workflow_call(r: Reader, node: Node, path: str) -> None:
             _check_keys(r, spec, ("description", "value"), "outputs at workflow_call event")
             if spec is None or "value" not in spec:
                 r.error(
-                    key,
+                    spec if spec is not None else key,
                     f'"value" is missing at "{key.text}" output of workflow_call event',
                     path=opath,
                 )
@@ -153,8 +153,14 @@ def _call_input(r: Reader, key: Scalar, value: Node, path: str) -> None:
         r, spec, ("default", "description", "required", "type"), "inputs at workflow_call event"
     )
     type_node = spec.get("type") if spec is not None else None
+    if spec is not None:
+        _check_bool(r, spec.get("required"), f"{path}.required")
     if type_node is None:
-        r.error(key, f'"type" is missing at "{key.text}" input of workflow_call event', path=path)
+        r.error(
+            spec if spec is not None else key,
+            f'"type" is missing at "{key.text}" input of workflow_call event',
+            path=path,
+        )
         return
     typ = r.string(type_node, f"{path}.type")
     if typ is None:
@@ -169,7 +175,6 @@ def _call_input(r: Reader, key: Scalar, value: Node, path: str) -> None:
         return
     assert spec is not None
     required = spec.get("required")
-    _check_bool(r, required, f"{path}.required")
     default_node = spec.get("default")
     what = f'input of workflow_call event "{key.text}" is typed as {typ}'
     _check_default(r, default_node, typ, what, path)

@@ -64,6 +64,20 @@ def check_job(r: Reader, key: Scalar, job: Mapping, path: str) -> None:
         section = job.get(name)
         if isinstance(section, Mapping):
             case_insensitive_duplicates(r, section, name)
+    strategy = job.get("strategy")
+    matrix = strategy.get("matrix") if isinstance(strategy, Mapping) else None
+    if isinstance(matrix, Mapping):
+        case_insensitive_duplicates(r, matrix, "matrix")
+    needs = job.get("needs")
+    if isinstance(needs, Sequence) and not needs.items:
+        r.error(needs, '"needs" section should not be empty', path=f"{path}.needs")
+    environment = job.get("environment")
+    if isinstance(environment, Mapping) and "name" not in environment:
+        r.error(
+            environment,
+            'name is missing in "environment" section',
+            path=f"{path}.environment",
+        )
     uses = job.get("uses")
     if uses is not None:
         if isinstance(uses, Scalar) and uses.text == "":
@@ -121,9 +135,12 @@ def check_job(r: Reader, key: Scalar, job: Mapping, path: str) -> None:
 def check_step_keys(r: Reader, step: Mapping, path: str) -> None:
     """A `run` step and a `uses` step accept different keys; report the ones that do not fit."""
     allowed: tuple[str, ...]
-    if "run" in step:
+    # With both, the key written last decides what the step is taken to be (as actionlint).
+    kinds = [k.text for k, _ in step.pairs if k.text in ("run", "uses")]
+    kind = kinds[-1] if kinds else None
+    if kind == "run":
         allowed, what = RUN_STEP_KEYS, "step to run shell command"
-    elif "uses" in step:
+    elif kind == "uses":
         allowed, what = ACTION_STEP_KEYS, "step to execute action"
     else:
         return
@@ -222,6 +239,9 @@ def _container(r: Reader, key: Scalar | None, node: Node | None, section: str, p
         r.error(image, "string should not be empty", path=f"{cpath}.image")
     for name in ("ports", "volumes"):
         value = node.get(name)
+        for item in value.items if isinstance(value, Sequence) else []:
+            if isinstance(item, Scalar) and item.text == "":
+                r.error(item, "string should not be empty", path=f"{cpath}.{name}")
         if isinstance(value, Scalar) and "${{" not in value.text:
             tag = {bool: "!!bool", int: "!!int", float: "!!float"}.get(type(value.value), "!!str")
             r.error(

@@ -188,7 +188,7 @@ class TriggerReader:
                     continue
                 name = r.string(item, f"on[{i}]")
                 if name == "schedule":
-                    r.error(item, "schedule event must be configured with mapping", code="events")
+                    r.error(item, "schedule event must be configured with mapping")
                 elif name is not None and self._known_event(item, name):
                     events.append(EventTrigger(name))
         elif isinstance(node, Mapping):
@@ -293,10 +293,11 @@ class TriggerReader:
             ("tags", "tags-ignore"),
             ("paths", "paths-ignore"),
         ):
-            if values[a] is not None and values[b] is not None:
-                node_a = mapping.key_node(a)
+            key_a, key_b = mapping.key_node(a), mapping.key_node(b)
+            if values[a] is not None and values[b] is not None and key_a and key_b:
+                later = key_a if (key_a.line, key_a.col) > (key_b.line, key_b.col) else key_b
                 r.error(
-                    node_a or mapping,
+                    later,
                     f'both "{a}" and "{b}" filters cannot be used for '
                     f"the same event \"{name}\". note: use '!' to negate patterns",
                     code="events",

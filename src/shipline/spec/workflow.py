@@ -7,6 +7,7 @@ expressions, matrix, ...) live in `spec.lint`.
 
 from __future__ import annotations
 
+from shipline.spec._workflow_inputs import case_insensitive_duplicates
 from shipline.spec._workflow_jobs import check_job, check_step_keys
 from shipline.spec._workflow_triggers import TriggerReader
 from shipline.spec.diagnostics import Diagnostic, has_errors
@@ -122,6 +123,10 @@ class _Loader:
         if node is None:
             return None
         r.check_keys(node, WORKFLOW_KEYS, "", "workflow", required=("on", "jobs"))
+        for section in ("env", "jobs"):
+            value = node.get(section)
+            if isinstance(value, Mapping):
+                case_insensitive_duplicates(r, value, section)
         jobs_node = r.mapping(node.get("jobs"), "jobs", "jobs")
         jobs: list[JobSpec] = []
         if jobs_node is not None:
@@ -143,9 +148,7 @@ class _Loader:
             triggers=self.triggers(node.get("on")),
             env=r.string_map(node.get("env"), "env", "env"),
             defaults=self.defaults(node.get("defaults"), "defaults"),
-            concurrency=self.concurrency(
-                node.get("concurrency"), "concurrency", node.key_node("concurrency")
-            ),
+            concurrency=self.concurrency(node.get("concurrency"), "concurrency"),
             permissions=to_python(node.get("permissions")),
             jobs=tuple(jobs),
         )
@@ -175,7 +178,10 @@ class _Loader:
                 path=f"{path}.uses",
             )
         elif "runs-on" not in mapping:
-            r.error(key, f'"runs-on" section is missing in job "{job_id}"', path=f"{path}.runs-on")
+            # Where GitHub reports a missing property: the start of the mapping.
+            r.error(
+                mapping, f'"runs-on" section is missing in job "{job_id}"', path=f"{path}.runs-on"
+            )
         steps_node = mapping.get("steps")
         steps: list[StepSpec] = []
         if isinstance(steps_node, Sequence):
@@ -206,11 +212,7 @@ class _Loader:
             environment = EnvironmentRef(env_node.text)
         elif isinstance(env_node, Mapping):
             r.check_keys(
-                env_node,
-                ("name", "url", "deployment"),
-                f"{path}.environment",
-                "environment",
-                required=("name",),
+                env_node, ("name", "url", "deployment"), f"{path}.environment", "environment"
             )
             name = r.string(env_node.get("name"), f"{path}.environment.name")
             if name:
@@ -234,9 +236,7 @@ class _Loader:
             strategy=self.strategy(mapping.get("strategy"), f"{path}.strategy"),
             steps=tuple(steps),
             environment=environment,
-            concurrency=self.concurrency(
-                mapping.get("concurrency"), f"{path}.concurrency", mapping.key_node("concurrency")
-            ),
+            concurrency=self.concurrency(mapping.get("concurrency"), f"{path}.concurrency"),
             permissions=to_python(mapping.get("permissions")),
             pos=Pos(key.line, key.col),
         )
@@ -360,9 +360,7 @@ class _Loader:
             ),
         )
 
-    def concurrency(
-        self, node: Node | None, path: str, key: Scalar | None = None
-    ) -> Concurrency | None:
+    def concurrency(self, node: Node | None, path: str) -> Concurrency | None:
         r = self.r
         if node is None:
             return None
@@ -374,7 +372,7 @@ class _Loader:
             return None
         r.check_keys(mapping, ("group", "cancel-in-progress"), path, "concurrency")
         if "group" not in mapping:
-            r.error(key or mapping, 'group name is missing in "concurrency" section', path=path)
+            r.error(mapping, 'group name is missing in "concurrency" section', path=path)
         group = r.string(mapping.get("group"), f"{path}.group")
         if not group:
             return None

@@ -22,10 +22,13 @@ class ActionInputs:
     name: str
     inputs: frozenset[str]
     required: frozenset[str] = frozenset()
+    outputs: frozenset[str] | None = None
 
 
-def _spec(name: str, inputs: str, required: str = "") -> ActionInputs:
-    return ActionInputs(name, frozenset(inputs.split()), frozenset(required.split()))
+def _spec(name: str, inputs: str, required: str = "", outputs: str = "") -> ActionInputs:
+    return ActionInputs(
+        name, frozenset(inputs.split()), frozenset(required.split()), frozenset(outputs.split())
+    )
 
 
 _CHECKOUT = (
@@ -40,20 +43,32 @@ _SETUP_PYTHON = (
 )
 _CACHE = "path key restore-keys upload-chunk-size enableCrossOsArchive fail-on-cache-miss"
 BUILTIN_ACTIONS: dict[str, ActionInputs] = {
-    "actions/checkout": _spec("actions/checkout", _CHECKOUT),
-    "actions/setup-python": _spec("actions/setup-python", _SETUP_PYTHON),
-    "actions/cache": _spec("actions/cache", f"{_CACHE} lookup-only save-always", "path key"),
-    "actions/cache/restore": _spec("actions/cache/restore", f"{_CACHE} lookup-only", "path key"),
+    "actions/checkout": _spec("actions/checkout", _CHECKOUT, "", "ref commit"),
+    "actions/setup-python": _spec(
+        "actions/setup-python", _SETUP_PYTHON, "", "python-version cache-hit python-path"
+    ),
+    "actions/cache": _spec(
+        "actions/cache", f"{_CACHE} lookup-only save-always", "path key", "cache-hit"
+    ),
+    "actions/cache/restore": _spec(
+        "actions/cache/restore",
+        f"{_CACHE} lookup-only",
+        "path key",
+        "cache-hit cache-primary-key cache-matched-key",
+    ),
     "actions/cache/save": _spec("actions/cache/save", _CACHE, "path key"),
     "actions/upload-artifact": _spec(
         "actions/upload-artifact",
         "name path if-no-files-found retention-days compression-level overwrite "
         "include-hidden-files",
         "path",
+        "artifact-id artifact-url artifact-digest",
     ),
     "actions/download-artifact": _spec(
         "actions/download-artifact",
         "name path pattern merge-multiple github-token repository run-id artifact-ids",
+        "",
+        "download-path",
     ),
 }
 _REMOTE = re.compile(r"^(?P<repo>[^@]+)@(?P<ref>.*)$")

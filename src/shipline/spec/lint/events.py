@@ -32,6 +32,7 @@ _CHEAT_SHEET = (
 
 def check(ctx: LintContext) -> None:
     """Check the schedules and filters of every event."""
+    _check_snapshots(ctx)
     on = ctx.root.get("on")
     if not isinstance(on, Mapping):
         return
@@ -39,11 +40,23 @@ def check(ctx: LintContext) -> None:
         if key.text == "schedule":
             _check_schedules(ctx, value)
         elif isinstance(value, Mapping):
+            versions = value.get("versions") if key.text == "image_version" else None
+            if versions is not None:
+                for item in _items(versions):
+                    _check_pattern(ctx, item, "ref", "on.image_version.versions")
             for fkey, fvalue in value.pairs:
                 kind = _FILTERS.get(fkey.text)
                 if kind is not None:
                     for item in _items(fvalue):
                         _check_pattern(ctx, item, kind, f"on.{key.text}.{fkey.text}")
+
+
+def _check_snapshots(ctx: LintContext) -> None:
+    for key, job in ctx.jobs():
+        snapshot = job.get("snapshot")
+        version = snapshot.get("version") if isinstance(snapshot, Mapping) else None
+        if isinstance(version, Scalar) and version.text:
+            _check_pattern(ctx, version, "ref", f"jobs.{key.text}.snapshot.version")
 
 
 def _items(node: Node) -> list[Scalar]:

@@ -23,9 +23,11 @@ from shipline.spec.expressions import (
     references,
 )
 from shipline.spec.expressions.ast import Index, Literal, NamedValue, Wildcard, walk
+from shipline.spec.expressions.errors import MAX_LENGTH
 from shipline.spec.lint import conditions
 from shipline.spec.lint._context import LintContext
 from shipline.spec.lint.availability import Availability, availability, normalise
+from shipline.spec.lint.calls import call_problems, untrusted_problem
 from shipline.spec.lint.properties import property_problem
 from shipline.spec.lint.scope import Scope, job_scope, with_steps, workflow_inputs
 from shipline.spec.yamlpos import Mapping, Node, Scalar, Sequence
@@ -51,6 +53,8 @@ SPECIAL_FUNCTIONS = frozenset(("always", "cancelled", "failure", "success", "has
 _STRING_KEYS = frozenset(("run", "name", "run-name", "working-directory", "shell", "group"))
 _STRING_PARENTS = frozenset(("with", "env", "outputs"))
 
+_CONDITIONS = frozenset(("jobs.<job_id>.if", "jobs.<job_id>.steps.if", "jobs.<job_id>.snapshot.if"))
+
 Path = tuple[str | int, ...]
 
 
@@ -69,13 +73,15 @@ class _Checker:
         elif isinstance(node, Sequence):
             for i, item in enumerate(node.items):
                 self.walk(item, (*path, i))
-        elif isinstance(node, Scalar) and isinstance(node.value, str):
+        elif isinstance(node, Scalar) and (
+            isinstance(node.value, str) or (node.value is not None and path[-1:] == ("if",))
+        ):
             self.value(node, path)
 
     def value(self, node: Scalar, path: Path, *, as_key: bool = False) -> None:
         text = node.text
         key = normalise(path)
-        is_if = key in ("jobs.<job_id>.if", "jobs.<job_id>.steps.if") and not as_key
+        is_if = key in _CONDITIONS and not as_key
         if not is_if and "${{" not in text:
             return
         avail = availability(key)
@@ -89,6 +95,12 @@ class _Checker:
                 return
             if "${{" not in text:
                 return
+        if len(text) > MAX_LENGTH:
+            # GitHub turns a template into one `format()` expression, which has a limit.
+            self.ctx.error(
+                node, "expression", f"Exceeded max expression length {MAX_LENGTH}", path=key
+            )
+            return
         try:
             template = parse_template(text)
         except ExpressionError as e:
@@ -123,6 +135,10 @@ class _Checker:
             problem = property_problem(ref, self.scope(path))
             if problem:
                 self.ctx.error(at, "expression", problem, path=key)
+            elif _is_script(path) and (risk := untrusted_problem(ref)):
+                self.ctx.error(at, "expression", risk, path=key)
+        for offset, message in call_problems(expr):
+            self.ctx.error(node.position_of(base + offset), "expression", message, path=key)
         for call in calls(expr):
             name = call.name.lower()
             if name in SPECIAL_FUNCTIONS and name not in avail.functions:
@@ -183,6 +199,13 @@ class _Checker:
 def check(ctx: LintContext) -> None:
     """Check every expression of the workflow."""
     _Checker(ctx).walk(ctx.root, ())
+
+
+def _is_script(path: Path) -> bool:
+    """`jobs.<id>.steps[i].run`, or the `script` input of a step (actions/github-script)."""
+    if len(path) < 5 or path[0] != "jobs" or path[2] != "steps":
+        return False
+    return path[4:] == ("run",) or path[4:] == ("with", "script")
 
 
 def _not_allowed(context: str, avail: Availability) -> str:

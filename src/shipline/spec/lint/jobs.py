@@ -48,18 +48,8 @@ def _job_ids_and_needs(ctx: LintContext) -> dict[str, tuple[Scalar, list[tuple[s
         problem = id_problem(key.text, "job")
         if problem:
             ctx.error(key, "id", problem, path=f"jobs.{key.text}")
-        low = key.text.lower()
-        if low in seen:
-            first = seen[low]
-            ctx.error(
-                key,
-                "id",
-                f'job ID "{key.text}" duplicates job "{first.text}" defined at '
-                f"line:{first.line},col:{first.col}. note that job ID is case insensitive",
-                path=f"jobs.{key.text}",
-            )
-        else:
-            seen[low] = key
+        # Case-insensitive duplicates are reported by the loader.
+        seen.setdefault(key.text.lower(), key)
     graph: dict[str, tuple[Scalar, list[tuple[str, Node]]]] = {}
     for key, job in ctx.jobs():
         entries = _needs_entries(job.get("needs"))

@@ -49,10 +49,17 @@ def _check_matrix(ctx: LintContext, matrix: Mapping, path: str) -> None:
             rows[name] = None  # an expression (or a mistake the loader reports)
     include_keys: set[str] = set()
     include = matrix.get("include")
+    added: dict[str, Sequence] = {}  # keys only `include` sets, with the values it gives
     if isinstance(include, Sequence):
         for entry in include.items:
             if isinstance(entry, Mapping):
                 include_keys.update(entry.keys())
+                for key, value in entry.pairs:
+                    if key.text not in rows:
+                        added.setdefault(key.text, Sequence(value.line, value.col)).items.append(
+                            value
+                        )
+    rows = {**rows, **added}
     exclude = matrix.get("exclude")
     if isinstance(exclude, Sequence):
         for entry in exclude.items:

@@ -74,6 +74,7 @@ JOB = frozenset(
 STRATEGY = frozenset(("fail-fast", "job-index", "job-total", "max-parallel"))
 STEP = frozenset(("outputs", "outcome", "conclusion"))
 NEEDS = frozenset(("outputs", "result"))
+CONTAINER = frozenset(("id", "network"))
 
 
 def _show(names: object) -> str:
@@ -92,7 +93,9 @@ def property_problem(ref: ContextReference, scope: Scope) -> str | None:
     context = ref.context
     fixed = {"github": GITHUB, "runner": RUNNER, "job": JOB, "strategy": STRATEGY}.get(context)
     if fixed is not None:
-        return None if first in fixed else _undefined(first, fixed)
+        if first not in fixed:
+            return _undefined(first, fixed)
+        return _nested(context, path, scope)
     if context == "matrix":
         if scope.matrix is None or first in scope.matrix:
             return None
@@ -107,6 +110,20 @@ def property_problem(ref: ContextReference, scope: Scope) -> str | None:
         return _member(path, scope.needs, NEEDS, "outputs")
     if context == "jobs":
         return _member(path, scope.jobs, NEEDS, "outputs")
+    return None
+
+
+def _nested(context: str, path: tuple[str | None, ...], scope: Scope) -> str | None:
+    """Second-level properties with a known shape: dispatch inputs, job containers."""
+    second = path[1] if len(path) > 1 else None
+    if second is None:
+        return None
+    if context == "github" and path[0] == "event" and second == "inputs" and len(path) > 2:
+        name = path[2]
+        if name is not None and scope.inputs is not None and name not in scope.inputs:
+            return _undefined(name, scope.inputs)
+    if context == "job" and path[0] == "container" and second not in CONTAINER:
+        return _undefined(second, CONTAINER)
     return None
 
 

@@ -65,13 +65,26 @@ def _check_label(ctx: LintContext, label: Scalar, path: str) -> None:
     )
 
 
+def _os(label: str) -> str | None:
+    low = label.lower()
+    for os_name, prefix in (("linux", "ubuntu"), ("windows", "windows"), ("macos", "macos")):
+        if low.startswith(prefix) or low == os_name:
+            return os_name
+    return None
+
+
 def _check_conflict(
     ctx: LintContext, label: Scalar, hosted: Scalar | None, path: str
 ) -> Scalar | None:
-    if not HOSTED.match(label.text):
+    """A second GitHub-hosted image, or an OS label that contradicts the first image."""
+    generic_os = label.text.lower() in ("linux", "windows", "macos")
+    if not HOSTED.match(label.text) and not generic_os:
         return hosted
     if hosted is None:
-        return label
+        return None if generic_os else label
+    differs = _os(label.text) != _os(hosted.text)
+    if generic_os and not differs:
+        return hosted
     if hosted.text.lower() != label.text.lower():
         ctx.warning(
             label,

@@ -89,6 +89,11 @@ def matrix_keys(job: Mapping) -> frozenset[str] | None:
 def step_outputs(ctx: LintContext, step: Mapping) -> frozenset[str] | None:
     """Outputs a step is known to set: a local action's declared outputs; else None (any)."""
     uses = string_value(step.get("uses"))
+    if uses and "@" in uses:
+        from shipline.spec.lint.actions import BUILTIN_ACTIONS
+
+        builtin = BUILTIN_ACTIONS.get(uses.split("@", 1)[0].lower())
+        return builtin.outputs if builtin is not None else None
     if uses and uses.startswith("./"):
         text = ctx.local_actions.get(uses.rstrip("/"))
         if text is not None:
