@@ -10,8 +10,12 @@ and prints a table of medians, ratios and the issue's targets:
   `bash --noprofile --norc -eo pipefail SCRIPT`, the way a step is started).
 - W2: 20 independent jobs of `sleep 0.5` with `--parallel 2`; ideal 5.0 s (baseline: 20
   sleeps through `xargs -P 2`).
-- W3: one step printing 200,000 lines (`seq 200000`), stdout to a file: the cost per line,
-  start-up removed (baseline: `seq 200000 > /dev/null`).
+- W3: one step printing 200,000 lines (`seq 200000`), stdout to a file, against the same
+  job with one step `true`: the cost per line, start-up removed (baseline:
+  `bash -c 'seq 200000 > /dev/null'` against `bash -c true`).
+
+W1 and W3 take the median of the differences of interleaved pairs, so a machine that gets
+busier during the benchmark does not turn into a cost per step or per line.
 
 Usage: `.venv/bin/python benchmarks/local_run.py [--repeat 5] [--repeat-w2 2] [--only W0,W3]`
 """
@@ -122,6 +126,16 @@ def median_of(repeat: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
 
+def median_delta(repeat: int, slow: Callable[[], float], fast: Callable[[], float]) -> float:
+    """Median of `slow() - fast()` over `repeat` interleaved pairs, after one warm-up each.
+
+    Interleaving keeps a busy machine's drift out of the difference.
+    """
+    slow()
+    fast()
+    return statistics.median(slow() - fast() for _ in range(repeat))
+
+
 def spawn_many(count: int, argv: Sequence[str]) -> float:
     """Seconds to start `argv` `count` times, one after the other, as a runner starts steps."""
     start = time.perf_counter()
@@ -147,21 +161,14 @@ class Bench:
         self.repeat_w2 = repeat_w2
         self.shipline = shipline_command()
         self.out = tmp / "output.log"
-        self._w0: tuple[float, float] | None = None
 
     def run(self, repo: Path, *flags: str) -> float:
         return timed([*self.shipline, "run", "-C", str(repo), *flags], self.out)
 
-    def w0_times(self) -> tuple[float, float]:
-        if self._w0 is None:
-            repo = make_repo(self.tmp, "w0", [job_yaml("one", ["true"])])
-            ship = median_of(self.repeat, lambda: self.run(repo))
-            bare = median_of(self.repeat, lambda: timed(["bash", "-c", "true"], self.out))
-            self._w0 = (ship, bare)
-        return self._w0
-
     def w0(self) -> Row:
-        ship, bare = self.w0_times()
+        repo = make_repo(self.tmp, "w0", [job_yaml("one", ["true"])])
+        ship = median_of(self.repeat, lambda: self.run(repo))
+        bare = median_of(self.repeat, lambda: timed(["bash", "-c", "true"], self.out))
         return Row(
             "W0", "1 job, 1 step `true`", ms(ship), ms(bare), f"{ship / bare:.1f}x",
             ship * 1e3, 250.0, "ms",
@@ -170,15 +177,15 @@ class Bench:
     def w1(self) -> Row:
         many = make_repo(self.tmp, "w1-many", [job_yaml("steps", ["true"] * W1_STEPS)])
         one = make_repo(self.tmp, "w1-one", [job_yaml("steps", ["true"])])
-        t_many = median_of(self.repeat, lambda: self.run(many))
-        t_one = median_of(self.repeat, lambda: self.run(one))
+        ship_delta = median_delta(self.repeat, lambda: self.run(many), lambda: self.run(one))
         script = self.tmp / "step.sh"
         script.write_text("true\n", encoding="utf-8")
         argv = ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)]
-        b_many = median_of(self.repeat, lambda: spawn_many(W1_STEPS, argv))
-        b_one = median_of(self.repeat, lambda: spawn_many(1, argv))
-        ship = (t_many - t_one) / (W1_STEPS - 1)
-        bare = (b_many - b_one) / (W1_STEPS - 1)
+        bare_delta = median_delta(
+            self.repeat, lambda: spawn_many(W1_STEPS, argv), lambda: spawn_many(1, argv)
+        )
+        ship = ship_delta / (W1_STEPS - 1)
+        bare = bare_delta / (W1_STEPS - 1)
         return Row(
             "W1", "per step, (T51 - T1) / 50", ms(ship), ms(bare), f"{ship / bare:.1f}x",
             (ship - bare) * 1e3, 3.0, "ms/step over bare",
@@ -199,13 +206,17 @@ class Bench:
         )  # fmt: skip
 
     def w3(self) -> Row:
-        ship_w0, bare_w0 = self.w0_times()
-        repo = make_repo(self.tmp, "w3", [job_yaml("lines", [f"seq {W3_LINES}"])])
-        t_ship = median_of(self.repeat, lambda: self.run(repo))
+        lines = make_repo(self.tmp, "w3", [job_yaml("lines", [f"seq {W3_LINES}"])])
+        one = make_repo(self.tmp, "w3-true", [job_yaml("lines", ["true"])])
+        ship_delta = median_delta(self.repeat, lambda: self.run(lines), lambda: self.run(one))
         seq = f"seq {W3_LINES} > /dev/null"
-        t_bare = median_of(self.repeat, lambda: timed(["bash", "-c", seq], self.out))
-        ship = (t_ship - ship_w0) / W3_LINES
-        bare = (t_bare - bare_w0) / W3_LINES
+        bare_delta = median_delta(
+            self.repeat,
+            lambda: timed(["bash", "-c", seq], self.out),
+            lambda: timed(["bash", "-c", "true"], self.out),
+        )
+        ship = ship_delta / W3_LINES
+        bare = bare_delta / W3_LINES
         return Row(
             "W3", f"`seq {W3_LINES}`, per line", us(ship), us(bare), f"{ship / bare:.0f}x",
             (ship - bare) * 1e6, 2.0, "us/line over bare",
@@ -220,9 +231,10 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}, load average {load}"
     )
 
 
