@@ -6,11 +6,7 @@
 
 from __future__ import annotations
 
-from shipline.runner.actions.artifacts import DownloadArtifactAction, UploadArtifactAction
 from shipline.runner.actions.base import BuiltinAction
-from shipline.runner.actions.cache import CacheAction
-from shipline.runner.actions.checkout import CheckoutAction
-from shipline.runner.actions.setup_python import SetupPythonAction
 
 __all__ = ["BUILTIN_ACTIONS", "BuiltinAction", "builtin_action"]
 
@@ -30,6 +26,12 @@ def builtin_action(uses: str) -> BuiltinAction | None:
     name, at, version = uses.strip().partition("@")
     if not at or not version:
         return None
+    # The modules load only when a workflow uses them: `shipline run` starts faster.
+    from shipline.runner.actions.artifacts import DownloadArtifactAction, UploadArtifactAction
+    from shipline.runner.actions.cache import CacheAction
+    from shipline.runner.actions.checkout import CheckoutAction
+    from shipline.runner.actions.setup_python import SetupPythonAction
+
     # GitHub treats owner and repository names case-insensitively.
     match name.lower():
         case "actions/checkout":
