@@ -304,6 +304,12 @@ def _resolve(kind: str, text: str) -> ScalarValue:
     return text
 
 
+def _too_deep(file: str) -> Diagnostic:
+    return Diagnostic(
+        "syntax-check", Severity.ERROR, file, 1, 1, "could not parse as YAML: nesting is too deep"
+    )
+
+
 def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     """Parse one YAML document; never raises for bad input.
 
@@ -330,6 +336,8 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
         if exc.context and exc.problem:
             message = f"could not parse as YAML: {exc.context}, {exc.problem}"
         return None, [Diagnostic("syntax-check", Severity.ERROR, file, line, col, message)]
+    except RecursionError:
+        return None, [_too_deep(file)]
     except YAMLError as exc:
         return None, [
             Diagnostic(
@@ -339,5 +347,8 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     if raw is None:
         return None, []
     converter = _Converter(file, lines)
-    root = converter.convert(raw)
+    try:
+        root = converter.convert(raw)
+    except RecursionError:
+        return None, [_too_deep(file)]
     return root, converter.diagnostics + converter.unused_anchors()

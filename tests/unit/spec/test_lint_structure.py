@@ -157,3 +157,15 @@ def test_results_are_sorted_by_line_and_column() -> None:
     )
     assert [(d.line, d.col) for d in found] == sorted((d.line, d.col) for d in found)
     assert errors(found)
+
+
+def test_deep_nesting_and_long_needs_chains_do_not_exhaust_the_stack() -> None:
+    nested = "on: push\nenv:\n  A: " + "[" * 3000 + "]" * 3000 + "\njobs: {}\n"
+    assert "nesting is too deep" in lint_workflow(nested, "t.yml")[0].message
+    n = 1200  # more than the interpreter's recursion limit
+    jobs = "".join(
+        f"  j{i}:\n    runs-on: x\n    needs: j{i + 1}\n    steps:\n      - run: echo\n"
+        for i in range(n)
+    )
+    jobs += f"  j{n}:\n    runs-on: x\n    steps:\n      - run: echo\n"
+    assert errors(lint_workflow("on: push\njobs:\n" + jobs, "t.yml")) == []

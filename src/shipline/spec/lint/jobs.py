@@ -104,14 +104,23 @@ def _check_cycles(
 ) -> None:
     """Report each cycle once, at the key of its first job in file order."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    stack: list[str] = []
     reported = False
 
-    def visit(job: str) -> None:
+    def visit(root: str) -> None:
+        # Iterative depth-first search: a long chain of jobs must not exhaust the stack.
         nonlocal reported
-        state[job] = 1
-        stack.append(job)
-        for target, node in graph[job][1]:
+        stack: list[str] = [root]
+        edges = [iter(graph[root][1])]
+        state[root] = 1
+        while edges:
+            job = stack[-1]
+            step = next(edges[-1], None)
+            if step is None:
+                state[job] = 2
+                stack.pop()
+                edges.pop()
+                continue
+            target, node = step
             if state.get(target) == 1:
                 cycle = [*stack[stack.index(target) :], target]
                 names = " -> ".join(f'"{graph[j][0].text}"' for j in cycle)
@@ -132,9 +141,9 @@ def _check_cycles(
                 )
                 reported = True
             elif target not in state:
-                visit(target)
-        stack.pop()
-        state[job] = 2
+                state[target] = 1
+                stack.append(target)
+                edges.append(iter(graph[target][1]))
 
     for job in graph:
         if job not in state:
