@@ -1,0 +1,242 @@
+"""The `shell` executor: runs step processes directly on this machine.
+
+Each step runs in a session and process group of its own, so that ending the step ends
+everything it started in the background as well. There is no isolation beyond that: a
+step sees the machine as the runner's user does. Use the sandbox executor for untrusted
+code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipline.executors.base import JobEnv, StepExit, StepHandle, StepProcess
+
+_CHUNK = 65536
+# Exit codes a POSIX shell reports when a command cannot run: found but not executable,
+# and not found (also used for a missing working directory).
+_EXIT_NOT_EXECUTABLE = 126
+_EXIT_NOT_FOUND = 127
+# After SIGKILL processes vanish at once unless stuck in uninterruptible I/O; do not wait
+# for those forever.
+_KILLED_WAIT = 5.0
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    """The executor's state for one started step; lives in `StepHandle.native`."""
+
+    proc: asyncio.subprocess.Process | None
+    startup_output: bytes = b""
+    startup_exit: int = 0
+    exited: asyncio.Task[int] | None = None
+    ending: asyncio.Task[None] | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+class ShellExecutor:
+    """Runs each step as a local process group, with the runner's own user and rights.
+
+    `kill_grace` is how many seconds a step gets between SIGTERM and SIGKILL when it is
+    killed, times out or its job is destroyed.
+
+    A step's output must be read through `tail` while it runs (the pipe is bounded; a step
+    nobody reads from stops at its next write until its timeout ends it). A step's
+    `timeout` counts from `start`, whether or not anyone is in `wait` yet.
+    """
+
+    name = "shell"
+
+    def __init__(self, kill_grace: float = 5.0) -> None:
+        self.kill_grace = kill_grace
+        self._runs: dict[str, list[_Run]] = {}
+
+    async def setup(self, job: JobEnv) -> None:
+        for path in (job.root, job.workspace, job.temp, job.tool_cache):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode is filtered by the umask and ignored for existing directories; the
+        # job root and temp hold step scripts and command files, so no one else may look.
+        job.root.chmod(0o700)
+        job.temp.chmod(0o700)
+
+    async def start(self, job: JobEnv, process: StepProcess) -> StepHandle:
+        if not process.argv:
+            raise ValueError(f"step {process.step_key!r} has an empty argv")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *process.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=dict(process.env),
+                cwd=process.cwd,
+                # Own session, so its process group is the step's and nothing of the
+                # runner's; set by the spawn itself (no preexec_fn), which keeps vfork.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            run = _failed_start(process, exc)
+        else:
+            run = _Run(proc=proc)
+            run.exited = asyncio.create_task(self._supervise(run, proc, process.timeout))
+        self._runs.setdefault(job.key, []).append(run)
+        return StepHandle(step_key=process.step_key, native=run)
+
+    async def tail(self, handle: StepHandle) -> AsyncIterator[bytes]:
+        run = _run_of(handle)
+        if run.proc is None:
+            yield run.startup_output
+            return
+        stdout = run.proc.stdout
+        assert stdout is not None  # start() always asks for a pipe
+        while chunk := await stdout.read(_CHUNK):
+            yield chunk
+
+    async def wait(self, handle: StepHandle) -> StepExit:
+        run = _run_of(handle)
+        if run.exited is None:
+            return StepExit(exit_code=run.startup_exit)
+        # Shielded: a caller that stops waiting must not stop the timeout from applying.
+        code = await asyncio.shield(run.exited)
+        return StepExit(exit_code=code, timed_out=run.timed_out, cancelled=run.cancelled)
+
+    async def kill(self, handle: StepHandle) -> None:
+        await self._kill(_run_of(handle))
+
+    async def destroy(self, job: JobEnv) -> None:
+        runs = list(self._runs.get(job.key, []))
+        # Concurrently: each group's grace runs at the same time, not one after another.
+        await asyncio.gather(*(self._kill(run) for run in runs))
+        exits = [run.exited for run in runs if run.exited is not None]
+        await asyncio.gather(*exits, return_exceptions=True)
+        # Forgotten only now, so that a second destroy called meanwhile waits as well.
+        self._runs.pop(job.key, None)
+
+    async def _kill(self, run: _Run) -> None:
+        if run.proc is None:
+            return
+        if run.proc.returncode is None and not run.timed_out:
+            run.cancelled = True
+        await self._end(run, run.proc.pid)
+
+    async def _supervise(
+        self, run: _Run, proc: asyncio.subprocess.Process, timeout: float | None
+    ) -> int:
+        """The step's exit code, ending its group first if it outlives `timeout`."""
+        try:
+            return await asyncio.wait_for(_exit_code(proc), timeout)
+        except TimeoutError:
+            if not run.cancelled:
+                run.timed_out = True
+            await self._end(run, proc.pid)
+            return await _exit_code(proc)
+
+    async def _end(self, run: _Run, pgid: int) -> None:
+        # One termination per step, however many callers (kill, timeout, destroy) ask;
+        # shielded so a cancelled caller cannot stop it between SIGTERM and SIGKILL.
+        if run.ending is None:
+            run.ending = asyncio.create_task(_terminate_group(pgid, self.kill_grace))
+        await asyncio.shield(run.ending)
+
+
+def _failed_start(process: StepProcess, exc: OSError) -> _Run:
+    """A run that never started: it prints why, as a shell would, and exits 126 or 127."""
+    what = exc.filename if exc.filename is not None else process.argv[0]
+    reason = exc.strerror or type(exc).__name__
+    line = f"shipline: cannot start step: {os.fsdecode(what)}: {reason}\n"
+    code = _EXIT_NOT_EXECUTABLE if isinstance(exc, PermissionError) else _EXIT_NOT_FOUND
+    return _Run(proc=None, startup_output=line.encode(), startup_exit=code)
+
+
+def _run_of(handle: StepHandle) -> _Run:
+    if not isinstance(handle.native, _Run):
+        raise TypeError(f"handle of step {handle.step_key!r} was not made by ShellExecutor")
+    return handle.native
+
+
+async def _exit_code(proc: asyncio.subprocess.Process) -> int:
+    """The exit code once the process has exited, 128+signo if a signal ended it.
+
+    `Process.wait()` is not used: on Python 3.11 it returns only once the output pipe is
+    closed as well, so a background child still holding stdout would hold the step's exit
+    back. `returncode` is set as soon as the process is reaped.
+    """
+    delay = 0.001
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    code = proc.returncode
+    return 128 - code if code < 0 else code
+
+
+async def _terminate_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, SIGKILL whatever is still running `grace` seconds later."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    # A stopped process would only see SIGTERM once continued.
+    _signal_group(pgid, signal.SIGCONT)
+    if await _until_gone(pgid, grace):
+        return
+    _signal_group(pgid, signal.SIGKILL)
+    await _until_gone(pgid, _KILLED_WAIT)
+
+
+def _signal_group(pgid: int, signo: signal.Signals) -> bool:
+    """Send `signo` to the group; False if no process of it is left."""
+    try:
+        os.killpg(pgid, signo)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _until_gone(pgid: int, seconds: float) -> bool:
+    """Wait up to `seconds` for the group to have no running process; True if it has none."""
+    deadline = time.monotonic() + seconds
+    delay = 0.002
+    while _group_running(pgid):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def _group_running(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg also finds zombies, and orphans become zombies forever where PID 1 does not
+    # reap (many containers): where /proc exists, only count members that still run.
+    return _live_member_in_proc(pgid)
+
+
+def _live_member_in_proc(pgid: int) -> bool:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the process ended while we looked
+            continue
+        # Fields after the command name, which may itself contain spaces and parentheses:
+        # state, ppid, pgrp, ...
+        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
