@@ -238,6 +238,9 @@ class _Converter:
             if not isinstance(key, Scalar):
                 self.error("yaml", key.line, key.col, "a mapping key must be a scalar")
                 continue
+            if not isinstance(key.value, str):
+                # Keys are names: `3.10:` is "3.10" and `null:` is "null", as written.
+                key = Scalar(key.line, key.col, str(raw_key.value), key.style, self.lines)
             if key.text in seen:
                 first = seen[key.text]
                 self.error(

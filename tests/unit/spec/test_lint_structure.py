@@ -169,3 +169,20 @@ def test_deep_nesting_and_long_needs_chains_do_not_exhaust_the_stack() -> None:
     )
     jobs += f"  j{n}:\n    runs-on: x\n    steps:\n      - run: echo\n"
     assert errors(lint_workflow("on: push\njobs:\n" + jobs, "t.yml")) == []
+
+
+def test_mapping_keys_keep_their_text() -> None:
+    found = lint(
+        """
+        on: push
+        jobs:
+          build:
+            runs-on: ubuntu-latest
+            strategy:
+              matrix:
+                3.10: [a]
+            steps:
+              - run: echo ${{ matrix['3.10'] }}
+        """
+    )
+    assert errors(found) == []

@@ -1,9 +1,9 @@
 """`runs-on:` labels: known GitHub-hosted labels, and labels that cannot go together.
 
 Locally every label runs (Shipline's runners match labels they were given), so an unknown
-label is only a WARNING: it is usually a typo or a retired image (`macos-12`). Two
-GitHub-hosted images in one `runs-on` (`[ubuntu-latest, windows-latest]`) can never both
-match one machine: that is an error-prone pattern (a matrix was meant) and also a warning.
+label is only a WARNING: it is usually a typo or a retired image (`macos-12`). Labels of
+two operating systems in one `runs-on` (`[ubuntu-latest, windows-latest]`) can never both
+match one machine: a matrix was meant; that is a warning too.
 Values coming from a literal matrix row (`runs-on: ${{ matrix.os }}`) are checked too.
 """
 
@@ -40,15 +40,18 @@ def check(ctx: LintContext) -> None:
 
 def _check_labels(ctx: LintContext, job: Mapping, labels: list[Scalar], path: str) -> None:
     hosted: Scalar | None = None
+    from_matrix: list[Scalar] = []
     for label in labels:
         text = label.text if label.value is not None else ""
         if is_expression(text):
-            for value in _matrix_values(job, text):
-                _check_label(ctx, value, path)
-                hosted = _check_conflict(ctx, value, hosted, path)
+            # Matrix values are alternatives (one per job): each only meets the literal labels.
+            from_matrix += _matrix_values(job, text)
             continue
         _check_label(ctx, label, path)
         hosted = _check_conflict(ctx, label, hosted, path)
+    for value in from_matrix:
+        _check_label(ctx, value, path)
+        _check_conflict(ctx, value, hosted, path)
 
 
 def _check_label(ctx: LintContext, label: Scalar, path: str) -> None:
@@ -76,16 +79,15 @@ def _os(label: str) -> str | None:
 def _check_conflict(
     ctx: LintContext, label: Scalar, hosted: Scalar | None, path: str
 ) -> Scalar | None:
-    """A second GitHub-hosted image, or an OS label that contradicts the first image."""
+    """Warn when `label` asks for another OS than the first GitHub-hosted image did.
+
+    Returns the first hosted image seen so far."""
     generic_os = label.text.lower() in ("linux", "windows", "macos")
     if not HOSTED.match(label.text) and not generic_os:
         return hosted
     if hosted is None:
         return None if generic_os else label
-    differs = _os(label.text) != _os(hosted.text)
-    if generic_os and not differs:
-        return hosted
-    if hosted.text.lower() != label.text.lower():
+    if _os(label.text) != _os(hosted.text):
         ctx.warning(
             label,
             "runner-label",
