@@ -26,10 +26,10 @@ from shipline.spec.expressions.ast import Index, Literal, NamedValue, Wildcard, 
 from shipline.spec.expressions.errors import MAX_LENGTH
 from shipline.spec.lint import conditions
 from shipline.spec.lint._context import LintContext
-from shipline.spec.lint.availability import Availability, availability, normalise
+from shipline.spec.lint.availability import TABLE, Availability, availability, normalise
 from shipline.spec.lint.calls import call_problems, untrusted_problem
 from shipline.spec.lint.properties import property_problem
-from shipline.spec.lint.scope import Scope, job_scope, with_steps, workflow_inputs
+from shipline.spec.lint.scope import Scope, job_outputs, job_scope, with_steps, workflow_inputs
 from shipline.spec.yamlpos import Mapping, Node, Scalar, Sequence
 
 CONTEXTS = frozenset(
@@ -191,8 +191,6 @@ class _Checker:
         return self._scopes[cache_key]
 
     def _all_job_outputs(self) -> dict[str, frozenset[str] | None]:
-        from shipline.spec.lint.scope import job_outputs
-
         return {key.text.lower(): job_outputs(job) for key, job in self.ctx.jobs()}
 
 
@@ -219,8 +217,6 @@ def _not_allowed(context: str, avail: Availability) -> str:
 
 
 def _keys_allowing(function: str) -> list[str]:
-    from shipline.spec.lint.availability import TABLE
-
     return sorted(k for k, row in TABLE.items() if function in row.functions)
 
 

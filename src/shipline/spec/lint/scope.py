@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shipline.spec.lint._context import LintContext, string_value
-from shipline.spec.yamlpos import Mapping, Node, Scalar, Sequence
+from shipline.spec.lint.actions import BUILTIN_ACTIONS
+from shipline.spec.yamlpos import Mapping, Node, Scalar, Sequence, parse_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +91,11 @@ def step_outputs(ctx: LintContext, step: Mapping) -> frozenset[str] | None:
     """Outputs a step is known to set: a local action's declared outputs; else None (any)."""
     uses = string_value(step.get("uses"))
     if uses and "@" in uses:
-        from shipline.spec.lint.actions import BUILTIN_ACTIONS
-
         builtin = BUILTIN_ACTIONS.get(uses.split("@", 1)[0].lower())
         return builtin.outputs if builtin is not None else None
     if uses and uses.startswith("./"):
         text = ctx.local_actions.get(uses.rstrip("/"))
         if text is not None:
-            from shipline.spec.yamlpos import parse_yaml
-
             root, problems = parse_yaml(text, uses)
             if isinstance(root, Mapping) and not problems:
                 outputs = root.get("outputs")
