@@ -84,7 +84,8 @@ def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
     ]
     if spec.artifacts is not None and spec.artifacts.files:
         name = spec.artifacts.name or "buildspec"
-        dest = "${{ runner.temp }}/codebuild-artifacts"
+        # Uploads take files from the workspace only: stage them there.
+        dest = "${{ github.workspace }}/.codebuild-artifacts"
         steps.append(
             StepSpec(
                 index=2,
@@ -100,7 +101,12 @@ def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
                 id="upload",
                 name=f"Upload artifact {name}",
                 uses="actions/upload-artifact@v4",
-                with_=(("name", name), ("path", dest)),
+                with_=(
+                    ("name", name),
+                    ("path", dest),
+                    ("if-no-files-found", "error"),
+                    ("include-hidden-files", "true"),
+                ),
             )
         )
     env = (
