@@ -168,12 +168,39 @@ async def _exit_code(proc: asyncio.subprocess.Process) -> int:
     closed as well, so a background child still holding stdout would hold the step's exit
     back. `returncode` is set as soon as the process is reaped.
     """
-    delay = 0.001
-    while proc.returncode is None:
+    if proc.returncode is None:
+        await _exited(proc.pid)
+    delay = 0.0005
+    while proc.returncode is None:  # the child watcher reaps it a moment later
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     code = proc.returncode
     return 128 - code if code < 0 else code
+
+
+async def _exited(pid: int) -> None:
+    """Wait until `pid` exits, woken by its pidfd (Linux 5.3+) rather than by polling.
+
+    Returns at once where pidfds are unavailable or the process is already gone; the
+    caller's polling loop covers those cases.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    try:
+        loop.add_reader(fd, wake)
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 async def _terminate_group(pgid: int, grace: float) -> None:

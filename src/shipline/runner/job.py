@@ -84,6 +84,8 @@ class _JobRun:
         self.env_file_values: dict[str, str] = {}
         self.path_prepend: list[str] = []
         self.posts: list[tuple[BuiltinAction, ActionCall, StepResult]] = []
+        self.file_counter = 0
+        self.base_env: dict[str, str] = {}
         self.contexts = self._contexts()
         self.evaluator = Evaluator(self.contexts, self.state, job.workflow.file)
 
@@ -260,14 +262,19 @@ class _JobRun:
         return env
 
     def _command_files(self, key: str) -> dict[str, Path]:
+        """Fresh paths for the step's GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY/STATE files.
+
+        They are not created beforehand (a step's `>>` creates them): creating five files
+        per step was the largest part of a step's fixed cost.
+        """
+        self.file_counter += 1
         folder = self.env.temp / "_runner_file_commands"
-        folder.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for kind in ("output", "env", "path", "step_summary", "state"):
-            path = folder / f"{kind}_{key}"
-            path.write_bytes(b"")
-            files[kind] = path
-        return files
+        if self.file_counter == 1:
+            folder.mkdir(parents=True, exist_ok=True)
+        return {
+            kind: folder / f"{kind}_{self.file_counter}_{key}"
+            for kind in ("output", "env", "path", "step_summary", "state")
+        }
 
     async def _script(
         self, step: StepSpec, result: StepResult, step_env: dict[str, str], timeout: float | None
@@ -354,7 +361,10 @@ class _JobRun:
                 continue
             self.env_file_values[name] = value
         self.path_prepend.extend(read_paths(files["path"]))
-        summary = files["step_summary"].read_text(encoding="utf-8", errors="replace")
+        try:
+            summary = files["step_summary"].read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            summary = ""
         if summary.strip():
             summary_dir = self.env.root / "summaries"
             summary_dir.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import shutil
 
@@ -23,8 +24,15 @@ class ShellError(ValueError):
 def resolve_shell(shell: str | None, path_env: str | None) -> tuple[list[str], str]:
     """argv with `{0}` where the script path goes, and the extension the script file wants.
 
-    A custom shell is a command with `{0}`, e.g. `perl {0}`.
+    A custom shell is a command with `{0}`, e.g. `perl {0}`. Cached: every step of a job
+    asks again with the same PATH.
     """
+    argv, ext = _resolve_shell(shell, path_env)
+    return list(argv), ext
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_shell(shell: str | None, path_env: str | None) -> tuple[tuple[str, ...], str]:
     name = (shell or DEFAULT_SHELL).strip()
     if name in SHELLS:
         template, ext = SHELLS[name]
@@ -41,7 +49,7 @@ def resolve_shell(shell: str | None, path_env: str | None) -> tuple[list[str], s
     program = shutil.which(argv[0], path=path_env)
     if program is not None:
         argv[0] = program
-    return argv, ext
+    return tuple(argv), ext
 
 
 def render(argv: list[str], script: str) -> tuple[str, ...]:
