@@ -47,10 +47,13 @@ def record_rate(suite: str, passed: int, total: int, threshold: float, detail: s
     RATES_DIR.mkdir(parents=True, exist_ok=True)
     (RATES_DIR / f"{suite}.json").write_text(
         json.dumps(
-            {"suite": suite, "passed": passed, "total": total, "threshold": threshold,
-             "detail": detail}
+            {
+                "suite": suite,
+                "passed": passed,
+                "total": total,
+                "threshold": threshold,
+                "detail": detail,
+            }
         ),
         encoding="utf-8",
     )
-
-

@@ -178,7 +178,9 @@ def test_unknown_action_fails_only_when_reached(repo: Repo, run) -> None:
 
 
 def test_local_composite_action(repo: Repo, run) -> None:
-    repo.write(".shipline/actions/greet/action.yml", """
+    repo.write(
+        ".shipline/actions/greet/action.yml",
+        """
         name: greet
         inputs:
           who:
@@ -194,7 +196,8 @@ def test_local_composite_action(repo: Repo, run) -> None:
               run: |
                 echo "hello ${{ inputs.who }}"
                 echo "text=hello ${{ inputs.who }}" >> "$GITHUB_OUTPUT"
-    """)
+    """,
+    )
     repo.workflow("""
         on: push
         jobs:
@@ -216,7 +219,9 @@ def test_local_composite_action(repo: Repo, run) -> None:
 
 
 def test_buildspec_runs_as_a_job_with_artifacts(repo: Repo, run) -> None:
-    repo.write("buildspec.yml", """
+    repo.write(
+        "buildspec.yml",
+        """
         version: 0.2
         env:
           variables:
@@ -238,7 +243,8 @@ def test_buildspec_runs_as_a_job_with_artifacts(repo: Repo, run) -> None:
           files:
             - "**/*"
           discard-paths: yes
-    """)
+    """,
+    )
     repo.commit()
     result = run("run", "--json")
     assert result.returncode == 0, result.stderr
@@ -246,14 +252,17 @@ def test_buildspec_runs_as_a_job_with_artifacts(repo: Repo, run) -> None:
     assert "Entering phase BUILD" in result.stderr
     doc = json.loads(result.stdout)
     assert doc["workflows"][0]["file"] == "buildspec.yml"
-    index = json.loads(next((repo.root / ".shipline/local/runs").glob("*/artifacts.json"))
-                       .read_text())
+    index = json.loads(
+        next((repo.root / ".shipline/local/runs").glob("*/artifacts.json")).read_text()
+    )
     text = json.dumps(index)
     assert "results" in text and "result.txt" in text and "deep/file.txt" not in text
 
 
 def test_buildspec_failure_stops_later_phases(repo: Repo, run) -> None:
-    repo.write("ci/buildspec.yml", """
+    repo.write(
+        "ci/buildspec.yml",
+        """
         version: 0.2
         phases:
           pre_build:
@@ -263,7 +272,8 @@ def test_buildspec_failure_stops_later_phases(repo: Repo, run) -> None:
           build:
             commands:
               - echo SHOULD-NOT-RUN-EITHER
-    """)
+    """,
+    )
     repo.commit()
     result = run("run", "--buildspec", "ci/buildspec.yml")
     assert result.returncode == 1
@@ -284,8 +294,9 @@ def test_example_python_library_runs_unchanged(tmp_path: Path, run) -> None:
     example.git("config", "user.email", "dev@example.com")
     example.git("config", "user.name", "Dev")
     example.commit("example")
-    result = shipline("run", "-j", "verify", "--matrix", f"python-version={PY}", "--json",
-                      cwd=target, timeout=600)
+    result = shipline(
+        "run", "-j", "verify", "--matrix", f"python-version={PY}", "--json", cwd=target, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     jobs = json.loads(result.stdout)["workflows"][0]["jobs"]
     assert [j["id"] for j in jobs] == ["lint", "test", "build", "verify"]

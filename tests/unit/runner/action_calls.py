@@ -50,7 +50,7 @@ class Job:
             tool_cache=self.root / "tools",
             env={"HOME": str(self.home), "PATH": "/usr/bin:/bin", **(env or {})},
             github=github or {"job": "build"},
-            log=lambda line: self.logs.append(line),
+            log=self.logs.append,
             artifacts=self.artifacts,
             caches=self.caches,
             source=GitSourceProvider(repo or self.root / "no-repo"),
