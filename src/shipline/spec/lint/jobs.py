@@ -68,17 +68,11 @@ def _job_ids_and_needs(ctx: LintContext) -> dict[str, tuple[Scalar, list[tuple[s
                 continue
             listed.add(low)
             if low not in seen:
-                ctx.error(
-                    key,
-                    "job-needs",
-                    f'job "{key.text}" needs job "{name}" which does not exist in this workflow',
-                    path=f"jobs.{key.text}.needs",
-                )
-                # GitHub points at the entry itself; say it there too.
+                # One report, at the entry itself, as GitHub points at it.
                 ctx.error(
                     node,
                     "job-needs",
-                    f'job "{key.text}" depends on unknown job "{name}"',
+                    f'job "{key.text}" needs job "{name}" which does not exist in this workflow',
                     path=f"jobs.{key.text}.needs",
                 )
                 continue
