@@ -129,8 +129,12 @@ def _run(
     selectors = key_values(matrix, "--matrix")
     raw_inputs = dict(key_values(inputs, "--input"))
 
-    paths = discover_workflows(repo.root)
+    # `--buildspec FILE` runs that buildspec alone; otherwise the workflows and, when there
+    # is one, the buildspec.yml at the root.
+    paths = [] if buildspec is not None else discover_workflows(repo.root)
     explicit = False
+    if workflow and buildspec is not None:
+        raise UsageError("give either a WORKFLOW or --buildspec, not both")
     if workflow:
         paths = [_find_workflow(workflow, paths, repo.root, directory)]
         explicit = True
@@ -142,6 +146,10 @@ def _run(
     if (buildspec is not None or (not workflow and bs_path.is_file())) and (
         not jobs or "build" in jobs
     ):
+        if buildspec is not None and not bs_path.is_absolute():
+            bs_path = (directory / buildspec).resolve()
+            if not bs_path.is_file():
+                bs_path = (repo.root / buildspec).resolve()
         if not bs_path.is_file():
             raise UsageError(f"{buildspec}: no such buildspec file")
         from shipline.local.buildspec import buildspec_workflow
