@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -429,3 +430,38 @@ def test_plan_explains_jobs(repo: Repo, run) -> None:
     assert [j["key"] for j in jobs] == ["a", "b (1)", "b (2)"]
     assert jobs[1]["needs"] == ["a"]
     assert jobs[1]["if"] == "github.ref == 'refs/heads/main'"
+
+
+def test_terminal_output_uses_rich_progress_and_table(repo: Repo) -> None:
+    """On a TTY the run shows coloured prefixes, a status line and a summary table."""
+    import pty
+
+    repo.workflow("""
+        on: push
+        jobs:
+          build:
+            runs-on: ubuntu-latest
+            steps:
+              - run: echo "::warning file=src/a.py,line=7::be careful" && echo visible-line
+    """)
+    repo.commit()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: run shipline with the pty as its terminal
+        os.chdir(repo.root)
+        os.execv(sys.executable, [sys.executable, "-m", "shipline", "run"])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "visible-line" in text
+    assert "\x1b[" in text  # colours
+    assert "┏" in text and "run #1: success" in text  # the Rich summary table
+    assert "warning: src/a.py:7: be careful (build)" in text

@@ -160,6 +160,8 @@ class RichReporter(PlainReporter):
             style = "green" if row[3].startswith("✓") else ("red" if "✗" in row[3] else "")
             table.add_row(*row, style=style)
         self.console.print(table)
+        for line in notes(session):
+            self.console.print(line, markup=False)
 
     def close(self) -> None:
         self.status.stop()
@@ -185,6 +187,26 @@ def summary_rows(session: SessionResult) -> list[tuple[str, str, str, str, str]]
     return rows
 
 
+def notes(session: SessionResult) -> list[str]:
+    """Annotations the steps printed (`::error file=..,line=..::`) and where the step
+    summaries went, for the end of the output."""
+    lines = []
+    for outcome in session.workflows:
+        for job in outcome.result.jobs:
+            for a in job.annotations:
+                where = (
+                    f"{a.file}:{a.line}: "
+                    if a.file and a.line
+                    else (f"{a.file}: " if a.file else "")
+                )
+                lines.append(f"{a.level}: {where}{a.message} ({job.name})")
+            if job.error and job.conclusion is Conclusion.FAILURE and not job.steps:
+                lines.append(f"error: {job.name}: {job.error}")
+    if session.summaries is not None:
+        lines.append(f"step summaries: {session.summaries}")
+    return lines
+
+
 def summary_text(session: SessionResult) -> str:
     rows = summary_rows(session)
     header = ("workflow", "job", "matrix", "result", "duration")
@@ -195,4 +217,5 @@ def summary_text(session: SessionResult) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines.extend(notes(session))
     return "\n".join(lines) + "\n"

@@ -79,6 +79,7 @@ class SessionResult:
     workflows: list[WorkflowOutcome] = field(default_factory=list)
     run_number: int = 0
     state_dir: Path | None = None
+    summaries: Path | None = None
 
 
 def read_workflow(path: Path, root: Path) -> WorkflowSpec:
@@ -258,6 +259,7 @@ class LocalRun:
         outcomes = [WorkflowOutcome(s, r) for s, r in zip(self.selected, results, strict=True)]
         conclusion = combine([r.conclusion for r in results])
         session = SessionResult(conclusion, outcomes, number, state)
+        session.summaries = write_summaries(run_dir, outcomes)
         (run_dir / "run.json").write_text(json.dumps(session_json(session), indent=2))
         return session
 
@@ -270,6 +272,22 @@ class LocalRun:
         )
         for engine in self.engines:
             engine.cancel_run()
+
+
+def write_summaries(run_dir: Path, outcomes: list[WorkflowOutcome]) -> Path | None:
+    """Join the steps' GITHUB_STEP_SUMMARY texts into one Markdown file of the run."""
+    parts: list[str] = []
+    for outcome in outcomes:
+        for job in outcome.result.jobs:
+            texts = [s.summary for s in job.steps if s.summary.strip()]
+            if texts:
+                parts.append(f"## {outcome.selected.spec.display_name} / {job.name}\n")
+                parts.extend(t.rstrip() + "\n" for t in texts)
+    if not parts:
+        return None
+    path = run_dir / "summary.md"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
 
 
 def session_json(session: SessionResult) -> dict[str, object]:

@@ -366,9 +366,7 @@ class _JobRun:
         except FileNotFoundError:
             summary = ""
         if summary.strip():
-            summary_dir = self.env.root / "summaries"
-            summary_dir.mkdir(exist_ok=True)
-            (summary_dir / f"{result.key}.md").write_text(self.masker.mask(summary))
+            result.summary = self.masker.mask(summary)
 
     async def _action(
         self, step: StepSpec, result: StepResult, step_env: dict[str, str]

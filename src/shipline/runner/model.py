@@ -51,6 +51,7 @@ class StepResult:
     started: float = 0.0
     finished: float = 0.0
     error: str | None = None
+    summary: str = ""  # what the step wrote to GITHUB_STEP_SUMMARY, masked
 
 
 @dataclass(slots=True)
