@@ -8,6 +8,7 @@ stream masked output to the observer, then read GITHUB_OUTPUT / GITHUB_ENV / GIT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
@@ -121,6 +122,10 @@ class _JobRun:
     async def run(self) -> JobResult:
         obs = self.r.observer
         self.result.started = time.time()
+        if self.spec.name and "${{" in self.spec.name:
+            # `name: tests on ${{ matrix.python-version }}`: GitHub shows it evaluated.
+            with contextlib.suppress(EvaluationFailed):
+                self.result.name = self.evaluator.string(self.spec.name, "name", self.spec.pos.line)
         obs.job_started(self.job.key, self.result.name)
         try:
             await self.r.executor.setup(self.env)
