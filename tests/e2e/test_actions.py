@@ -301,3 +301,54 @@ def test_example_python_library_runs_unchanged(tmp_path: Path, run) -> None:
     jobs = json.loads(result.stdout)["workflows"][0]["jobs"]
     assert [j["id"] for j in jobs] == ["lint", "test", "build", "verify"]
     assert all(j["conclusion"] == "success" for j in jobs)
+
+
+def test_typical_library_workflow_runs_unchanged(repo: Repo, run) -> None:
+    """`.github/workflows` as found in small libraries: one OS/Python cell runs here."""
+    workflow = (Path(__file__).parent / "workflows" / "typical_library.yml").read_text()
+    repo.write(".github/workflows/main.yml", workflow)
+    repo.write(
+        "pyproject.toml",
+        """
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "tinylib"
+        version = "1.0.0"
+    """,
+    )
+    repo.write("src/tinylib/__init__.py", "def add(a, b):\n    return a + b\n")
+    repo.write(
+        "tests/test_add.py",
+        """
+        import unittest
+
+        from tinylib import add
+
+
+        class Add(unittest.TestCase):
+            def test_add(self):
+                self.assertEqual(add(1, 2), 3)
+    """,
+    )
+    repo.commit()
+    lint = run("lint", "--json")
+    assert lint.returncode == 0, lint.stdout
+    result = run(
+        "run",
+        "-j",
+        "tests",
+        "--matrix",
+        f"python-version={PY}",
+        "--matrix",
+        "os=ubuntu-latest",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = json.loads(result.stdout)["workflows"][0]["jobs"]
+    assert len(jobs) == 1
+    assert jobs[0]["name"] == f"tests on {PY} (ubuntu-latest)"
+    assert [s["conclusion"] for s in jobs[0]["steps"]][-1] == "skipped"  # codecov, guarded
+    assert "Ran 1 test" in result.stderr

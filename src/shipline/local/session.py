@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -215,6 +216,7 @@ class LocalRun:
     def run(self) -> SessionResult:
         state = state_directory(self.repo.root, self.state_override)
         number, run_dir = next_run_number(state)
+        use_pidfd_child_watcher()
         return asyncio.run(self._run(state, number, run_dir))
 
     async def _run(self, state: Path, number: int, run_dir: Path) -> SessionResult:
@@ -288,6 +290,20 @@ def write_summaries(run_dir: Path, outcomes: list[WorkflowOutcome]) -> Path | No
     path = run_dir / "summary.md"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def use_pidfd_child_watcher() -> None:
+    """Let asyncio learn of step exits through pidfds instead of a thread per process.
+
+    Python 3.12 does this by itself; 3.11's default starts a thread for every step.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return  # a kernel without pidfds (before 5.3)
+    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
 def session_json(session: SessionResult) -> dict[str, object]:
