@@ -1,0 +1,342 @@
+"""The store's ports: one narrow protocol per aggregate, all reached through a transaction.
+
+`Store.transaction()` yields a `Transaction` whose repositories share one database
+transaction: a state change, its published event and its audit record commit together or
+not at all (STYLE.md habit 8). Implementations: `store.sql.SqlStore` (SQLite by default,
+PostgreSQL for many servers); one contract suite (`tests/contract/test_store_contract.py`)
+runs against both.
+
+Conventions: `get*` returns None for what does not exist; `create*` raises `Conflict` for
+a duplicate; status changes are checked with `domain.transitions.check_transition` and
+raise `InvalidTransition`; lists are newest first with an opaque `cursor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from shipline.domain.errors import ShiplineError
+from shipline.domain.records import (
+    JSON,
+    AuditRecord,
+    EventRecord,
+    JobRecord,
+    LogChunk,
+    MembershipRecord,
+    ProjectRecord,
+    Role,
+    RunRecord,
+    StepRecord,
+    TokenKind,
+    TokenRecord,
+    Trust,
+    UserRecord,
+)
+from shipline.domain.status import Conclusion, Status
+
+T = TypeVar("T")
+
+
+class Conflict(ShiplineError):
+    """Something with that name or key exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list; pass `next_cursor` back to get the next one (None: no more)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create (status queued, attempt 1; the store assigns id and number).
+
+    `workflow_text` is the workflow file at the run's commit, read by the server from the
+    repository, never sent by a client; the plan is compiled from it.
+    """
+
+    project_id: int
+    workflow_file: str
+    workflow_name: str
+    workflow_text: str
+    event: str
+    ref: str
+    sha: str
+    actor: str
+    trust: Trust = Trust.TRUSTED
+    inputs: JSON = field(default_factory=dict)
+    event_payload: JSON = field(default_factory=dict)
+    concurrency_group: str | None = None
+    plan_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to create in a run's attempt, when it becomes ready (status queued)."""
+
+    key: str
+    job_id: str
+    name: str
+    matrix: JSON = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    runs_on: tuple[str, ...] = ()
+    timeout_minutes: float = 360
+    status: Status = Status.QUEUED
+    conclusion: Conclusion | None = None  # for jobs created already skipped
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    project_id: int | None = None
+    status: Status | None = None
+    ref: str | None = None
+    event: str | None = None
+    workflow_file: str | None = None
+
+
+class ProjectStore(Protocol):
+    def create(self, name: str, repository: str, default_branch: str = "main") -> ProjectRecord: ...
+
+    def get(self, name: str) -> ProjectRecord | None: ...
+
+    def get_by_id(self, project_id: int) -> ProjectRecord | None: ...
+
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[ProjectRecord]: ...
+
+    def delete(self, project_id: int) -> None: ...
+
+
+class RunStore(Protocol):
+    def create(self, run: NewRun, *, now: datetime) -> RunRecord:
+        """Insert a run with the next number of its project (1, 2, ...), status queued."""
+        ...
+
+    def get(self, run_id: int) -> RunRecord | None: ...
+
+    def definition(self, run_id: int) -> tuple[str, JSON]:
+        """The workflow text and the event payload the run was created with."""
+        ...
+
+    def list(
+        self, flt: RunFilter, *, limit: int = 20, cursor: str | None = None
+    ) -> Page[RunRecord]: ...
+
+    def set_status(
+        self,
+        run_id: int,
+        status: Status,
+        conclusion: Conclusion | None = None,
+        *,
+        now: datetime,
+        error: str | None = None,
+    ) -> RunRecord:
+        """Checked against the transition table; sets started_at/finished_at as it goes."""
+        ...
+
+    def new_attempt(self, run_id: int, *, now: datetime) -> RunRecord:
+        """A completed run back to queued with attempt + 1 (a re-run); earlier attempts'
+        jobs, steps and logs stay."""
+        ...
+
+    def active_in_group(self, project_id: int, group: str) -> list[RunRecord]:
+        """Runs of a concurrency group that are not completed, oldest first."""
+        ...
+
+    def unfinished(self) -> list[RunRecord]:
+        """Every run not completed (crash recovery at start-up)."""
+        ...
+
+
+class JobStore(Protocol):
+    def create(
+        self, run_id: int, attempt: int, jobs: Sequence[NewJob], *, now: datetime
+    ) -> list[JobRecord]: ...
+
+    def get(self, job_id: int) -> JobRecord | None: ...
+
+    def for_run(self, run_id: int, attempt: int | None = None) -> list[JobRecord]:
+        """The jobs of an attempt (default: the run's current attempt), in creation order."""
+        ...
+
+    def set_status(
+        self,
+        job_id: int,
+        status: Status,
+        conclusion: Conclusion | None = None,
+        *,
+        now: datetime,
+        outputs: JSON | None = None,
+        error: str | None = None,
+    ) -> JobRecord: ...
+
+    def claim(
+        self, owner: str, labels: frozenset[str] | None, *, lease_seconds: float, now: datetime
+    ) -> JobRecord | None:
+        """Atomically take the oldest queued job (whose `runs_on` labels are all in
+        `labels`; None: any), mark it in_progress with a lease held by `owner`. Safe with
+        many servers (FOR UPDATE SKIP LOCKED on PostgreSQL): no job is claimed twice."""
+        ...
+
+    def renew_lease(self, job_id: int, owner: str, *, lease_seconds: float, now: datetime) -> bool:
+        """Extend the lease; False when `owner` no longer holds the job."""
+        ...
+
+    def expired_leases(self, now: datetime) -> list[JobRecord]: ...
+
+
+class StepStore(Protocol):
+    def upsert(self, step: StepRecord) -> None: ...
+
+    def for_job(self, job_id: int) -> list[StepRecord]: ...
+
+
+class LogStore(Protocol):
+    def append(self, job_id: int, seq: int, data: bytes, step_index: int | None = None) -> bool:
+        """Store a chunk; False (and no change) when that `seq` is stored already."""
+        ...
+
+    def read(
+        self, job_id: int, *, after_seq: int = -1, limit: int | None = None
+    ) -> list[LogChunk]: ...
+
+    def last_seq(self, job_id: int) -> int:
+        """The highest stored seq, -1 when none."""
+        ...
+
+
+class UserStore(Protocol):
+    def create(
+        self, name: str, *, password_hash: str | None = None, is_admin: bool = False, now: datetime
+    ) -> UserRecord: ...
+
+    def get(self, name: str) -> UserRecord | None: ...
+
+    def get_by_id(self, user_id: int) -> UserRecord | None: ...
+
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[UserRecord]: ...
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+    def count(self) -> int: ...
+
+
+class MembershipStore(Protocol):
+    def set_role(self, project_id: int, user_id: int, role: Role) -> MembershipRecord: ...
+
+    def role(self, project_id: int, user_id: int) -> Role | None: ...
+
+    def for_project(self, project_id: int) -> list[MembershipRecord]: ...
+
+    def remove(self, project_id: int, user_id: int) -> None: ...
+
+
+class TokenStore(Protocol):
+    def create(
+        self,
+        kind: TokenKind,
+        name: str,
+        secret_hash: str,
+        *,
+        now: datetime,
+        user_id: int | None = None,
+        job_id: int | None = None,
+        scopes: tuple[str, ...] = (),
+        expires_at: datetime | None = None,
+    ) -> TokenRecord: ...
+
+    def find(self, secret_hash: str) -> TokenRecord | None: ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def for_user(self, user_id: int) -> list[TokenRecord]: ...
+
+    def revoke(self, token_id: int, *, now: datetime) -> None: ...
+
+    def revoke_for_job(self, job_id: int, *, now: datetime) -> None: ...
+
+    def touch(self, token_id: int, *, now: datetime) -> None: ...
+
+
+class AuditStore(Protocol):
+    def append(
+        self,
+        *,
+        actor: str,
+        action: str,
+        now: datetime,
+        decision: str = "allowed",
+        project_id: int | None = None,
+        target: str = "",
+        reason: str = "",
+        request_id: str = "",
+        data: JSON | None = None,
+    ) -> AuditRecord:
+        """Append to the hash chain (the previous record's hash is read in the same
+        transaction, serialised so that concurrent appends cannot fork the chain)."""
+        ...
+
+    def list(
+        self,
+        *,
+        project_id: int | None = None,
+        action: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[AuditRecord]: ...
+
+    def iterate(self) -> Iterator[AuditRecord]:
+        """Every record in chain order (for verification and export)."""
+        ...
+
+
+class EventStore(Protocol):
+    def publish(
+        self,
+        kind: str,
+        *,
+        now: datetime,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        data: JSON | None = None,
+    ) -> EventRecord: ...
+
+    def since(
+        self,
+        after_id: int,
+        *,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        limit: int = 500,
+    ) -> list[EventRecord]: ...
+
+    def last_id(self) -> int: ...
+
+
+class Transaction(Protocol):
+    """The repositories of one database transaction."""
+
+    projects: ProjectStore
+    runs: RunStore
+    jobs: JobStore
+    steps: StepStore
+    logs: LogStore
+    users: UserStore
+    members: MembershipStore
+    tokens: TokenStore
+    audit: AuditStore
+    events: EventStore
+
+
+class Store(Protocol):
+    """A database: `with store.transaction() as tx:` commits on success, rolls back on error."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def close(self) -> None: ...
