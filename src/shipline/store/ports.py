@@ -124,7 +124,7 @@ class RunStore(Protocol):
         """The workflow text and the event payload the run was created with."""
         ...
 
-    def list(
+    def page(
         self, flt: RunFilter, *, limit: int = 20, cursor: str | None = None
     ) -> Page[RunRecord]: ...
 
@@ -282,7 +282,7 @@ class AuditStore(Protocol):
         transaction, serialised so that concurrent appends cannot fork the chain)."""
         ...
 
-    def list(
+    def page(
         self,
         *,
         project_id: int | None = None,
