@@ -223,6 +223,19 @@ class Bench:
         )  # fmt: skip
 
 
+def byte_compile() -> None:
+    """Byte-compile the package, as `pip install` does.
+
+    The environment may set PYTHONDONTWRITEBYTECODE, and a source checkout installed in
+    editable mode then recompiles every module of the package on every start: that would
+    measure the compiler, not an installed `shipline`.
+    """
+    import shipline
+
+    package = Path(shipline.__file__).parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+
+
 def machine() -> str:
     model = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -268,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(unknown)}")
 
+    byte_compile()
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     with tempfile.TemporaryDirectory(prefix="shipline-bench-") as tmp:
