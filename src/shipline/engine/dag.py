@@ -196,7 +196,7 @@ class RunState:
     def fail_fast(self, job: PlannedJob) -> tuple[list[PlannedJob], list[Skip]]:
         """After `job` failed: the running cells of its matrix to stop, and its queued cells
         (now cancelled), when its strategy is fail-fast."""
-        if not self._is_fail_fast(job):
+        if not self.is_fail_fast(job):
             return [], []
         running = [j for j in self.running.values() if j.job_id == job.job_id]
         skipped = []
@@ -272,7 +272,7 @@ class RunState:
         self.pending[0:0] = cells
         return []
 
-    def _is_fail_fast(self, job: PlannedJob) -> bool:
+    def is_fail_fast(self, job: PlannedJob) -> bool:
         strategy = job.spec.strategy
         if strategy is None or job.matrix_total <= 1:
             return False

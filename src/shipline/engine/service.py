@@ -1,0 +1,412 @@
+"""Runs on the server: trigger, advance, finish, cancel — every change persisted with its
+event and audit record in one transaction.
+
+The scheduling decisions come from `engine.dag.RunState`, rebuilt from the stored jobs after
+each change, so the server decides exactly as `shipline run` does. Workflow files are read
+by the server from the project's repository at the run's commit, never from a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from shipline.domain.clock import Clock
+from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.engine.dag import Finished, RunState, Skip
+from shipline.engine.errors import Invalid, NotFound
+from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
+from shipline.plan.events import Event
+from shipline.plan.inputs import InputError, resolve_inputs
+from shipline.plan.triggers import triggered
+from shipline.spec.diagnostics import Severity
+from shipline.spec.workflow import load_workflow
+from shipline.store.ports import NewJob, NewRun, Store, Transaction
+
+
+class SourceRepository(Protocol):
+    """The server's view of a project's repository (see `scm.repository.GitRepository`)."""
+
+    def fetch(self) -> None: ...
+
+    def resolve(self, ref: str) -> tuple[str, str]: ...
+
+    def workflow_files(self, sha: str) -> list[str]: ...
+
+    def read(self, sha: str, path: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRequest:
+    """What a caller asks for; everything else is decided by the server."""
+
+    ref: str | None = None
+    workflow: str | None = None
+    event: str = "workflow_dispatch"
+    inputs: Mapping[str, str] | None = None
+
+
+def run_event(run: RunRecord, project: ProjectRecord, payload: object) -> Event:
+    inputs = run.inputs if isinstance(run.inputs, dict) else {}
+    return Event(
+        name=run.event,
+        ref=run.ref,
+        sha=run.sha,
+        repository=project.name,
+        actor=run.actor,
+        inputs=tuple(inputs.items()),
+        payload=payload,
+    )
+
+
+def github_context(run: RunRecord, project: ProjectRecord, payload: object) -> dict[str, object]:
+    event = run_event(run, project, payload)
+    return {
+        "event_name": run.event,
+        "event": payload if isinstance(payload, dict) else {},
+        "sha": run.sha,
+        "ref": run.ref,
+        "ref_name": event.ref_name,
+        "ref_type": event.ref_type,
+        "repository": project.name,
+        "repository_owner": project.name.split("/", 1)[0],
+        "actor": run.actor,
+        "triggering_actor": run.actor,
+        "workflow": run.workflow_name,
+        "run_id": str(run.id),
+        "run_number": str(run.number),
+        "run_attempt": str(run.attempt),
+    }
+
+
+class RunService:
+    """Creates runs from events and moves them forward as their jobs end."""
+
+    def __init__(
+        self, store: Store, clock: Clock, repositories: Callable[[ProjectRecord], SourceRepository]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.repositories = repositories
+
+    # -- triggering ----------------------------------------------------------------------
+
+    def trigger(
+        self, project: ProjectRecord, request: TriggerRequest, *, actor: str
+    ) -> list[RunRecord]:
+        """Start the workflows the event triggers at the ref's current commit.
+
+        A named workflow starts whatever its `on:` says (for dispatch/API calls); a broken
+        workflow file gives a failed run whose error lists the diagnostics.
+        """
+        repo = self.repositories(project)
+        repo.fetch()
+        ref, sha = repo.resolve(request.ref or project.default_branch)
+        files = repo.workflow_files(sha)
+        if request.workflow is not None:
+            wanted = request.workflow
+            files = [f for f in files if wanted in (f, f.rsplit("/", 1)[-1])]
+            if not files:
+                raise NotFound(f"no workflow {wanted!r} at {ref}", field="workflow")
+        runs: list[RunRecord] = []
+        for path in files:
+            run = self._trigger_one(
+                project,
+                repo,
+                path,
+                ref,
+                sha,
+                request,
+                actor=actor,
+                explicit=request.workflow is not None,
+            )
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    def _trigger_one(
+        self,
+        project: ProjectRecord,
+        repo: SourceRepository,
+        path: str,
+        ref: str,
+        sha: str,
+        request: TriggerRequest,
+        *,
+        actor: str,
+        explicit: bool,
+    ) -> RunRecord | None:
+        text = repo.read(sha, path)
+        spec, diagnostics = load_workflow(text, path)
+        inputs: dict[str, object] = {}
+        error: str | None = None
+        plan: Plan | None = None
+        name = path
+        if spec is None:
+            error = "the workflow is invalid:\n" + "\n".join(
+                d.format() for d in diagnostics if d.severity is Severity.ERROR
+            )
+        else:
+            name = spec.display_name
+            event = Event(
+                name=request.event, ref=ref, sha=sha, repository=project.name, actor=actor
+            )
+            ok, _ = triggered(spec, event)
+            if not ok and not explicit:
+                return None
+            if request.event == "workflow_dispatch":
+                try:
+                    inputs = resolve_inputs(spec.triggers.dispatch_inputs, request.inputs or {})
+                except InputError as exc:
+                    raise Invalid(
+                        str(exc), field=f"inputs.{exc.field}" if exc.field else "inputs"
+                    ) from exc
+            try:
+                plan = compile_plan(spec, event)
+            except PlanError as exc:
+                error = str(exc)
+        payload = {
+            "ref": ref,
+            "after": sha,
+            "inputs": inputs,
+            "repository": {"full_name": project.name},
+            "sender": {"login": actor},
+        }
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            run = tx.runs.create(
+                NewRun(
+                    project_id=project.id,
+                    workflow_file=path,
+                    workflow_name=name,
+                    workflow_text=text,
+                    event=request.event,
+                    ref=ref,
+                    sha=sha,
+                    actor=actor,
+                    inputs=inputs,
+                    event_payload=payload,
+                    plan_digest=plan.digest if plan else "",
+                ),
+                now=now,
+            )
+            tx.audit.append(
+                actor=actor,
+                action="run.trigger",
+                now=now,
+                project_id=project.id,
+                target=f"run:{run.id}",
+                data={"workflow": path, "ref": ref, "sha": sha, "event": request.event},
+            )
+            tx.events.publish("run.created", now=now, run_id=run.id)
+            if error is not None:
+                run = tx.runs.set_status(
+                    run.id, Status.COMPLETED, Conclusion.FAILURE, now=now, error=error
+                )
+                tx.events.publish("run.completed", now=now, run_id=run.id)
+                return run
+            return self._advance(tx, run)
+
+    # -- moving forward ------------------------------------------------------------------
+
+    def _state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
+        text, payload = tx.runs.definition(run.id)
+        project = tx.projects.get_by_id(run.project_id)
+        if project is None:
+            raise NotFound(f"project of run {run.id} is gone")
+        spec, _ = load_workflow(text, run.workflow_file)
+        if spec is None:
+            raise Invalid(f"run {run.id}: its workflow no longer loads")
+        plan = compile_plan(spec, run_event(run, project, payload))
+        inputs = run.inputs if isinstance(run.inputs, dict) else {}
+        state = RunState(plan, github=github_context(run, project, payload), inputs=inputs)
+        return state, plan
+
+    def _advance(self, tx: Transaction, run: RunRecord) -> RunRecord:
+        """Create the jobs that became ready, skip those that will not run, and complete
+        the run when nothing is left. Idempotent: jobs already stored are not created again.
+        """
+        now = self.clock.now()
+        state, _ = self._state(tx, run)
+        stored = {j.key: j for j in tx.jobs.for_run(run.id, run.attempt)}
+        if run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED:
+            state.cancel()
+        new: list[NewJob] = []
+        while True:
+            decisions = state.decide()
+            for decision in decisions:
+                if decision.job.key in stored:
+                    continue
+                new.append(_new_job(decision.job, decision if isinstance(decision, Skip) else None))
+                stored[decision.job.key] = _placeholder(decision.job)
+            replayed = False
+            for key, job in list(state.running.items()):
+                record = stored.get(key)
+                if record is not None and record.status is Status.COMPLETED:
+                    state.record(
+                        Finished(
+                            key,
+                            job.job_id,
+                            record.conclusion or Conclusion.FAILURE,
+                            _outputs(record),
+                        )
+                    )
+                    replayed = True
+            if not decisions and not replayed:
+                break
+        if new:
+            for created in tx.jobs.create(run.id, run.attempt, new, now=now):
+                tx.events.publish(
+                    "job.queued" if created.status is Status.QUEUED else "job.completed",
+                    now=now,
+                    run_id=run.id,
+                    job_id=created.id,
+                )
+        if state.finished() and run.status is not Status.COMPLETED:
+            run = tx.runs.set_status(run.id, Status.COMPLETED, state.conclusion(), now=now)
+            tx.events.publish("run.completed", now=now, run_id=run.id)
+        return run
+
+    def job_started(self, job_id: int) -> None:
+        """A runner began a claimed job: the run is in progress."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            job = tx.jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            run = tx.runs.get(job.run_id)
+            if run is not None and run.status is Status.QUEUED:
+                tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
+                tx.events.publish("run.started", now=now, run_id=run.id)
+            tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job_id)
+
+    def job_finished(
+        self,
+        job_id: int,
+        conclusion: Conclusion,
+        *,
+        outputs: Mapping[str, str] | None = None,
+        error: str | None = None,
+    ) -> JobRecord:
+        """A job ended: store it, apply fail-fast, and advance its run."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            job = tx.jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            if job.status is Status.COMPLETED:
+                return job  # a repeated report changes nothing
+            job = tx.jobs.set_status(
+                job_id,
+                Status.COMPLETED,
+                conclusion,
+                now=now,
+                outputs=dict(outputs or {}),
+                error=error,
+            )
+            tx.events.publish(
+                "job.completed",
+                now=now,
+                run_id=job.run_id,
+                job_id=job_id,
+                data={"conclusion": str(conclusion)},
+            )
+            run = tx.runs.get(job.run_id)
+            assert run is not None
+            if conclusion is Conclusion.FAILURE:
+                self._fail_fast(tx, run, job)
+            self._advance(tx, run)
+            return job
+
+    def _fail_fast(self, tx: Transaction, run: RunRecord, failed: JobRecord) -> None:
+        state, plan = self._state(tx, run)
+        planned = next((j for j in plan.jobs if j.key == failed.key), None)
+        if planned is None or not state.is_fail_fast(planned):
+            return
+        now = self.clock.now()
+        for sibling in tx.jobs.for_run(run.id, run.attempt):
+            if sibling.job_id != failed.job_id or sibling.id == failed.id:
+                continue
+            if sibling.status is Status.QUEUED:
+                tx.jobs.set_status(
+                    sibling.id,
+                    Status.COMPLETED,
+                    Conclusion.CANCELLED,
+                    now=now,
+                    error="fail-fast: another matrix cell failed",
+                )
+            elif sibling.status is Status.IN_PROGRESS:
+                tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=sibling.id)
+
+    def cancel(self, run_id: int, *, actor: str) -> RunRecord:
+        """Cancel a run: queued jobs end cancelled, running ones are told to stop."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            run = tx.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.status is Status.COMPLETED:
+                return run
+            for job in tx.jobs.for_run(run.id, run.attempt):
+                if job.status is Status.QUEUED:
+                    tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
+                elif job.status is Status.IN_PROGRESS:
+                    tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)
+            run = tx.runs.set_status(
+                run.id,
+                Status.COMPLETED,
+                Conclusion.CANCELLED,
+                now=now,
+                error=f"cancelled by {actor}",
+            )
+            tx.audit.append(
+                actor=actor,
+                action="run.cancel",
+                now=now,
+                project_id=run.project_id,
+                target=f"run:{run.id}",
+            )
+            tx.events.publish("run.completed", now=now, run_id=run.id)
+            return run
+
+
+def _new_job(job: PlannedJob, skip: Skip | None) -> NewJob:
+    runs_on = job.spec.runs_on
+    labels = (
+        tuple(str(v) for v in runs_on)
+        if isinstance(runs_on, list)
+        else ((str(runs_on),) if isinstance(runs_on, str) and "${{" not in runs_on else ())
+    )
+    timeout = job.spec.timeout_minutes
+    return NewJob(
+        key=job.key,
+        job_id=job.job_id,
+        name=job.display_name,
+        matrix=job.matrix_dict,
+        needs=job.needs,
+        runs_on=labels,
+        timeout_minutes=timeout if isinstance(timeout, float | int) else 360,
+        status=Status.COMPLETED if skip else Status.QUEUED,
+        conclusion=skip.conclusion if skip else None,
+        error=skip.reason if skip and skip.conclusion is Conclusion.FAILURE else None,
+    )
+
+
+def _placeholder(job: PlannedJob) -> JobRecord:
+    """Stands for a job created in this transaction, until the store returns it."""
+    return JobRecord(
+        id=0,
+        run_id=0,
+        attempt=0,
+        key=job.key,
+        job_id=job.job_id,
+        name=job.display_name,
+        status=Status.QUEUED,
+    )
+
+
+def _outputs(record: JobRecord) -> dict[str, str]:
+    outputs = record.outputs if isinstance(record.outputs, dict) else {}
+    return {str(k): str(v) for k, v in outputs.items()}

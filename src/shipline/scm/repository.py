@@ -1,0 +1,121 @@
+"""A project's repository as the server sees it: a bare mirror it fetches into, from which
+it resolves refs and reads workflow files at a commit — never from a client.
+
+Every git command gets refs after `--end-of-options` (or as `<sha>:<path>` objects built
+from a verified sha), so a ref named `--upload-pack=...` is only a name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from shipline.domain.errors import ShiplineError
+
+WORKFLOW_DIRS = (".shipline/workflows", ".github/workflows")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+class RepositoryError(ShiplineError):
+    """git could not do what was asked; the message says what and why."""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+    )
+    return env
+
+
+class GitRepository:
+    """A bare mirror of `source` (a local path or a git URL) at `mirror`."""
+
+    def __init__(self, source: str, mirror: Path) -> None:
+        self.source = source
+        self.mirror = mirror
+
+    def _git(self, *args: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.mirror,
+            env=_env(),
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip().splitlines()
+            raise RepositoryError(f"git {args[0]}: {message[-1] if message else 'failed'}")
+        return result.stdout.decode(errors="replace")
+
+    def fetch(self) -> None:
+        """Create the mirror on first use, then bring every branch and tag up to date."""
+        if not (self.mirror / "HEAD").exists():
+            self.mirror.parent.mkdir(parents=True, exist_ok=True)
+            self._git("init", "--bare", "--quiet", str(self.mirror), cwd=self.mirror.parent)
+        self._git(
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--force",
+            "--no-tags",
+            "--end-of-options",
+            self.source,
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+        )
+
+    def resolve(self, ref: str) -> tuple[str, str]:
+        """(full ref, commit sha) for a branch, a tag, a full ref or a sha."""
+        if _SHA.match(ref):
+            sha = self._git(
+                "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
+            ).strip()
+            return ref, sha
+        candidates = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        for full in candidates:
+            try:
+                sha = self._git(
+                    "rev-parse", "--verify", "--quiet", "--end-of-options", f"{full}^{{commit}}"
+                ).strip()
+            except RepositoryError:
+                continue
+            return full, sha
+        raise RepositoryError(f"no branch, tag or commit {ref!r} in the repository")
+
+    def workflow_files(self, sha: str) -> list[str]:
+        """Paths of the workflow files at a commit, sorted."""
+        self._check_sha(sha)
+        out = self._git("ls-tree", "-r", "--name-only", "-z", sha, "--", *WORKFLOW_DIRS)
+        return sorted(
+            p
+            for p in out.split("\0")
+            if p.endswith((".yml", ".yaml")) and p.rsplit("/", 1)[0] in WORKFLOW_DIRS
+        )
+
+    def read(self, sha: str, path: str) -> str:
+        """A file's text at a commit."""
+        self._check_sha(sha)
+        if path.startswith("-") or ".." in path.split("/"):
+            raise RepositoryError(f"invalid path {path!r}")
+        return self._git("cat-file", "blob", f"{sha}:{path}")
+
+    def changed_paths(self, before: str | None, sha: str) -> tuple[str, ...] | None:
+        """Paths changed between two commits (None when `before` is unknown)."""
+        self._check_sha(sha)
+        if before is None or set(before) == {"0"}:
+            out = self._git("diff-tree", "--root", "--no-commit-id", "-r", "--name-only", "-z", sha)
+        else:
+            self._check_sha(before)
+            out = self._git("diff", "--name-only", "-z", before, sha, "--")
+        return tuple(p for p in out.split("\0") if p)
+
+    @staticmethod
+    def _check_sha(sha: str) -> None:
+        if not _SHA.match(sha):
+            raise RepositoryError(f"not a commit sha: {sha!r}")
