@@ -17,7 +17,7 @@ from typing import Protocol
 from shipline.domain.status import Conclusion, combine
 from shipline.plan.compile import Plan, PlanError, PlannedJob, expand_job
 from shipline.runner.model import JobAssignment, JobObserver, JobResult
-from shipline.spec.expressions import ExpressionError, evaluate, evaluate_template, truthy
+from shipline.spec.expressions.errors import ExpressionError
 
 STATUS_FUNCTIONS = ("success(", "failure(", "always(", "cancelled(")
 
@@ -212,13 +212,19 @@ class Engine:
 
     def _should_run(self, job: PlannedJob) -> bool:
         text = (job.spec.if_ or "").strip()
+        needs = [self._conclusion_of(n) for n in job.needs]
+        status = _Status(needs, self.cancel.is_set())
+        if not text:
+            # The default `success()`, answered without loading the expression parser.
+            return status.status_function("success")
+        from shipline.spec.expressions import evaluate, truthy
+
         if text.startswith("${{") and text.endswith("}}") and text.count("${{") == 1:
             text = text[3:-2].strip()
         if not text:
-            text = "success()"
+            text = "success()"  # `if: ${{ }}`
         elif not any(f in text.replace(" ", "").lower() for f in STATUS_FUNCTIONS):
             text = f"success() && ({text})"
-        status = _Status([self._conclusion_of(n) for n in job.needs], self.cancel.is_set())
         contexts = self._contexts(job)
         contexts.pop("matrix")
         contexts.pop("strategy")
@@ -288,6 +294,8 @@ class Engine:
         value = job.spec.continue_on_error
         if isinstance(value, bool):
             return value
+        from shipline.spec.expressions import evaluate_template, truthy
+
         try:
             return truthy(evaluate_template(value, self._contexts(job)))  # type: ignore[arg-type]
         except ExpressionError:
@@ -299,6 +307,8 @@ class Engine:
             return False
         if isinstance(strategy.fail_fast, bool):
             return strategy.fail_fast
+        from shipline.spec.expressions import evaluate_template, truthy
+
         try:
             value = evaluate_template(strategy.fail_fast, self._contexts(job))  # type: ignore[arg-type]
             return truthy(value)
@@ -316,6 +326,8 @@ class Engine:
 
 def _evaluate_data(value: object, contexts: dict[str, object]) -> object:
     """Evaluate every `${{ }}` inside a structured value (a dynamic matrix)."""
+    from shipline.spec.expressions import evaluate_template
+
     if isinstance(value, str):
         return evaluate_template(value, contexts) if "${{" in value else value  # type: ignore[arg-type]
     if isinstance(value, list):

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipline.spec.expressions import ExpressionError, evaluate_template, parse_template, truthy
-from shipline.spec.expressions import evaluate as evaluate_expression
+from shipline.spec.expressions.errors import ExpressionError
 
+# The parser and evaluator load on the first `${{ }}` (and the first `if:` that is not the
+# default `success()`): a job without expressions never pays for them.
 STATUS_FUNCTIONS = ("success(", "failure(", "always(", "cancelled(")
 
 
@@ -105,25 +106,33 @@ class Evaluator:
     def condition(
         self, text: str | None, where: str, line: int, default: str = "success()"
     ) -> bool:
+        if not text and default == "success()":
+            return self.state.status_function("success")
+        from shipline.spec.expressions import evaluate, truthy
+
         source = condition_source(text) if text else default
         try:
-            return truthy(evaluate_expression(source, self.contexts, self.state))  # type: ignore[arg-type]
+            return truthy(evaluate(source, self.contexts, self.state))  # type: ignore[arg-type]
         except ExpressionError as exc:
             raise EvaluationFailed(f"{self.file}:{line}: {where}: {exc}") from exc
 
     def value(self, text: str, where: str, line: int) -> object:
         if "${{" not in text:
             return text
+        from shipline.spec.expressions import evaluate_template, parse_template
+
         try:
             return evaluate_template(parse_template(text), self.contexts, self.state)  # type: ignore[arg-type]
         except ExpressionError as exc:
             raise EvaluationFailed(f"{self.file}:{line}: {where}: {exc}") from exc
 
     def string(self, text: str, where: str, line: int) -> str:
+        value = self.value(text, where, line)
+        if isinstance(value, str):
+            return value
         from shipline.spec.expressions import to_string
 
-        value = self.value(text, where, line)
-        return value if isinstance(value, str) else to_string(value)  # type: ignore[arg-type]
+        return to_string(value)  # type: ignore[arg-type]
 
     def env(self, pairs: tuple[tuple[str, str], ...], where: str, line: int) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -14,27 +14,24 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from shipline.domain.artifacts import ActionFailed
 from shipline.domain.status import Conclusion
 from shipline.executors.base import Executor, JobEnv, StepProcess
-from shipline.runner.actions import builtin_action
-from shipline.runner.actions.base import BuiltinAction
 from shipline.runner.commands import OutputProcessor
-from shipline.runner.composite import run_composite
 from shipline.runner.context import EvaluationFailed, Evaluator, JobState, runner_context
 from shipline.runner.environment import default_env
 from shipline.runner.files import CommandFileError, read_key_values, read_paths
 from shipline.runner.model import JobAssignment, JobObserver, JobResult, StepResult
-from shipline.runner.ports import (
-    ActionCall,
-    ActionFailed,
-    ArtifactStore,
-    CacheStore,
-    SourceProvider,
-)
 from shipline.runner.shells import ShellError, render, resolve_shell
 from shipline.security.masking import Masker
-from shipline.spec.models import StepSpec
+
+if TYPE_CHECKING:
+    # Built-in and composite actions load with the first `uses:` step.
+    from shipline.runner.actions.base import BuiltinAction
+    from shipline.runner.ports import ActionCall, ArtifactStore, CacheStore, SourceProvider
+    from shipline.spec.models import StepSpec
 
 
 class JobRunner:
@@ -379,7 +376,11 @@ class _JobRun:
         uses = step.uses or ""
         inputs = {k: self.evaluator.string(v, f"with.{k}", step.pos.line) for k, v in step.with_}
         if uses.startswith("./"):
+            from shipline.runner.composite import run_composite
+
             return await run_composite(self, step, result, inputs, step_env)
+        from shipline.runner.actions import builtin_action
+
         action = builtin_action(uses)
         if action is None:
             raise ActionFailed(
@@ -396,6 +397,8 @@ class _JobRun:
     def _action_call(
         self, uses: str, inputs: dict[str, str], step_env: dict[str, str], key: str
     ) -> ActionCall:
+        from shipline.runner.ports import ActionCall
+
         github = self.job.github
         return ActionCall(
             uses=uses,
