@@ -5,6 +5,7 @@ inject one instead of monkeypatching: `FakeExecutor` runs steps without processe
 with `FakeStep`.
 """
 
+from shipline.testing.clock import FrozenClock
 from shipline.testing.fake_executor import FakeExecutor, FakeStep
 
-__all__ = ["FakeExecutor", "FakeStep"]
+__all__ = ["FakeExecutor", "FakeStep", "FrozenClock"]
