@@ -1,0 +1,104 @@
+"""Who a request acts as (`Principal`), and the rules `AccessService` applies: what a
+token record stands for, whether a principal may act in a project, valid names and
+passwords.
+
+Kept apart from `engine.access` so that other services (runs, artifacts) can name a
+`Principal` without the user and token machinery.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shipline.domain.records import Role, TokenKind, TokenRecord
+from shipline.domain.status import Status
+from shipline.engine.errors import Invalid, Unauthenticated
+from shipline.store.ports import Transaction
+
+# A job token reads its own project (logs, artifacts of its run) and nothing more.
+JOB_ROLE = Role.VIEWER
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as, established from a verified token.
+
+    `user_id`/`user_name` name the user of a user token; job and runner tokens have no
+    user (`user_id` None) and a `user_name` such as `job:42` for the audit trail.
+    """
+
+    user_id: int | None
+    user_name: str
+    is_admin: bool
+    token_id: int
+    kind: TokenKind
+    job_id: int | None = None
+
+
+def job_project(tx: Transaction, job_id: int) -> int | None:
+    """The project of job `job_id`, None when there is no such job."""
+    job = tx.jobs.get(job_id)
+    run = tx.runs.get(job.run_id) if job is not None else None
+    return run.project_id if run is not None else None
+
+
+def check_password(password: str) -> None:
+    """`Invalid` unless the password has a sensible length."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise Invalid(
+            f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
+        )
+
+
+def utc(when: datetime) -> datetime:
+    """Stores may hand back naive datetimes (SQLite); they are UTC."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def check_user_name(name: str) -> None:
+    """`Invalid` unless `name` is 1-64 ASCII letters, digits, '.', '_' or '-', starting
+    with a letter or digit (so no user can be named like `job:42`)."""
+    if not _USER_NAME.match(name):
+        raise Invalid(
+            "a user name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field="name",
+        )
+
+
+def principal_for(tx: Transaction, record: TokenRecord) -> Principal:
+    """The principal a verified token record stands for; `Unauthenticated` when its user
+    is gone or its job has completed."""
+    if record.kind is TokenKind.USER:
+        user = tx.users.get_by_id(record.user_id) if record.user_id is not None else None
+        if user is None:
+            raise Unauthenticated("no such user")
+        return Principal(user.id, user.name, user.is_admin, record.id, record.kind)
+    if record.kind is TokenKind.JOB:
+        job = tx.jobs.get(record.job_id) if record.job_id is not None else None
+        if job is None or job.status is Status.COMPLETED:
+            raise Unauthenticated("job finished")
+        return Principal(None, f"job:{job.id}", False, record.id, record.kind, job.id)
+    return Principal(None, f"{record.kind}:{record.name}", False, record.id, record.kind)
+
+
+def denial_reason(tx: Transaction, principal: Principal, project_id: int, role: Role) -> str | None:
+    """Why `principal` may not act with `role` in the project, or None when it may.
+
+    A user needs a membership whose role allows `role`; a job token may read its own
+    project (`JOB_ROLE`); runner tokens act on jobs, never on projects. (Admins are let
+    through before this is asked.)"""
+    if principal.kind is TokenKind.USER and principal.user_id is not None:
+        have = tx.members.role(project_id, principal.user_id)
+        if have is None:
+            return "not a member"
+        return None if have.allows(role) else f"role {have} does not allow {role}"
+    if principal.kind is TokenKind.JOB and principal.job_id is not None:
+        if job_project(tx, principal.job_id) != project_id:
+            return "job token of another project"
+        return None if JOB_ROLE.allows(role) else f"a job token does not allow {role}"
+    return f"a {principal.kind} token has no project access"
