@@ -26,7 +26,7 @@ def plan(
 ) -> None:
     """Show which workflows and jobs an event starts: matrix cells, needs, conditions."""
     from shipline.cli.common import fail_usage, key_values, print_workflow_error
-    from shipline.cli.run import EVENTS, _event, _find_workflow
+    from shipline.cli.run import EVENTS, _find_workflow, read_for_event
     from shipline.domain.errors import UsageError, WorkflowError
     from shipline.local.repo import discover_workflows, inspect_repo
     from shipline.local.session import select_workflows
@@ -38,10 +38,9 @@ def plan(
         paths = discover_workflows(repo.root)
         if workflow:
             paths = [_find_workflow(workflow, paths, repo.root, directory)]
-        ev = _event(repo, event)
+        workflows, ev = read_for_event(repo, paths, event)
         selected, skipped = select_workflows(
-            paths,
-            repo.root,
+            workflows,
             ev,
             jobs=job or None,
             matrix=key_values(matrix, "--matrix"),

@@ -15,7 +15,7 @@ from shipline.cli.common import fail_usage, key_values, print_workflow_error
 if TYPE_CHECKING:
     from shipline.local.repo import RepoInfo
     from shipline.plan.events import Event
-    from shipline.spec.models import DispatchInput
+    from shipline.spec.models import DispatchInput, WorkflowSpec
 
 EVENTS = ("push", "pull_request", "workflow_dispatch", "schedule")
 
@@ -138,9 +138,9 @@ def _run(
     if workflow:
         paths = [_find_workflow(workflow, paths, repo.root, directory)]
         explicit = True
-    event = _event(repo, event_name)
+    workflows, event = read_for_event(repo, paths, event_name)
     selected, skipped = select_workflows(
-        paths, repo.root, event, jobs=jobs or None, matrix=selectors, explicit=explicit
+        workflows, event, jobs=jobs or None, matrix=selectors, explicit=explicit
     )
     bs_path = buildspec or (repo.root / "buildspec.yml")
     if (buildspec is not None or (not workflow and bs_path.is_file())) and (
@@ -236,7 +236,25 @@ def _find_workflow(name: str, paths: list[Path], root: Path, cwd: Path) -> Path:
     raise UsageError(f"no workflow {name!r} (workflows: {known})")
 
 
-def _event(repo: RepoInfo, name: str) -> Event:
+def read_for_event(
+    repo: RepoInfo, paths: list[Path], event_name: str
+) -> tuple[list[tuple[Path, WorkflowSpec]], Event]:
+    """Read the workflow files, then build the event they are matched against.
+
+    Read first: git is asked for the changed paths only when a workflow filters this
+    event by paths.
+    """
+    from shipline.local.repo import changed_paths
+    from shipline.local.session import read_workflow, uses_path_filters
+
+    workflows = [(path, read_workflow(path, repo.root)) for path in paths]
+    changed = None
+    if uses_path_filters([spec for _, spec in workflows], event_name):
+        changed = changed_paths(repo)
+    return workflows, _event(repo, event_name, changed)
+
+
+def _event(repo: RepoInfo, name: str, changed: tuple[str, ...] | None) -> Event:
     from shipline.plan.events import Event
 
     branch = repo.branch or "HEAD"
@@ -278,7 +296,7 @@ def _event(repo: RepoInfo, name: str) -> Event:
         base_ref=base_ref,
         head_ref=head_ref,
         action=action,
-        changed_paths=repo.changed_paths,
+        changed_paths=changed,
         payload=payload,
     )
 

@@ -17,7 +17,6 @@ class RepoInfo:
     sha: str
     branch: str | None
     repository: str
-    changed_paths: tuple[str, ...] | None
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,14 +24,30 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def inspect_repo(directory: Path) -> RepoInfo:
-    """Read what a local run needs from the repository at or above `directory`."""
+    """Read what a local run needs from the repository at or above `directory`.
+
+    Two git processes, run at the same time: one `rev-parse` for the root, HEAD and its
+    branch, and the origin URL. (Changed paths cost a third, so `changed_paths` is asked
+    for only when a path filter needs them.)
+    """
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
     try:
-        top = _git(directory, "rev-parse", "--show-toplevel", "HEAD")
+        remote = subprocess.Popen(
+            ["git", "config", "--get", "remote.origin.url"],
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
     except FileNotFoundError as exc:
         raise UsageError("git is not installed: `shipline run` needs it") from exc
-    lines = top.stdout.split()
+    with remote:
+        top = _git(
+            directory, "rev-parse", "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD"
+        )
+        remote_url = (remote.communicate()[0] or "").strip()
+    lines = top.stdout.splitlines()
     if top.returncode != 0 or len(lines) < 2:
         if "not a git repository" in top.stderr:
             raise UsageError(
@@ -44,12 +59,18 @@ def inspect_repo(directory: Path) -> RepoInfo:
             "(shipline runs the workflows at a commit: commit first)"
         )
     root, sha = Path(lines[0]), lines[1]
-    branch_out = _git(root, "symbolic-ref", "-q", "--short", "HEAD")
-    branch = branch_out.stdout.strip() or None
-    diff = _git(root, "diff-tree", "--root", "--no-commit-id", "-r", "--name-only", "-z", sha)
-    changed = tuple(p for p in diff.stdout.split("\0") if p) if diff.returncode == 0 else None
-    remote = _git(root, "config", "--get", "remote.origin.url").stdout.strip()
-    return RepoInfo(root, sha, branch, repository_name(remote, root), changed)
+    # `--symbolic-full-name HEAD` prints `refs/heads/<branch>`, or `HEAD` when detached.
+    head = lines[2] if len(lines) > 2 else ""
+    branch = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None
+    return RepoInfo(root, sha, branch or None, repository_name(remote_url, root))
+
+
+def changed_paths(repo: RepoInfo) -> tuple[str, ...] | None:
+    """The paths HEAD's commit changes (all its files for a root commit); None if unknown."""
+    diff = _git(
+        repo.root, "diff-tree", "--root", "--no-commit-id", "-r", "--name-only", "-z", repo.sha
+    )
+    return tuple(p for p in diff.stdout.split("\0") if p) if diff.returncode == 0 else None
 
 
 def repository_name(remote: str, root: Path) -> str:

@@ -97,9 +97,22 @@ def read_workflow(path: Path, root: Path) -> WorkflowSpec:
     return spec
 
 
+def uses_path_filters(specs: list[WorkflowSpec], event_name: str) -> bool:
+    """Whether any of `specs` filters `event_name` by changed paths.
+
+    Only then does a local run ask git for the changed paths (a process of its own).
+    """
+    for spec in specs:
+        trigger = spec.triggers.get(event_name)
+        if trigger is not None and (
+            trigger.filters.paths is not None or trigger.filters.paths_ignore is not None
+        ):
+            return True
+    return False
+
+
 def select_workflows(
-    paths: list[Path],
-    root: Path,
+    workflows: list[tuple[Path, WorkflowSpec]],
     event: Event,
     *,
     jobs: list[str] | None,
@@ -108,12 +121,12 @@ def select_workflows(
 ) -> tuple[list[Selected], list[tuple[str, str]]]:
     """The workflows `event` starts (all given ones when `explicit`), planned.
 
-    Returns them and the (file, reason) of those left out.
+    `workflows` are the files read with `read_workflow`. Returns the selected ones and the
+    (file, reason) of those left out.
     """
     selected: list[Selected] = []
     skipped: list[tuple[str, str]] = []
-    for path in paths:
-        spec = read_workflow(path, root)
+    for path, spec in workflows:
         ok, reason = triggered(spec, event)
         if not ok and not explicit:
             skipped.append((spec.file, reason))
