@@ -10,8 +10,9 @@ reach the password check. A key is forgotten `window` (15 min) after its last fa
 the end of its lock, whichever is later, so a locked-out guesser who comes back as soon as
 the lock ends keeps the long delay.
 
-In memory, per server process, thread-safe. Memory is bounded: at most `max_keys` keys are
-kept; when full, forgotten keys go first, then the least recently failed.
+In memory, per server process, thread-safe. Memory is bounded: at most `max_keys` keys of
+at most 2 × 128 characters are kept; when full, forgotten keys go first, then the least
+recently failed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ DEFAULT_WINDOW = timedelta(minutes=15)
 DEFAULT_BASE_DELAY = timedelta(seconds=30)
 DEFAULT_MAX_DELAY = timedelta(minutes=15)
 DEFAULT_MAX_KEYS = 10_000
+# Longer names and addresses are cut, so that a key's size is bounded too.
+MAX_KEY_PART = 128
 
 
 @dataclass(slots=True)
@@ -74,7 +77,7 @@ class LoginThrottle:
         (a query: it counts nothing)."""
         now = self._clock.now()
         with self._lock:
-            entry = self._live_entry((user, client), now)
+            entry = self._live_entry(_key(user, client), now)
             if entry is None or now >= entry.locked_until:
                 return None
             return entry.locked_until - now
@@ -85,7 +88,7 @@ class LoginThrottle:
         otherwise, so that concurrent guesses cannot all slip through before the first
         one fails."""
         now = self._clock.now()
-        key = (user, client)
+        key = _key(user, client)
         with self._lock:
             entry = self._live_entry(key, now)
             if entry is not None and now < entry.locked_until:
@@ -105,7 +108,7 @@ class LoginThrottle:
     def succeeded(self, user: str, client: str) -> None:
         """The attempt was a successful login: the key starts afresh."""
         with self._lock:
-            self._entries.pop((user, client), None)
+            self._entries.pop(_key(user, client), None)
 
     def __len__(self) -> int:
         """How many keys are remembered (forgotten ones may linger until evicted)."""
@@ -137,3 +140,7 @@ class LoginThrottle:
             del self._entries[key]
         while len(self._entries) >= self._max_keys:
             self._entries.popitem(last=False)
+
+
+def _key(user: str, client: str) -> tuple[str, str]:
+    return user[:MAX_KEY_PART], client[:MAX_KEY_PART]

@@ -158,3 +158,10 @@ def test_frozen_clock_moves_only_when_told() -> None:
         clock.advance(-1)
     clock.set(start)
     assert clock.now() == start
+
+
+def test_long_names_are_cut_to_bound_memory() -> None:
+    throttle = LoginThrottle(FrozenClock())
+    fail(throttle, 5, user="x" * 10_000)
+    assert throttle.retry_after("x" * 128, "10.0.0.1") is not None
+    assert throttle.retry_after("x" * 20_000, "10.0.0.1") is not None
