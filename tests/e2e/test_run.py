@@ -465,3 +465,24 @@ def test_terminal_output_uses_rich_progress_and_table(repo: Repo) -> None:
     assert "\x1b[" in text  # colours
     assert "┏" in text and "run #1: success" in text  # the Rich summary table
     assert "warning: src/a.py:7: be careful (build)" in text
+
+
+def test_fail_fast_after_a_failure_concludes_failure(repo: Repo, run) -> None:
+    repo.workflow("""
+        on: push
+        jobs:
+          t:
+            runs-on: ubuntu-latest
+            strategy:
+              matrix:
+                n: [1, 2, 3]
+            steps:
+              - run: if [ ${{ matrix.n }} = 1 ]; then exit 1; fi; sleep 5
+    """)
+    repo.commit()
+    result = run("run", "--json", "--parallel", "3")
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "failure"
+    conclusions = sorted(j["conclusion"] for j in doc["workflows"][0]["jobs"])
+    assert conclusions == ["cancelled", "cancelled", "failure"]

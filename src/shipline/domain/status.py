@@ -25,13 +25,14 @@ class Conclusion(StrEnum):
 
 
 def combine(conclusions: list[Conclusion]) -> Conclusion:
-    """The conclusion of a whole made of parts (a run of jobs).
+    """The conclusion of a whole made of parts (a run of jobs, a job of matrix cells).
 
-    Cancelled wins over failure, failure over success; a whole whose parts were all
-    skipped is a success, as on GitHub.
+    Failure wins over cancelled (cells cancelled by fail-fast after one failed make a
+    failure, as on GitHub), cancelled over success; a whole whose parts were all skipped is
+    a success. A run the user cancelled is cancelled whatever its parts: callers say so.
     """
-    if any(c is Conclusion.CANCELLED for c in conclusions):
-        return Conclusion.CANCELLED
     if any(c in (Conclusion.FAILURE, Conclusion.TIMED_OUT) for c in conclusions):
         return Conclusion.FAILURE
+    if any(c is Conclusion.CANCELLED for c in conclusions):
+        return Conclusion.CANCELLED
     return Conclusion.SUCCESS

@@ -273,6 +273,8 @@ class LocalRun:
                 shutil.rmtree(run_dir / "jobs", ignore_errors=True)
         outcomes = [WorkflowOutcome(s, r) for s, r in zip(self.selected, results, strict=True)]
         conclusion = combine([r.conclusion for r in results])
+        if any(e.cancel.is_set() for e in self.engines):
+            conclusion = Conclusion.CANCELLED  # the user stopped the run
         session = SessionResult(conclusion, outcomes, number, state)
         session.summaries = write_summaries(run_dir, outcomes)
         (run_dir / "run.json").write_text(json.dumps(session_json(session), indent=2))

@@ -7,8 +7,9 @@ PostgreSQL for many servers); one contract suite (`tests/contract/test_store_con
 runs against both.
 
 Conventions: `get*` returns None for what does not exist; `create*` raises `Conflict` for
-a duplicate; status changes are checked with `domain.transitions.check_transition` and
-raise `InvalidTransition`; lists are newest first with an opaque `cursor`.
+a duplicate; a change to something that does not exist raises `NotFound`; status changes
+are checked with `domain.transitions.check_transition` and raise `InvalidTransition`; lists
+are newest first with an opaque `cursor`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ T = TypeVar("T")
 
 class Conflict(ShiplineError):
     """Something with that name or key exists already."""
+
+
+class NotFound(ShiplineError):
+    """A change names something that does not exist (a `get*` returns None instead)."""
 
 
 @dataclass(frozen=True, slots=True)

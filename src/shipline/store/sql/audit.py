@@ -1,0 +1,179 @@
+"""The audit trail and the event feed in the SQL store (`AuditStore`, `EventStore`).
+
+Audit appends are serialised so that two transactions never link to the same previous
+record (which would fork the chain): PostgreSQL takes a transaction-scoped advisory lock,
+SQLite already holds the write lock (BEGIN IMMEDIATE). The chain's hash is defined in
+`shipline.domain.audit_chain`, which verifies it without the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, text
+
+from shipline.domain.audit_chain import chain_hash
+from shipline.domain.records import JSON, AuditRecord, EventRecord
+from shipline.store.ports import Page
+from shipline.store.sql._common import newest_first, utc
+from shipline.store.sql.schema import audit_events, events
+
+# pg_advisory_xact_lock key that serialises audit appends ("shipline audit").
+AUDIT_LOCK = 0x5348_4155
+_ITERATE_BATCH = 1000
+
+
+def _plain(data: JSON | None) -> JSON:
+    """`data` as it reads back from a JSON column, so the hash covers what is stored."""
+    if data is None:
+        return {}
+    result: JSON = json.loads(json.dumps(data, default=str))
+    return result
+
+
+def _audit(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        decision=row.decision,
+        project_id=row.project_id,
+        target=row.target,
+        reason=row.reason,
+        request_id=row.request_id,
+        data=row.data,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _event(row: Row[Any]) -> EventRecord:
+    return EventRecord(
+        id=row.id, at=row.at, kind=row.kind, run_id=row.run_id, job_id=row.job_id, data=row.data
+    )
+
+
+class SqlAuditStore:
+    """The append-only, hash-chained audit trail."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(
+        self,
+        *,
+        actor: str,
+        action: str,
+        now: datetime,
+        decision: str = "allowed",
+        project_id: int | None = None,
+        target: str = "",
+        reason: str = "",
+        request_id: str = "",
+        data: JSON | None = None,
+    ) -> AuditRecord:
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+        head = self._conn.execute(
+            select(audit_events.c.id, audit_events.c.hash)
+            .order_by(audit_events.c.id.desc())
+            .limit(1)
+        ).first()
+        unhashed = AuditRecord(
+            id=1 if head is None else head.id + 1,
+            at=utc(now),
+            actor=actor,
+            action=action,
+            decision=decision,
+            project_id=project_id,
+            target=target,
+            reason=reason,
+            request_id=request_id,
+            data=_plain(data),
+            prev_hash="" if head is None else head.hash,
+        )
+        record = dataclasses.replace(unhashed, hash=chain_hash(unhashed.prev_hash, unhashed))
+        self._conn.execute(insert(audit_events).values(dataclasses.asdict(record)))
+        return record
+
+    def page(
+        self,
+        *,
+        project_id: int | None = None,
+        action: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[AuditRecord]:
+        query = select(audit_events)
+        if project_id is not None:
+            query = query.where(audit_events.c.project_id == project_id)
+        if action is not None:
+            query = query.where(audit_events.c.action == action)
+        return newest_first(
+            self._conn, query, audit_events.c.id, _audit, limit=limit, cursor=cursor
+        )
+
+    def iterate(self) -> Iterator[AuditRecord]:
+        """Every record in chain order, read in batches (consume it inside the transaction)."""
+        after = 0
+        while True:
+            rows = self._conn.execute(
+                select(audit_events)
+                .where(audit_events.c.id > after)
+                .order_by(audit_events.c.id)
+                .limit(_ITERATE_BATCH)
+            ).all()
+            for row in rows:
+                yield _audit(row)
+            if len(rows) < _ITERATE_BATCH:
+                return
+            after = rows[-1].id
+
+
+class SqlEventStore:
+    """The feed of state changes live views follow, by increasing id."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def publish(
+        self,
+        kind: str,
+        *,
+        now: datetime,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        data: JSON | None = None,
+    ) -> EventRecord:
+        plain = _plain(data)
+        event_id = self._conn.execute(
+            insert(events)
+            .values(at=now, kind=kind, run_id=run_id, job_id=job_id, data=plain)
+            .returning(events.c.id)
+        ).scalar_one()
+        return EventRecord(event_id, utc(now), kind, run_id, job_id, plain)
+
+    def since(
+        self,
+        after_id: int,
+        *,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        limit: int = 500,
+    ) -> list[EventRecord]:
+        query = select(events).where(events.c.id > after_id)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        if job_id is not None:
+            query = query.where(events.c.job_id == job_id)
+        rows = self._conn.execute(query.order_by(events.c.id).limit(limit))
+        return [_event(row) for row in rows]
+
+    def last_id(self) -> int:
+        found = self._conn.execute(select(func.max(events.c.id))).scalar_one()
+        return 0 if found is None else int(found)

@@ -1,0 +1,214 @@
+"""Jobs in the SQL store (`JobStore`): creation per attempt, status changes, the queue.
+
+The queue is the `jobs` table itself. A claim takes the oldest queued job whose labels the
+runner has and holds it with a lease. On PostgreSQL, candidates are locked one at a time
+with `FOR UPDATE SKIP LOCKED` (a job another server is claiming is skipped, not waited for,
+and the status is checked again under the lock); on SQLite the whole transaction holds the
+write lock from its start (BEGIN IMMEDIATE), so claims are serialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from shipline.domain.records import JSON, JobRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition, check_transition
+from shipline.store.ports import NewJob
+from shipline.store.sql._common import guarded, one_or_missing, strs
+from shipline.store.sql.schema import jobs, runs
+
+# Queued jobs read per round while looking for one whose labels match.
+_CLAIM_BATCH = 100
+
+
+def _record(row: Row[Any]) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        run_id=row.run_id,
+        attempt=row.attempt,
+        key=row.key,
+        job_id=row.job_id,
+        name=row.name,
+        status=Status(row.status),
+        conclusion=None if row.conclusion is None else Conclusion(row.conclusion),
+        matrix=row.matrix,
+        needs=strs(row.needs),
+        outputs=row.outputs,
+        runs_on=strs(row.runs_on),
+        timeout_minutes=row.timeout_minutes,
+        tries=row.tries,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _fits(runs_on: object, labels: frozenset[str] | None) -> bool:
+    return labels is None or set(strs(runs_on)) <= labels
+
+
+class SqlJobStore:
+    """Jobs of runs' attempts, and the queue runners claim them from."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(
+        self, run_id: int, attempt: int, jobs_: Sequence[NewJob], *, now: datetime
+    ) -> list[JobRecord]:
+        if not jobs_:
+            return []
+        rows = []
+        for job in jobs_:
+            if (job.status is Status.COMPLETED) != (job.conclusion is not None):
+                raise InvalidTransition(
+                    f"job {job.key}: a conclusion goes with completed, and only with it"
+                )
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "attempt": attempt,
+                    "key": job.key,
+                    "job_id": job.job_id,
+                    "name": job.name,
+                    "status": job.status.value,
+                    "conclusion": None if job.conclusion is None else job.conclusion.value,
+                    "matrix": job.matrix,
+                    "needs": list(job.needs),
+                    "outputs": {},
+                    "runs_on": list(job.runs_on),
+                    "timeout_minutes": job.timeout_minutes,
+                    "tries": 0,
+                    "error": job.error,
+                    "created_at": now,
+                    "finished_at": now if job.status is Status.COMPLETED else None,
+                }
+            )
+        ids = []
+        with guarded(self._conn, f"a job of run {run_id} attempt {attempt}"):
+            for row in rows:
+                ids.append(
+                    self._conn.execute(insert(jobs).values(row).returning(jobs.c.id)).scalar_one()
+                )
+        query = select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)
+        return [_record(row) for row in self._conn.execute(query)]
+
+    def get(self, job_id: int) -> JobRecord | None:
+        row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else _record(row)
+
+    def for_run(self, run_id: int, attempt: int | None = None) -> list[JobRecord]:
+        query = select(jobs).where(jobs.c.run_id == run_id)
+        if attempt is None:
+            current = select(runs.c.attempt).where(runs.c.id == run_id).scalar_subquery()
+            query = query.where(jobs.c.attempt == current)
+        else:
+            query = query.where(jobs.c.attempt == attempt)
+        return [_record(row) for row in self._conn.execute(query.order_by(jobs.c.id))]
+
+    def set_status(
+        self,
+        job_id: int,
+        status: Status,
+        conclusion: Conclusion | None = None,
+        *,
+        now: datetime,
+        outputs: JSON | None = None,
+        error: str | None = None,
+    ) -> JobRecord:
+        row = self._conn.execute(
+            select(jobs.c.status, jobs.c.started_at).where(jobs.c.id == job_id).with_for_update()
+        ).first()
+        current = one_or_missing(row, f"job {job_id}")
+        check_transition(f"job {job_id}", Status(current.status), status, conclusion)
+        values: dict[str, Any] = {
+            "status": status.value,
+            "conclusion": None if conclusion is None else conclusion.value,
+        }
+        if status is Status.IN_PROGRESS and current.started_at is None:
+            values["started_at"] = now
+        if status is Status.COMPLETED:
+            values["finished_at"] = now
+            values["lease_expires_at"] = None
+        if status is Status.QUEUED:
+            # Back in the queue (its runner was lost): nobody holds it any more.
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+        if outputs is not None:
+            values["outputs"] = outputs
+        if error is not None:
+            values["error"] = error
+        self._conn.execute(update(jobs).where(jobs.c.id == job_id).values(values))
+        got = self.get(job_id)
+        assert got is not None
+        return got
+
+    def claim(
+        self, owner: str, labels: frozenset[str] | None, *, lease_seconds: float, now: datetime
+    ) -> JobRecord | None:
+        after = 0
+        while True:
+            candidates = self._conn.execute(
+                select(jobs.c.id, jobs.c.runs_on)
+                .where(jobs.c.status == Status.QUEUED.value, jobs.c.id > after)
+                .order_by(jobs.c.id)
+                .limit(_CLAIM_BATCH)
+            ).all()
+            for candidate in candidates:
+                if _fits(candidate.runs_on, labels) and self._take(
+                    candidate.id, owner, lease_seconds, now
+                ):
+                    return self.get(candidate.id)
+            if len(candidates) < _CLAIM_BATCH:
+                return None
+            after = candidates[-1].id
+
+    def _take(self, job_id: int, owner: str, lease_seconds: float, now: datetime) -> bool:
+        """Lock one queued job (skipping it if another claimer holds it) and lease it."""
+        locked = self._conn.execute(
+            select(jobs.c.id)
+            .where(jobs.c.id == job_id, jobs.c.status == Status.QUEUED.value)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if locked is None:
+            return False
+        check_transition(f"job {job_id}", Status.QUEUED, Status.IN_PROGRESS)
+        self._conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                status=Status.IN_PROGRESS.value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                tries=jobs.c.tries + 1,
+                started_at=now,
+            )
+        )
+        return True
+
+    def renew_lease(self, job_id: int, owner: str, *, lease_seconds: float, now: datetime) -> bool:
+        result = self._conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_owner == owner,
+                jobs.c.status == Status.IN_PROGRESS.value,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        return result.rowcount == 1
+
+    def expired_leases(self, now: datetime) -> list[JobRecord]:
+        query = (
+            select(jobs)
+            .where(jobs.c.status == Status.IN_PROGRESS.value, jobs.c.lease_expires_at < now)
+            .order_by(jobs.c.id)
+        )
+        return [_record(row) for row in self._conn.execute(query)]

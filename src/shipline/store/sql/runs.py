@@ -1,0 +1,183 @@
+"""Runs in the SQL store (`RunStore`): numbering, status changes, re-runs, listing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from shipline.domain.records import JSON, RunRecord, Trust
+from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition, check_transition
+from shipline.store.ports import NewRun, NotFound, Page, RunFilter
+from shipline.store.sql._common import newest_first, one_or_missing
+from shipline.store.sql.schema import projects, runs
+
+# Every column but the definition (workflow text, event payload): records stay small.
+_RECORD_COLUMNS = [c for c in runs.c if c.name not in ("workflow_text", "event_payload")]
+
+
+def _record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        project_id=row.project_id,
+        number=row.number,
+        attempt=row.attempt,
+        workflow_file=row.workflow_file,
+        workflow_name=row.workflow_name,
+        event=row.event,
+        ref=row.ref,
+        sha=row.sha,
+        actor=row.actor,
+        status=Status(row.status),
+        conclusion=None if row.conclusion is None else Conclusion(row.conclusion),
+        trust=Trust(row.trust),
+        inputs=row.inputs,
+        concurrency_group=row.concurrency_group,
+        plan_digest=row.plan_digest,
+        error=row.error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlRunStore:
+    """Runs of workflows, numbered 1, 2, ... per project."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(self, run: NewRun, *, now: datetime) -> RunRecord:
+        # The counter row is updated first: on PostgreSQL its row lock orders concurrent
+        # creations in one project; SQLite's BEGIN IMMEDIATE already serialises them.
+        number = self._conn.execute(
+            update(projects)
+            .where(projects.c.id == run.project_id)
+            .values(last_run_number=projects.c.last_run_number + 1)
+            .returning(projects.c.last_run_number)
+        ).scalar_one_or_none()
+        if number is None:
+            raise NotFound(f"project {run.project_id} does not exist")
+        run_id = self._conn.execute(
+            insert(runs)
+            .values(
+                project_id=run.project_id,
+                number=number,
+                attempt=1,
+                workflow_file=run.workflow_file,
+                workflow_name=run.workflow_name,
+                workflow_text=run.workflow_text,
+                event=run.event,
+                ref=run.ref,
+                sha=run.sha,
+                actor=run.actor,
+                status=Status.QUEUED.value,
+                trust=run.trust.value,
+                inputs=run.inputs,
+                event_payload=run.event_payload,
+                concurrency_group=run.concurrency_group,
+                plan_digest=run.plan_digest,
+                created_at=now,
+            )
+            .returning(runs.c.id)
+        ).scalar_one()
+        return self._require(run_id)
+
+    def get(self, run_id: int) -> RunRecord | None:
+        row = self._conn.execute(select(*_RECORD_COLUMNS).where(runs.c.id == run_id)).first()
+        return None if row is None else _record(row)
+
+    def _require(self, run_id: int, *, lock: bool = False) -> RunRecord:
+        query = select(*_RECORD_COLUMNS).where(runs.c.id == run_id)
+        if lock:
+            query = query.with_for_update()
+        return _record(one_or_missing(self._conn.execute(query).first(), f"run {run_id}"))
+
+    def definition(self, run_id: int) -> tuple[str, JSON]:
+        found = self._conn.execute(
+            select(runs.c.workflow_text, runs.c.event_payload).where(runs.c.id == run_id)
+        ).first()
+        row = one_or_missing(found, f"run {run_id}")
+        return row.workflow_text, row.event_payload
+
+    def page(
+        self, flt: RunFilter, *, limit: int = 20, cursor: str | None = None
+    ) -> Page[RunRecord]:
+        query = select(*_RECORD_COLUMNS)
+        if flt.project_id is not None:
+            query = query.where(runs.c.project_id == flt.project_id)
+        if flt.status is not None:
+            query = query.where(runs.c.status == flt.status.value)
+        if flt.ref is not None:
+            query = query.where(runs.c.ref == flt.ref)
+        if flt.event is not None:
+            query = query.where(runs.c.event == flt.event)
+        if flt.workflow_file is not None:
+            query = query.where(runs.c.workflow_file == flt.workflow_file)
+        return newest_first(self._conn, query, runs.c.id, _record, limit=limit, cursor=cursor)
+
+    def set_status(
+        self,
+        run_id: int,
+        status: Status,
+        conclusion: Conclusion | None = None,
+        *,
+        now: datetime,
+        error: str | None = None,
+    ) -> RunRecord:
+        current = self._require(run_id, lock=True)
+        check_transition(f"run {run_id}", current.status, status, conclusion)
+        values: dict[str, Any] = {
+            "status": status.value,
+            "conclusion": None if conclusion is None else conclusion.value,
+        }
+        if status is Status.IN_PROGRESS and current.started_at is None:
+            values["started_at"] = now
+        if status is Status.COMPLETED:
+            values["finished_at"] = now
+        if error is not None:
+            values["error"] = error
+        self._conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+        return self._require(run_id)
+
+    def new_attempt(self, run_id: int, *, now: datetime) -> RunRecord:
+        current = self._require(run_id, lock=True)
+        if current.status is not Status.COMPLETED:
+            raise InvalidTransition(
+                f"run {run_id}: only a completed run can be re-run (it is {current.status})"
+            )
+        self._conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                attempt=current.attempt + 1,
+                status=Status.QUEUED.value,
+                conclusion=None,
+                error=None,
+                started_at=None,
+                finished_at=None,
+            )
+        )
+        return self._require(run_id)
+
+    def active_in_group(self, project_id: int, group: str) -> list[RunRecord]:
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(
+                runs.c.project_id == project_id,
+                runs.c.concurrency_group == group,
+                runs.c.status != Status.COMPLETED.value,
+            )
+            .order_by(runs.c.id)
+        )
+        return [_record(row) for row in self._conn.execute(query)]
+
+    def unfinished(self) -> list[RunRecord]:
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(runs.c.status != Status.COMPLETED.value)
+            .order_by(runs.c.id)
+        )
+        return [_record(row) for row in self._conn.execute(query)]

@@ -1,0 +1,242 @@
+"""The tables of the SQL store, in SQLAlchemy Core, portable between SQLite and PostgreSQL.
+
+The migrations (`store/sql/migrations/versions`) are written by hand to match this module;
+a test compares the migrated database with `metadata` on both databases. Names of
+constraints and indexes come from `NAMING` so both places spell them the same.
+
+Times are stored as UTC (`UtcDateTime`); JSON values in `sqlalchemy.JSON` columns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# 64-bit ids where rows accumulate; SQLite only auto-numbers a column typed INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    SQLite keeps no offset and returns naive values: they are written in UTC and read back
+    as aware UTC. A naive value written is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("repository", Text, nullable=False),
+    Column("default_branch", String(255), nullable=False),
+    # The number of the project's latest run; incremented in the run's transaction.
+    Column("last_run_number", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("workflow_file", String(1024), nullable=False),
+    Column("workflow_name", String(1024), nullable=False),
+    Column("workflow_text", Text, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("ref", String(1024), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("conclusion", String(16)),
+    Column("trust", String(16), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("event_payload", JSON, nullable=False),
+    Column("concurrency_group", String(1024)),
+    Column("plan_digest", String(128), nullable=False),
+    Column("error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    UniqueConstraint("project_id", "number"),
+)
+# Listing a project's runs newest first walks this index backwards.
+Index("ix_runs_project_id_id", runs.c.project_id, runs.c.id)
+Index("ix_runs_status_id", runs.c.status, runs.c.id)
+Index("ix_runs_project_id_concurrency_group", runs.c.project_id, runs.c.concurrency_group)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("job_id", String(255), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("conclusion", String(16)),
+    Column("matrix", JSON, nullable=False),
+    Column("needs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("runs_on", JSON, nullable=False),
+    Column("timeout_minutes", Float, nullable=False),
+    Column("tries", Integer, nullable=False),
+    Column("lease_owner", String(255)),
+    Column("lease_expires_at", UtcDateTime),
+    Column("error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    UniqueConstraint("run_id", "attempt", "key"),
+)
+# Claiming scans queued jobs oldest first; lease expiry scans in_progress ones.
+Index("ix_jobs_status_id", jobs.c.status, jobs.c.id)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("index", Integer, nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("conclusion", String(16)),
+    Column("exit_code", Integer),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    PrimaryKeyConstraint("job_id", "index"),
+)
+
+log_chunks = Table(
+    "log_chunks",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("step_index", Integer),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("job_id", "seq"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(512)),
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("name"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("project_id", "user_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE")),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+    UniqueConstraint("secret_hash"),
+)
+Index("ix_tokens_user_id", tokens.c.user_id)
+Index("ix_tokens_job_id", tokens.c.job_id)
+
+# No foreign keys: the trail outlives the projects it mentions. Ids are assigned by the
+# appender (last id + 1, under the chain's lock) because the hash covers the id.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("project_id", Integer),
+    Column("target", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("request_id", String(255), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_events_project_id_id", audit_events.c.project_id, audit_events.c.id)
+Index("ix_audit_events_action_id", audit_events.c.action, audit_events.c.id)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("run_id", Integer),
+    Column("job_id", BigInteger),
+    Column("data", JSON, nullable=False),
+)
+Index("ix_events_run_id_id", events.c.run_id, events.c.id)
+Index("ix_events_job_id_id", events.c.job_id, events.c.id)

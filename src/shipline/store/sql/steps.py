@@ -1,0 +1,76 @@
+"""Steps of jobs in the SQL store (`StepStore`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from shipline.domain.records import StepRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition, check_transition
+from shipline.store.sql._common import guarded
+from shipline.store.sql.schema import steps
+
+
+def _record(row: Row[Any]) -> StepRecord:
+    return StepRecord(
+        job_id=row.job_id,
+        index=row._mapping["index"],  # `row.index` is the tuple method
+        key=row.key,
+        name=row.name,
+        status=Status(row.status),
+        conclusion=None if row.conclusion is None else Conclusion(row.conclusion),
+        exit_code=row.exit_code,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlStepStore:
+    """Steps, kept by (job, index) and written whole as they progress."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def upsert(self, step: StepRecord) -> None:
+        """Insert a step or move it on. A status change is checked against the transition
+        table; writing the same status again updates the other fields, except that a
+        completed step is final."""
+        where = (steps.c.job_id == step.job_id, steps.c.index == step.index)
+        row = self._conn.execute(select(steps).where(*where).with_for_update()).first()
+        values = {
+            "key": step.key,
+            "name": step.name,
+            "status": step.status.value,
+            "conclusion": None if step.conclusion is None else step.conclusion.value,
+            "exit_code": step.exit_code,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+        }
+        what = f"step {step.index} of job {step.job_id}"
+        if row is None:
+            if (step.status is Status.COMPLETED) != (step.conclusion is not None):
+                raise InvalidTransition(
+                    f"{what}: a conclusion goes with completed, and only with it"
+                )
+            with guarded(self._conn, what):
+                self._conn.execute(
+                    insert(steps).values(job_id=step.job_id, index=step.index, **values)
+                )
+            return
+        current = _record(row)
+        if current == step:
+            return
+        if current.status is step.status:
+            if step.status is Status.COMPLETED:
+                raise InvalidTransition(f"{what}: completed already")
+            if step.conclusion is not None:
+                raise InvalidTransition(f"{what}: only completed carries a conclusion")
+        else:
+            check_transition(what, current.status, step.status, step.conclusion)
+        self._conn.execute(update(steps).where(*where).values(values))
+
+    def for_job(self, job_id: int) -> list[StepRecord]:
+        query = select(steps).where(steps.c.job_id == job_id).order_by(steps.c.index)
+        return [_record(row) for row in self._conn.execute(query)]

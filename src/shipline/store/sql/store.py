@@ -1,0 +1,77 @@
+"""`SqlStore`: the store on SQLite (embedded default) or PostgreSQL (many servers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
+from shipline.store.sql.engine import WRITE_OPTION, make_engine
+from shipline.store.sql.jobs import SqlJobStore
+from shipline.store.sql.logs import SqlLogStore
+from shipline.store.sql.migrations import upgrade
+from shipline.store.sql.projects import SqlProjectStore
+from shipline.store.sql.runs import SqlRunStore
+from shipline.store.sql.steps import SqlStepStore
+from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTransaction:
+    """The repositories of one database transaction (see `store.ports.Transaction`)."""
+
+    projects: SqlProjectStore
+    runs: SqlRunStore
+    jobs: SqlJobStore
+    steps: SqlStepStore
+    logs: SqlLogStore
+    users: SqlUserStore
+    members: SqlMembershipStore
+    tokens: SqlTokenStore
+    audit: SqlAuditStore
+    events: SqlEventStore
+
+    @classmethod
+    def on(cls, conn: Connection) -> SqlTransaction:
+        return cls(
+            projects=SqlProjectStore(conn),
+            runs=SqlRunStore(conn),
+            jobs=SqlJobStore(conn),
+            steps=SqlStepStore(conn),
+            logs=SqlLogStore(conn),
+            users=SqlUserStore(conn),
+            members=SqlMembershipStore(conn),
+            tokens=SqlTokenStore(conn),
+            audit=SqlAuditStore(conn),
+            events=SqlEventStore(conn),
+        )
+
+
+class SqlStore:
+    """The `Store` on a SQL database.
+
+    `url`: `sqlite:///path/to/shipline.db` or `postgresql+psycopg://user@host/db`.
+    `create`: bring the schema to the newest migration on open (idempotent; servers
+    starting together migrate once).
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        if create:
+            upgrade(url)
+        self.url = url
+        self.engine = make_engine(url)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[SqlTransaction]:
+        """One connection and one transaction: committed when the block ends, rolled back
+        when it raises. `write=False` (reads only) lets SQLite readers run alongside the
+        writer instead of queueing for its lock."""
+        conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
+        with conn, conn.begin():
+            yield SqlTransaction.on(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,198 @@
+"""Users, project memberships and API tokens in the SQL store.
+
+Tokens are kept only as the hash of their secret; `find` looks one up by that hash and
+returns it whatever its state: callers check `revoked_at` and `expires_at`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, Row, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shipline.domain.records import MembershipRecord, Role, TokenKind, TokenRecord, UserRecord
+from shipline.store.ports import NotFound, Page
+from shipline.store.sql._common import guarded, newest_first, strs
+from shipline.store.sql.schema import memberships, tokens, users
+
+
+def _user(row: Row[Any]) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        name=row.name,
+        password_hash=row.password_hash,
+        is_admin=bool(row.is_admin),
+        created_at=row.created_at,
+    )
+
+
+def _token(row: Row[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        kind=TokenKind(row.kind),
+        name=row.name,
+        secret_hash=row.secret_hash,
+        user_id=row.user_id,
+        job_id=row.job_id,
+        scopes=strs(row.scopes),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class SqlUserStore:
+    """User accounts, known by a unique name."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(
+        self, name: str, *, password_hash: str | None = None, is_admin: bool = False, now: datetime
+    ) -> UserRecord:
+        query = insert(users).values(
+            name=name, password_hash=password_hash, is_admin=is_admin, created_at=now
+        )
+        with guarded(self._conn, f"user {name!r}"):
+            user_id = self._conn.execute(query.returning(users.c.id)).scalar_one()
+        found = self.get_by_id(user_id)
+        assert found is not None
+        return found
+
+    def get(self, name: str) -> UserRecord | None:
+        row = self._conn.execute(select(users).where(users.c.name == name)).first()
+        return None if row is None else _user(row)
+
+    def get_by_id(self, user_id: int) -> UserRecord | None:
+        row = self._conn.execute(select(users).where(users.c.id == user_id)).first()
+        return None if row is None else _user(row)
+
+    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page[UserRecord]:
+        return newest_first(
+            self._conn, select(users), users.c.id, _user, limit=limit, cursor=cursor
+        )
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        result = self._conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+        if result.rowcount != 1:
+            raise NotFound(f"user {user_id} does not exist")
+
+    def count(self) -> int:
+        return int(self._conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+class SqlMembershipStore:
+    """Users' roles in projects: at most one role per user and project."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def set_role(self, project_id: int, user_id: int, role: Role) -> MembershipRecord:
+        values = {"project_id": project_id, "user_id": user_id, "role": role.value}
+        keys = ["project_id", "user_id"]
+        query: Insert
+        if self._conn.dialect.name == "postgresql":
+            pg = postgresql.insert(memberships).values(values)
+            query = pg.on_conflict_do_update(index_elements=keys, set_={"role": role.value})
+        else:
+            lite = sqlite.insert(memberships).values(values)
+            query = lite.on_conflict_do_update(index_elements=keys, set_={"role": role.value})
+        with guarded(self._conn, f"membership of user {user_id} in project {project_id}"):
+            self._conn.execute(query)
+        return MembershipRecord(project_id, user_id, role)
+
+    def role(self, project_id: int, user_id: int) -> Role | None:
+        found = self._conn.execute(
+            select(memberships.c.role).where(
+                memberships.c.project_id == project_id, memberships.c.user_id == user_id
+            )
+        ).scalar_one_or_none()
+        return None if found is None else Role(found)
+
+    def for_project(self, project_id: int) -> list[MembershipRecord]:
+        query = (
+            select(memberships)
+            .where(memberships.c.project_id == project_id)
+            .order_by(memberships.c.user_id)
+        )
+        return [
+            MembershipRecord(row.project_id, row.user_id, Role(row.role))
+            for row in self._conn.execute(query)
+        ]
+
+    def remove(self, project_id: int, user_id: int) -> None:
+        self._conn.execute(
+            delete(memberships).where(
+                memberships.c.project_id == project_id, memberships.c.user_id == user_id
+            )
+        )
+
+
+class SqlTokenStore:
+    """API tokens of users, jobs and runners, stored as the hash of their secret."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(
+        self,
+        kind: TokenKind,
+        name: str,
+        secret_hash: str,
+        *,
+        now: datetime,
+        user_id: int | None = None,
+        job_id: int | None = None,
+        scopes: tuple[str, ...] = (),
+        expires_at: datetime | None = None,
+    ) -> TokenRecord:
+        query = insert(tokens).values(
+            kind=kind.value,
+            name=name,
+            secret_hash=secret_hash,
+            user_id=user_id,
+            job_id=job_id,
+            scopes=list(scopes),
+            created_at=now,
+            expires_at=expires_at,
+        )
+        with guarded(self._conn, f"token {name!r}"):
+            token_id = self._conn.execute(query.returning(tokens.c.id)).scalar_one()
+        found = self.get(token_id)
+        assert found is not None
+        return found
+
+    def find(self, secret_hash: str) -> TokenRecord | None:
+        row = self._conn.execute(select(tokens).where(tokens.c.secret_hash == secret_hash)).first()
+        return None if row is None else _token(row)
+
+    def get(self, token_id: int) -> TokenRecord | None:
+        row = self._conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+    def for_user(self, user_id: int) -> list[TokenRecord]:
+        query = select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id)
+        return [_token(row) for row in self._conn.execute(query)]
+
+    def revoke(self, token_id: int, *, now: datetime) -> None:
+        """Revoke a token (revoking it again keeps the first revocation's time)."""
+        self._conn.execute(
+            update(tokens)
+            .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def revoke_for_job(self, job_id: int, *, now: datetime) -> None:
+        self._conn.execute(
+            update(tokens)
+            .where(tokens.c.job_id == job_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def touch(self, token_id: int, *, now: datetime) -> None:
+        self._conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
