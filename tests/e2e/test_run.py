@@ -486,3 +486,28 @@ def test_fail_fast_after_a_failure_concludes_failure(repo: Repo, run) -> None:
     assert doc["status"] == "failure"
     conclusions = sorted(j["conclusion"] for j in doc["workflows"][0]["jobs"])
     assert conclusions == ["cancelled", "cancelled", "failure"]
+
+
+def test_jobs_shipline_cannot_run_fail_clearly(repo: Repo, run) -> None:
+    """Reusable workflows and containers fail the job; they never run on the host."""
+    repo.workflow("""
+        on: push
+        jobs:
+          reuse:
+            uses: ./.github/workflows/other.yml
+          boxed:
+            runs-on: ubuntu-latest
+            container: node:20
+            steps:
+              - run: echo RAN-ON-HOST
+    """)
+    repo.commit()
+    result = run("run", "--json")
+    assert result.returncode == 1
+    jobs = {j["id"]: j for j in json.loads(result.stdout)["workflows"][0]["jobs"]}
+    assert jobs["reuse"]["conclusion"] == "failure"
+    assert jobs["boxed"]["conclusion"] == "failure"
+    assert "RAN-ON-HOST" not in result.stderr
+    assert "reusable workflows are not supported yet" in result.stderr
+    warnings = json.loads(run("lint", "--json").stdout)
+    assert {d["code"] for d in warnings} >= {"workflow-call", "unsupported"}

@@ -52,6 +52,7 @@ def lint(
         for d in diagnostics:
             sys.stdout.write(d.format() + "\n")
         warnings = len(diagnostics) - errors
+        sys.stdout.flush()  # the list first, then the count, also on a shared terminal
         sys.stderr.write(
             f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)\n"
         )

@@ -124,6 +124,15 @@ class _JobRun:
             with contextlib.suppress(EvaluationFailed):
                 self.result.name = self.evaluator.string(self.spec.name, "name", self.spec.pos.line)
         obs.job_started(self.job.key, self.result.name)
+        unsupported = self.spec.unsupported()
+        if unsupported is not None:
+            # Running the steps on the host instead would silently change what they do.
+            self.result.conclusion = Conclusion.FAILURE
+            self.result.error = unsupported
+            self.log(f"Error: {unsupported}")
+            self.result.finished = time.time()
+            obs.job_finished(self.result)
+            return self.result
         try:
             await self.r.executor.setup(self.env)
             timeout = self._minutes(

@@ -157,7 +157,26 @@ class JobSpec:
     environment: EnvironmentRef | None = None
     concurrency: Concurrency | None = None
     permissions: Data = None
+    uses: str | None = None  # a reusable workflow call (not supported yet: fails the job)
+    container: Data = None  # not supported by the shell executor yet: fails the job
+    services: Data = None  # not supported yet: fails the job
     pos: Pos = field(default_factory=Pos)
+
+    def unsupported(self) -> str | None:
+        """Why this job cannot run here, or None."""
+        if self.uses:
+            return (
+                f"job {self.id!r} calls the reusable workflow {self.uses!r}; reusable "
+                "workflows are not supported yet"
+            )
+        if self.container:
+            return (
+                f"job {self.id!r} asks for a container; the shell executor runs steps on "
+                "this machine and cannot honour `container:` yet"
+            )
+        if self.services:
+            return f"job {self.id!r} asks for service containers; `services:` is not supported yet"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

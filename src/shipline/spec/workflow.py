@@ -238,6 +238,9 @@ class _Loader:
             environment=environment,
             concurrency=self.concurrency(mapping.get("concurrency"), f"{path}.concurrency"),
             permissions=to_python(mapping.get("permissions")),
+            uses=r.string(mapping.get("uses"), f"{path}.uses", allow_null=True),
+            container=to_python(mapping.get("container")),
+            services=to_python(mapping.get("services")),
             pos=Pos(key.line, key.col),
         )
 
