@@ -1,0 +1,23 @@
+"""What the HTTP layer is given: the services, built once by `wiring.build_server`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipline.domain.clock import Clock
+from shipline.engine.access import AccessService
+from shipline.engine.service import RunService
+from shipline.store.ports import Store
+
+
+@dataclass
+class ServerContext:
+    """The object graph the routers use; `runner_slots`/`busy_slots` feed `/metrics`."""
+
+    store: Store
+    clock: Clock
+    access: AccessService
+    runs: RunService
+    runner_slots: int = 0
+    busy_slots: list[int] = field(default_factory=lambda: [0])
+    ready: bool = True
