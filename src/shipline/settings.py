@@ -1,0 +1,93 @@
+"""The server's settings: defaults, then `SHIPLINE_*` environment variables, then flags.
+
+`Settings` is built once, by the command that starts the program (`shipline server`,
+`shipline db upgrade`), and passed down to `wiring`; nothing imports a settings object
+from a module. Flags are given as keyword arguments and win over the environment:
+
+    Settings.with_flags(port=9000, host=None)   # SHIPLINE_PORT ignored, SHIPLINE_HOST read
+
+`admin_token` is read from `SHIPLINE_ADMIN_TOKEN` only: a command-line flag's value shows
+in `ps` to every user of the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_state_dir", "sqlite_url"]
+
+DATABASE_FILE = "shipline.db"
+
+
+def default_state_dir(env: dict[str, str] | None = None) -> Path:
+    """Where the server keeps its state when not told: `$XDG_DATA_HOME/shipline`, by
+    default `~/.local/share/shipline` (the XDG base directory specification)."""
+    environ = os.environ if env is None else env
+    data_home = environ.get("XDG_DATA_HOME", "")
+    # The specification says a relative value is invalid and must be ignored.
+    if data_home and Path(data_home).is_absolute():
+        return Path(data_home) / "shipline"
+    return Path.home() / ".local" / "share" / "shipline"
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite database file (absolute: `sqlite:////abs/path`)."""
+    return f"sqlite:///{path.expanduser().absolute()}"
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+class Settings(BaseSettings):
+    """What `shipline server` is configured with.
+
+    host, port: where the API listens. state_dir: the database (SQLite), blobs, mirrors
+    and run directories. database_url: SQLAlchemy URL (default SQLite under state_dir;
+    `postgresql+psycopg://user@host/db` for many servers). runner_slots: jobs the embedded
+    runner runs at once (default: the number of CPUs). shutdown_grace: seconds running
+    steps get to finish on SIGTERM before they are cancelled. admin_token: the first
+    admin's API token (`SHIPLINE_ADMIN_TOKEN`); generated and printed once when unset.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHIPLINE_",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=0, le=65535)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database_url: str = ""
+    runner_slots: int = Field(default_factory=_cpu_count, ge=1, le=1024)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    admin_token: SecretStr | None = None
+
+    @classmethod
+    def with_flags(cls, **flags: Any) -> Settings:
+        """Settings from the environment, with the flags the user gave on top (a flag
+        left out arrives as None and must not hide the environment's value)."""
+        return cls(**{k: v for k, v in flags.items() if v is not None})
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        state_dir = self.state_dir.expanduser().absolute()
+        # frozen: set through object.__setattr__ while the instance is being built
+        object.__setattr__(self, "state_dir", state_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", sqlite_url(state_dir / DATABASE_FILE))
+        return self
+
+    @property
+    def admin_token_value(self) -> str | None:
+        """The admin token's plaintext, or None when `SHIPLINE_ADMIN_TOKEN` is unset/empty."""
+        if self.admin_token is None:
+            return None
+        return self.admin_token.get_secret_value() or None
