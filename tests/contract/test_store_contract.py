@@ -687,3 +687,35 @@ def test_events_since_an_id(store: SqlStore) -> None:
         assert tx.events.since(0, job_id=7) == [job]
         assert tx.events.since(0, limit=1) == [run]
         assert tx.events.last_id() == other.id
+
+
+def test_a_follower_misses_no_event_published_concurrently(store: SqlStore) -> None:
+    published: list[int] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        last = 0
+        while True:
+            finished = done.is_set()
+            with store.transaction(write=False) as tx:
+                batch = tx.events.since(last)
+            seen.extend(e.id for e in batch)
+            last = batch[-1].id if batch else last
+            if finished and not batch:
+                return
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+
+    def publish(i: int) -> None:
+        for _ in range(10):
+            with store.transaction() as tx:
+                published.append(tx.events.publish("log", now=T0, job_id=i).id)
+
+    try:
+        in_threads(publish)
+    finally:
+        done.set()
+        follower.join()
+    assert sorted(published) == seen

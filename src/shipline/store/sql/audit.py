@@ -1,9 +1,16 @@
 """The audit trail and the event feed in the SQL store (`AuditStore`, `EventStore`).
 
-Audit appends are serialised so that two transactions never link to the same previous
-record (which would fork the chain): PostgreSQL takes a transaction-scoped advisory lock,
-SQLite already holds the write lock (BEGIN IMMEDIATE). The chain's hash is defined in
-`shipline.domain.audit_chain`, which verifies it without the database.
+Both are appended in id order, and a transaction that appends holds the feed's lock until
+it commits. For the audit chain this keeps two transactions from linking to the same
+previous record (forking the chain). For events it makes ids visible in commit order: with
+a bare sequence, a follower that read up to id 12 could miss id 11 committed a moment
+later. PostgreSQL takes one transaction-scoped advisory lock for both (one key, so the two
+cannot deadlock each other); SQLite already holds the write lock (BEGIN IMMEDIATE).
+Callers take row locks (status changes) before they publish or audit, as the state-change
+path does, so that lock order is the same everywhere.
+
+The chain's hash is defined in `shipline.domain.audit_chain`, which verifies it without
+the database.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from shipline.store.ports import Page
 from shipline.store.sql._common import newest_first, utc
 from shipline.store.sql.schema import audit_events, events
 
-# pg_advisory_xact_lock key that serialises audit appends ("shipline audit").
-AUDIT_LOCK = 0x5348_4155
+# pg_advisory_xact_lock key that serialises audit and event appends ("shipline feed").
+FEED_LOCK = 0x5348_4645
 _ITERATE_BATCH = 1000
 
 
@@ -33,6 +40,12 @@ def _plain(data: JSON | None) -> JSON:
         return {}
     result: JSON = json.loads(json.dumps(data, default=str))
     return result
+
+
+def _lock_feed(conn: Connection) -> None:
+    """Hold the feed's lock until this transaction ends (taking it again is free)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
 
 
 def _audit(row: Row[Any]) -> AuditRecord:
@@ -77,8 +90,7 @@ class SqlAuditStore:
         request_id: str = "",
         data: JSON | None = None,
     ) -> AuditRecord:
-        if self._conn.dialect.name == "postgresql":
-            self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+        _lock_feed(self._conn)
         head = self._conn.execute(
             select(audit_events.c.id, audit_events.c.hash)
             .order_by(audit_events.c.id.desc())
@@ -151,6 +163,7 @@ class SqlEventStore:
         data: JSON | None = None,
     ) -> EventRecord:
         plain = _plain(data)
+        _lock_feed(self._conn)
         event_id = self._conn.execute(
             insert(events)
             .values(at=now, kind=kind, run_id=run_id, job_id=job_id, data=plain)

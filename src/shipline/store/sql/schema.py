@@ -109,8 +109,8 @@ runs = Table(
     Column("finished_at", UtcDateTime),
     UniqueConstraint("project_id", "number"),
 )
-# Listing a project's runs newest first walks this index backwards.
-Index("ix_runs_project_id_id", runs.c.project_id, runs.c.id)
+# A project's runs, newest first.
+Index("ix_runs_project_id_id", runs.c.project_id, runs.c.id.desc())
 Index("ix_runs_status_id", runs.c.status, runs.c.id)
 Index("ix_runs_project_id_concurrency_group", runs.c.project_id, runs.c.concurrency_group)
 

@@ -66,7 +66,7 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("project_id", "number", name="uq_runs_project_id_number"),
     )
-    op.create_index("ix_runs_project_id_id", "runs", ["project_id", "id"])
+    op.create_index("ix_runs_project_id_id", "runs", ["project_id", sa.column("id").desc()])
     op.create_index("ix_runs_status_id", "runs", ["status", "id"])
     op.create_index(
         "ix_runs_project_id_concurrency_group", "runs", ["project_id", "concurrency_group"]
