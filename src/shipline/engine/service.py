@@ -9,13 +9,13 @@ by the server from the project's repository at the run's commit, never from a cl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
-from shipline.engine.dag import Finished, RunState, Skip
+from shipline.engine.dag import Finished, RunState, Skip, Start
 from shipline.engine.errors import Invalid, NotFound
 from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
@@ -79,6 +79,17 @@ def github_context(run: RunRecord, project: ProjectRecord, payload: object) -> d
         "run_number": str(run.number),
         "run_attempt": str(run.attempt),
     }
+
+
+@dataclass
+class Replay:
+    """A run's state rebuilt from its stored jobs (see `RunService.replay`)."""
+
+    state: RunState
+    plan: Plan
+    stored: dict[str, JobRecord]
+    planned: dict[str, PlannedJob] = field(default_factory=dict)
+    new: list[Start | Skip] = field(default_factory=list)
 
 
 class RunService:
@@ -211,7 +222,8 @@ class RunService:
 
     # -- moving forward ------------------------------------------------------------------
 
-    def _state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
+    def state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
+        """A fresh `RunState` for the run's plan (nothing recorded yet)."""
         text, payload = tx.runs.definition(run.id)
         project = tx.projects.get_by_id(run.project_id)
         if project is None:
@@ -224,26 +236,27 @@ class RunService:
         state = RunState(plan, github=github_context(run, project, payload), inputs=inputs)
         return state, plan
 
-    def _advance(self, tx: Transaction, run: RunRecord) -> RunRecord:
-        """Create the jobs that became ready, skip those that will not run, and complete
-        the run when nothing is left. Idempotent: jobs already stored are not created again.
+    def replay(self, tx: Transaction, run: RunRecord) -> Replay:
+        """Feed the stored jobs of the run's attempt into a fresh `RunState`.
+
+        Returns the state, every planned job seen (matrix cells expanded from outputs
+        included) and the decisions about jobs not stored yet.
         """
-        now = self.clock.now()
-        state, _ = self._state(tx, run)
+        state, plan = self.state(tx, run)
         stored = {j.key: j for j in tx.jobs.for_run(run.id, run.attempt)}
         if run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED:
             state.cancel()
-        new: list[NewJob] = []
+        replay = Replay(state, plan, stored)
         while True:
             decisions = state.decide()
             for decision in decisions:
-                if decision.job.key in stored:
-                    continue
-                new.append(_new_job(decision.job, decision if isinstance(decision, Skip) else None))
-                stored[decision.job.key] = _placeholder(decision.job)
+                replay.planned[decision.job.key] = decision.job
+                if decision.job.key not in replay.stored:
+                    replay.new.append(decision)
+                    replay.stored[decision.job.key] = _placeholder(decision.job)
             replayed = False
             for key, job in list(state.running.items()):
-                record = stored.get(key)
+                record = replay.stored.get(key)
                 if record is not None and record.status is Status.COMPLETED:
                     state.record(
                         Finished(
@@ -255,17 +268,21 @@ class RunService:
                     )
                     replayed = True
             if not decisions and not replayed:
-                break
-        if new:
-            for created in tx.jobs.create(run.id, run.attempt, new, now=now):
-                tx.events.publish(
-                    "job.queued" if created.status is Status.QUEUED else "job.completed",
-                    now=now,
-                    run_id=run.id,
-                    job_id=created.id,
-                )
-        if state.finished() and run.status is not Status.COMPLETED:
-            run = tx.runs.set_status(run.id, Status.COMPLETED, state.conclusion(), now=now)
+                return replay
+
+    def _advance(self, tx: Transaction, run: RunRecord) -> RunRecord:
+        """Create the jobs that became ready, skip those that will not run, and complete
+        the run when nothing is left. Idempotent: jobs already stored are not created again.
+        """
+        now = self.clock.now()
+        replay = self.replay(tx, run)
+        if replay.new:
+            jobs = [_new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
+            for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
+                kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
+                tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
+        if replay.state.finished() and run.status is not Status.COMPLETED:
+            run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
         return run
 
@@ -321,9 +338,9 @@ class RunService:
             return job
 
     def _fail_fast(self, tx: Transaction, run: RunRecord, failed: JobRecord) -> None:
-        state, plan = self._state(tx, run)
-        planned = next((j for j in plan.jobs if j.key == failed.key), None)
-        if planned is None or not state.is_fail_fast(planned):
+        replay = self.replay(tx, run)
+        planned = replay.planned.get(failed.key)
+        if planned is None or not replay.state.is_fail_fast(planned):
             return
         now = self.clock.now()
         for sibling in tx.jobs.for_run(run.id, run.attempt):
