@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from shipline.executors.base import JobEnv, StepExit, StepHandle, StepProcess
 
 _CHUNK = 65536
+# Output read ahead of the consumer before reading pauses: the pipe stays bounded, so a
+# step whose output nobody reads waits at its next write.
+_READ_AHEAD = 4 * _CHUNK
 # Exit codes a POSIX shell reports when a command cannot run: found but not executable,
 # and not found (also used for a missing working directory).
 _EXIT_NOT_EXECUTABLE = 126
@@ -28,11 +34,76 @@ _EXIT_NOT_FOUND = 127
 _KILLED_WAIT = 5.0
 
 
+class _Output:
+    """A step's output pipe, read by the event loop as data arrives.
+
+    Plain `add_reader` on the pipe rather than asyncio's subprocess transport: a step
+    costs fewer tasks, futures and loop iterations, which is most of a short step's price.
+    """
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self._fd = pipe.fileno()
+        os.set_blocking(self._fd, False)
+        self._loop = asyncio.get_running_loop()
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._reading = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._resume()
+
+    def _resume(self) -> None:
+        if not self._reading and not self._eof:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _pause(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, _CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+            if self._size >= _READ_AHEAD:
+                self._pause()
+        else:
+            self._eof = True
+            self._pause()
+            self._pipe.close()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """What has arrived since the last read (waiting for some); b"" at the end."""
+        while not self._chunks and not self._eof:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        self._resume()
+        return data
+
+
 @dataclass(slots=True, eq=False)
 class _Run:
     """The executor's state for one started step; lives in `StepHandle.native`."""
 
-    proc: asyncio.subprocess.Process | None
+    proc: subprocess.Popen[bytes] | None
+    output: _Output | None = None
     startup_output: bytes = b""
     startup_exit: int = 0
     exited: asyncio.Task[int] | None = None
@@ -70,12 +141,12 @@ class ShellExecutor:
         if not process.argv:
             raise ValueError(f"step {process.step_key!r} has an empty argv")
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *process.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=dict(process.env),
+            proc = subprocess.Popen(
+                process.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=process.env,
                 cwd=process.cwd,
                 # Own session, so its process group is the step's and nothing of the
                 # runner's; set by the spawn itself (no preexec_fn), which keeps vfork.
@@ -84,7 +155,8 @@ class ShellExecutor:
         except OSError as exc:
             run = _failed_start(process, exc)
         else:
-            run = _Run(proc=proc)
+            assert proc.stdout is not None  # asked for a pipe
+            run = _Run(proc=proc, output=_Output(proc.stdout))
             run.exited = asyncio.create_task(self._supervise(run, proc, process.timeout))
         self._runs.setdefault(job.key, []).append(run)
         return StepHandle(step_key=process.step_key, native=run)
@@ -94,9 +166,8 @@ class ShellExecutor:
         if run.proc is None:
             yield run.startup_output
             return
-        stdout = run.proc.stdout
-        assert stdout is not None  # start() always asks for a pipe
-        while chunk := await stdout.read(_CHUNK):
+        assert run.output is not None  # start() always asks for a pipe
+        while chunk := await run.output.read():
             yield chunk
 
     async def wait(self, handle: StepHandle) -> StepExit:
@@ -122,12 +193,12 @@ class ShellExecutor:
     async def _kill(self, run: _Run) -> None:
         if run.proc is None:
             return
-        if run.proc.returncode is None and not run.timed_out:
+        if run.proc.poll() is None and not run.timed_out:
             run.cancelled = True
         await self._end(run, run.proc.pid)
 
     async def _supervise(
-        self, run: _Run, proc: asyncio.subprocess.Process, timeout: float | None
+        self, run: _Run, proc: subprocess.Popen[bytes], timeout: float | None
     ) -> int:
         """The step's exit code, ending its group first if it outlives `timeout`."""
         try:
@@ -161,17 +232,17 @@ def _run_of(handle: StepHandle) -> _Run:
     return handle.native
 
 
-async def _exit_code(proc: asyncio.subprocess.Process) -> int:
+async def _exit_code(proc: subprocess.Popen[bytes]) -> int:
     """The exit code once the process has exited, 128+signo if a signal ended it.
 
-    `Process.wait()` is not used: on Python 3.11 it returns only once the output pipe is
-    closed as well, so a background child still holding stdout would hold the step's exit
-    back. `returncode` is set as soon as the process is reaped.
+    The process is reaped here (`poll`), as soon as its pidfd says it has exited: no
+    child watcher, and a background child still holding the output pipe does not hold
+    the step's exit back.
     """
-    if proc.returncode is None:
+    if proc.poll() is None:
         await _exited(proc.pid)
     delay = 0.0005
-    while proc.returncode is None:  # the child watcher reaps it a moment later
+    while proc.poll() is None:  # no pidfd: poll, backing off
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     code = proc.returncode
