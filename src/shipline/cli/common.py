@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import NoReturn
 
 import typer
 
 from shipline.domain.errors import WorkflowError
+
+
+def started() -> None:
+    """The command has loaded its modules: freeze them out of the cyclic collector's
+    sight (they live as long as the process) and turn the collector back on."""
+    gc.freeze()
+    gc.enable()
 
 
 def fail_usage(message: str) -> NoReturn:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shipline.cli.common import fail_usage, key_values, print_workflow_error
+from shipline.cli.common import fail_usage, key_values, print_workflow_error, started
 
 if TYPE_CHECKING:
     from shipline.local.repo import RepoInfo
@@ -123,6 +123,7 @@ def _run(
     from shipline.local.session import LocalRun, Selected, select_workflows
     from shipline.plan.compile import compile_plan
 
+    started()
     repo = inspect_repo(directory.resolve())
     secrets = _secrets(secret_names, secrets_file)
     variables = dict(key_values(vars_, "--var"))

@@ -1,0 +1,48 @@
+"""The Typer app of the `shipline` command: one module per command group registers its
+commands here. Heavy imports stay inside the commands so that `shipline run` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+from shipline import __version__
+from shipline.cli.common import started
+
+app = typer.Typer(
+    name="shipline",
+    help="Shipline: a self-hosted, security-first CI/CD platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shipline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Shipline: a self-hosted, security-first CI/CD platform."""
+    if ctx.invoked_subcommand != "run":
+        # `run` says so itself, once it has loaded the engine (see `main`).
+        started()
+
+
+def register() -> typer.Typer:
+    """The app with every command group registered."""
+    from shipline.cli import expr, lint, plan, run
+
+    run.register(app)
+    lint.register(app)
+    plan.register(app)
+    expr.register(app)
+    return app
