@@ -31,7 +31,7 @@ def pg_unavailable() -> str | None:
         return f"PostgreSQL at 127.0.0.1:5432 does not answer ({exc})".strip()
 
 
-def pg_execute(statement: sql.Composable) -> None:
+def pg_execute(statement: sql.Composed) -> None:
     with psycopg.connect(PG_SERVER, autocommit=True) as conn:
         conn.execute(statement)
 

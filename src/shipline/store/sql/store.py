@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from shipline.store.ports import (
+    AuditStore,
+    EventStore,
+    JobStore,
+    LogStore,
+    MembershipStore,
+    ProjectStore,
+    RunStore,
+    StepStore,
+    Store,
+    TokenStore,
+    UserStore,
+)
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
 from shipline.store.sql.engine import WRITE_OPTION, make_engine
 from shipline.store.sql.jobs import SqlJobStore
@@ -19,20 +33,23 @@ from shipline.store.sql.steps import SqlStepStore
 from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SqlTransaction:
-    """The repositories of one database transaction (see `store.ports.Transaction`)."""
+    """The repositories of one database transaction (see `store.ports.Transaction`).
 
-    projects: SqlProjectStore
-    runs: SqlRunStore
-    jobs: SqlJobStore
-    steps: SqlStepStore
-    logs: SqlLogStore
-    users: SqlUserStore
-    members: SqlMembershipStore
-    tokens: SqlTokenStore
-    audit: SqlAuditStore
-    events: SqlEventStore
+    Typed by their ports, so that mypy checks each implementation against its protocol.
+    """
+
+    projects: ProjectStore
+    runs: RunStore
+    jobs: JobStore
+    steps: StepStore
+    logs: LogStore
+    users: UserStore
+    members: MembershipStore
+    tokens: TokenStore
+    audit: AuditStore
+    events: EventStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -75,3 +92,9 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_store(store: SqlStore) -> Store:
+        return store  # mypy checks that SqlStore implements the port
