@@ -182,3 +182,52 @@ def test_cancel_ends_queued_jobs_and_the_run(
     cancelled = service.cancel(run.id, actor="dev")
     assert cancelled.conclusion is Conclusion.CANCELLED
     assert claim_all(store) == []
+
+
+def test_rerun_failed_jobs_keeps_the_successful_ones(
+    world: tuple[RunService, SqlStore, ProjectRecord],
+) -> None:
+    service, store, project = world
+    run = service.trigger(
+        project, TriggerRequest(ref="main", workflow="ci.yml", event="push"), actor="dev"
+    )[0]
+    build = claim_all(store)[0]
+    service.job_finished(build, Conclusion.SUCCESS, outputs={"version": "1"})
+    cells = claim_all(store)
+    service.job_finished(cells[0], Conclusion.FAILURE)  # fail-fast tells the others to stop
+    for job_id in cells[1:]:  # ...and their runners report them cancelled
+        service.job_finished(job_id, Conclusion.CANCELLED)
+    for job_id in claim_all(store):  # report (if: always())
+        service.job_finished(job_id, Conclusion.SUCCESS)
+    with store.transaction() as tx:
+        first = tx.runs.get(run.id)
+    assert first is not None and first.conclusion is Conclusion.FAILURE
+
+    again = service.rerun(run.id, actor="dev", failed_only=True)
+    assert again.attempt == 2 and again.status is Status.QUEUED
+    with store.transaction() as tx:
+        jobs = {j.key: j for j in tx.jobs.for_run(run.id)}
+        old = tx.jobs.for_run(run.id, attempt=1)
+    assert jobs["build"].conclusion is Conclusion.SUCCESS  # kept, with its outputs
+    assert jobs["build"].outputs == {"version": "1"}
+    assert len(old) == 5  # the first attempt's jobs are still there
+    cells = claim_all(store)
+    assert len(cells) == 3  # the failed job's cells run again, straight away
+    for job_id in cells:
+        service.job_finished(job_id, Conclusion.SUCCESS)
+    for job_id in claim_all(store):
+        service.job_finished(job_id, Conclusion.SUCCESS)
+    with store.transaction() as tx:
+        done = tx.runs.get(run.id)
+    assert done is not None and done.conclusion is Conclusion.SUCCESS
+
+
+def test_rerun_needs_a_completed_run(world: tuple[RunService, SqlStore, ProjectRecord]) -> None:
+    from shipline.engine.errors import Conflict
+
+    service, _, project = world
+    run = service.trigger(
+        project, TriggerRequest(ref="main", workflow="ci.yml", event="push"), actor="dev"
+    )[0]
+    with pytest.raises(Conflict):
+        service.rerun(run.id, actor="dev")

@@ -16,7 +16,7 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.engine.dag import Finished, RunState, Skip, Start
-from shipline.engine.errors import Invalid, NotFound
+from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
@@ -357,6 +357,71 @@ class RunService:
             elif sibling.status is Status.IN_PROGRESS:
                 tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=sibling.id)
 
+    def rerun(self, run_id: int, *, actor: str, failed_only: bool = False) -> RunRecord:
+        """A new attempt of a completed run at the same commit.
+
+        `failed_only` re-runs the jobs that did not succeed and every job that depends on
+        them; the others keep their result and outputs, as GitHub's "re-run failed jobs".
+        Earlier attempts' jobs, steps and logs stay.
+        """
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            run = tx.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.status is not Status.COMPLETED:
+                raise Conflict(f"run {run_id} is {run.status}: only a completed run can be re-run")
+            previous = tx.jobs.for_run(run.id, run.attempt)
+            keep: list[JobRecord] = []
+            if failed_only:
+                bad = {
+                    j.job_id
+                    for j in previous
+                    if j.conclusion not in (Conclusion.SUCCESS, Conclusion.SKIPPED)
+                }
+                if not bad:
+                    raise Conflict(f"run {run_id} has no failed job to re-run")
+                _, plan = self.state(tx, run)
+                again = _dependents(plan, bad)
+                keep = [
+                    j
+                    for j in previous
+                    if j.job_id not in again and j.conclusion is Conclusion.SUCCESS
+                ]
+            run = tx.runs.new_attempt(run_id, now=now)
+            if keep:
+                copies = tx.jobs.create(
+                    run.id,
+                    run.attempt,
+                    [
+                        NewJob(
+                            key=j.key,
+                            job_id=j.job_id,
+                            name=j.name,
+                            matrix=j.matrix,
+                            needs=j.needs,
+                            runs_on=j.runs_on,
+                            timeout_minutes=j.timeout_minutes,
+                        )
+                        for j in keep
+                    ],
+                    now=now,
+                )
+                for copy, old in zip(copies, keep, strict=True):
+                    tx.jobs.set_status(
+                        copy.id, Status.COMPLETED, old.conclusion, now=now, outputs=old.outputs
+                    )
+            tx.audit.append(
+                actor=actor,
+                action="run.rerun",
+                now=now,
+                project_id=run.project_id,
+                target=f"run:{run.id}",
+                data={"attempt": run.attempt, "failed_only": failed_only},
+            )
+            tx.events.publish("run.created", now=now, run_id=run.id, data={"attempt": run.attempt})
+            return self._advance(tx, run)
+
     def cancel(self, run_id: int, *, actor: str) -> RunRecord:
         """Cancel a run: queued jobs end cancelled, running ones are told to stop."""
         now = self.clock.now()
@@ -409,6 +474,19 @@ def _new_job(job: PlannedJob, skip: Skip | None) -> NewJob:
         conclusion=skip.conclusion if skip else None,
         error=skip.reason if skip and skip.conclusion is Conclusion.FAILURE else None,
     )
+
+
+def _dependents(plan: Plan, job_ids: set[str]) -> set[str]:
+    """The given jobs and every job that needs one of them, directly or not."""
+    found = set(job_ids)
+    changed = True
+    while changed:
+        changed = False
+        for job in plan.workflow.jobs:
+            if job.id not in found and any(n in found for n in job.needs):
+                found.add(job.id)
+                changed = True
+    return found
 
 
 def _placeholder(job: PlannedJob) -> JobRecord:
