@@ -91,12 +91,10 @@ class SqlJobStore:
                     "finished_at": now if job.status is Status.COMPLETED else None,
                 }
             )
-        ids = []
+        # One statement for all the jobs (a matrix can have hundreds), ids in input order.
+        query_insert = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
         with guarded(self._conn, f"a job of run {run_id} attempt {attempt}"):
-            for row in rows:
-                ids.append(
-                    self._conn.execute(insert(jobs).values(row).returning(jobs.c.id)).scalar_one()
-                )
+            ids = list(self._conn.execute(query_insert, rows).scalars())
         query = select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)
         return [_record(row) for row in self._conn.execute(query)]
 
