@@ -21,3 +21,8 @@ class ServerContext:
     runner_slots: int = 0
     busy_slots: list[int] = field(default_factory=lambda: [0])
     ready: bool = True
+    # How often a live log stream (SSE) asks the store for new chunks, in seconds.
+    log_poll_interval: float = 0.1
+    # A live log stream ends after this long even if its job has not completed (the client
+    # reconnects with Last-Event-ID), so that no request lives forever.
+    log_stream_timeout: float = 3600.0

@@ -1,0 +1,42 @@
+"""`create_app(context)`: the FastAPI application over the services of a `ServerContext`.
+
+Routes live in `server.api` (one module per resource), under `/api/v1` except the probes
+and `/metrics`. The OpenAPI document is served at `/openapi.json` and is the reference.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shipline.engine.projects import ProjectService
+from shipline.engine.queries import Queries
+from shipline.server import errors
+from shipline.server.api import audit, auth, health, logs, projects, runs, tokens, users
+from shipline.server.context import ServerContext
+from shipline.server.deps import Services
+from shipline.server.observe import Metrics, RequestMiddleware
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(context: ServerContext) -> FastAPI:
+    """The application: routers, error handlers, request ids and metrics of its own."""
+    queries = Queries(context.store)
+    metrics = Metrics(queries, context)
+    app = FastAPI(
+        title="Shipline",
+        version="1",
+        summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
+    )
+    app.state.services = Services(
+        context=context,
+        projects=ProjectService(context.store, context.clock, context.access, context.runs),
+        queries=queries,
+        metrics=metrics,
+    )
+    errors.install(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    for module in (auth, users, tokens, projects, runs, logs, audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
