@@ -64,6 +64,25 @@ def source(tmp_path: Path) -> Path:
           a: {runs-on: x, steps: [{run: 'true'}]}
     """)
     )
+    (repo / ".shipline" / "workflows" / "deploy.yml").write_text(
+        textwrap.dedent("""
+        on: workflow_dispatch
+        concurrency:
+          group: deploy-${{ github.ref }}
+        jobs:
+          a: {runs-on: x, steps: [{run: 'true'}]}
+    """)
+    )
+    (repo / ".shipline" / "workflows" / "latest.yml").write_text(
+        textwrap.dedent("""
+        on: workflow_dispatch
+        concurrency:
+          group: latest
+          cancel-in-progress: true
+        jobs:
+          a: {runs-on: x, steps: [{run: 'true'}]}
+    """)
+    )
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "pipeline")
     return repo
@@ -231,3 +250,39 @@ def test_rerun_needs_a_completed_run(world: tuple[RunService, SqlStore, ProjectR
     )[0]
     with pytest.raises(Conflict):
         service.rerun(run.id, actor="dev")
+
+
+def run_status(store: SqlStore, run_id: int) -> tuple[Status, Conclusion | None]:
+    with store.transaction() as tx:
+        run = tx.runs.get(run_id)
+    assert run is not None
+    return run.status, run.conclusion
+
+
+def test_concurrency_group_one_running_one_pending(
+    world: tuple[RunService, SqlStore, ProjectRecord],
+) -> None:
+    service, store, project = world
+
+    def trigger() -> int:
+        return service.trigger(project, TriggerRequest(workflow="deploy.yml"), actor="dev")[0].id
+
+    first, second, third = trigger(), trigger(), trigger()
+    assert run_status(store, first) == (Status.QUEUED, None)
+    assert run_status(store, second) == (Status.COMPLETED, Conclusion.CANCELLED)  # replaced
+    assert run_status(store, third) == (Status.WAITING, None)
+    jobs = claim_all(store)
+    assert len(jobs) == 1  # only the first run's job: the pending run has none yet
+    service.job_finished(jobs[0], Conclusion.SUCCESS)
+    assert run_status(store, first) == (Status.COMPLETED, Conclusion.SUCCESS)
+    assert run_status(store, third) == (Status.QUEUED, None)  # its turn now
+    assert len(claim_all(store)) == 1
+
+
+def test_concurrency_cancel_in_progress(world: tuple[RunService, SqlStore, ProjectRecord]) -> None:
+    service, store, project = world
+    first = service.trigger(project, TriggerRequest(workflow="latest.yml"), actor="dev")[0]
+    claim_all(store)
+    second = service.trigger(project, TriggerRequest(workflow="latest.yml"), actor="dev")[0]
+    assert run_status(store, first.id) == (Status.COMPLETED, Conclusion.CANCELLED)
+    assert run_status(store, second.id) == (Status.QUEUED, None)

@@ -22,6 +22,7 @@ from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
 from shipline.plan.triggers import triggered
 from shipline.spec.diagnostics import Severity
+from shipline.spec.expressions import ExpressionError, evaluate_template, to_string, truthy
 from shipline.spec.workflow import load_workflow
 from shipline.store.ports import NewJob, NewRun, Store, Transaction
 
@@ -154,6 +155,8 @@ class RunService:
         inputs: dict[str, object] = {}
         error: str | None = None
         plan: Plan | None = None
+        group: str | None = None
+        cancel_in_progress = False
         name = path
         if spec is None:
             error = "the workflow is invalid:\n" + "\n".join(
@@ -178,6 +181,16 @@ class RunService:
                 plan = compile_plan(spec, event)
             except PlanError as exc:
                 error = str(exc)
+            if spec.concurrency is not None and error is None:
+                try:
+                    group = _evaluate_group(
+                        spec.concurrency.group, ref, sha, request.event, project.name, actor, inputs
+                    )
+                    cancel_in_progress = _evaluate_flag(
+                        spec.concurrency.cancel_in_progress, ref, request.event, inputs
+                    )
+                except ExpressionError as exc:
+                    error = f"{path}: concurrency: {exc}"
         payload = {
             "ref": ref,
             "after": sha,
@@ -200,6 +213,7 @@ class RunService:
                     inputs=inputs,
                     event_payload=payload,
                     plan_digest=plan.digest if plan else "",
+                    concurrency_group=group,
                 ),
                 now=now,
             )
@@ -218,7 +232,47 @@ class RunService:
                 )
                 tx.events.publish("run.completed", now=now, run_id=run.id)
                 return run
+            if group is not None and not self._admit(tx, run, group, cancel_in_progress):
+                return tx.runs.get(run.id) or run
             return self._advance(tx, run)
+
+    def _admit(self, tx: Transaction, run: RunRecord, group: str, cancel_in_progress: bool) -> bool:
+        """GitHub's concurrency groups: one running and one pending run per group.
+
+        A new run replaces the pending one (cancelled); with `cancel-in-progress` it also
+        cancels the running one. Returns False when the new run must wait (status waiting).
+        """
+        now = self.clock.now()
+        others = [r for r in tx.runs.active_in_group(run.project_id, group) if r.id != run.id]
+        running = False
+        for other in others:
+            if other.status is Status.WAITING or cancel_in_progress:
+                self._cancel_in(
+                    tx,
+                    other,
+                    reason=f"superseded by run {run.id} in concurrency group {group!r}",
+                    actor="shipline",
+                )
+            else:
+                running = True
+        if running:
+            tx.runs.set_status(run.id, Status.WAITING, now=now)
+            tx.events.publish("run.waiting", now=now, run_id=run.id, data={"group": group})
+            return False
+        return True
+
+    def _release(self, tx: Transaction, finished: RunRecord) -> None:
+        """A run of a group completed: the pending run of the group may start."""
+        if finished.concurrency_group is None:
+            return
+        waiting = [
+            r
+            for r in tx.runs.active_in_group(finished.project_id, finished.concurrency_group)
+            if r.status is Status.WAITING
+        ]
+        if waiting:
+            run = tx.runs.set_status(waiting[0].id, Status.QUEUED, now=self.clock.now())
+            self._advance(tx, run)
 
     # -- moving forward ------------------------------------------------------------------
 
@@ -284,6 +338,7 @@ class RunService:
         if replay.state.finished() and run.status is not Status.COMPLETED:
             run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
+            self._release(tx, run)
         return run
 
     def job_started(self, job_id: int) -> None:
@@ -424,34 +479,36 @@ class RunService:
 
     def cancel(self, run_id: int, *, actor: str) -> RunRecord:
         """Cancel a run: queued jobs end cancelled, running ones are told to stop."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
             run = tx.runs.get(run_id)
             if run is None:
                 raise NotFound(f"no run {run_id}")
             if run.status is Status.COMPLETED:
                 return run
-            for job in tx.jobs.for_run(run.id, run.attempt):
-                if job.status is Status.QUEUED:
-                    tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
-                elif job.status is Status.IN_PROGRESS:
-                    tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)
-            run = tx.runs.set_status(
-                run.id,
-                Status.COMPLETED,
-                Conclusion.CANCELLED,
-                now=now,
-                error=f"cancelled by {actor}",
-            )
-            tx.audit.append(
-                actor=actor,
-                action="run.cancel",
-                now=now,
-                project_id=run.project_id,
-                target=f"run:{run.id}",
-            )
-            tx.events.publish("run.completed", now=now, run_id=run.id)
+            run = self._cancel_in(tx, run, reason=f"cancelled by {actor}", actor=actor)
+            self._release(tx, run)
             return run
+
+    def _cancel_in(self, tx: Transaction, run: RunRecord, *, reason: str, actor: str) -> RunRecord:
+        now = self.clock.now()
+        for job in tx.jobs.for_run(run.id, run.attempt):
+            if job.status is Status.QUEUED:
+                tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
+            elif job.status is Status.IN_PROGRESS:
+                tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)
+        run = tx.runs.set_status(
+            run.id, Status.COMPLETED, Conclusion.CANCELLED, now=now, error=reason
+        )
+        tx.audit.append(
+            actor=actor,
+            action="run.cancel",
+            now=now,
+            project_id=run.project_id,
+            target=f"run:{run.id}",
+            reason=reason,
+        )
+        tx.events.publish("run.completed", now=now, run_id=run.id)
+        return run
 
 
 def _new_job(job: PlannedJob, skip: Skip | None) -> NewJob:
@@ -474,6 +531,46 @@ def _new_job(job: PlannedJob, skip: Skip | None) -> NewJob:
         conclusion=skip.conclusion if skip else None,
         error=skip.reason if skip and skip.conclusion is Conclusion.FAILURE else None,
     )
+
+
+def _group_contexts(
+    ref: str, sha: str, event: str, repository: str, actor: str, inputs: Mapping[str, object]
+) -> dict[str, object]:
+    ev = Event(name=event, ref=ref, sha=sha)
+    github = {
+        "ref": ref,
+        "sha": sha,
+        "event_name": event,
+        "repository": repository,
+        "actor": actor,
+        "ref_name": ev.ref_name,
+        "head_ref": "",
+        "base_ref": "",
+        "workflow": "",
+    }
+    return {"github": github, "inputs": dict(inputs), "vars": {}}
+
+
+def _evaluate_group(
+    text: str,
+    ref: str,
+    sha: str,
+    event: str,
+    repository: str,
+    actor: str,
+    inputs: Mapping[str, object],
+) -> str:
+    """A workflow's concurrency group, evaluated with github, inputs and vars."""
+    contexts = _group_contexts(ref, sha, event, repository, actor, inputs)
+    value = evaluate_template(text, contexts)  # type: ignore[arg-type]
+    return value if isinstance(value, str) else to_string(value)
+
+
+def _evaluate_flag(value: bool | str, ref: str, event: str, inputs: Mapping[str, object]) -> bool:
+    if isinstance(value, bool):
+        return value
+    contexts = _group_contexts(ref, "", event, "", "", inputs)
+    return truthy(evaluate_template(value, contexts))  # type: ignore[arg-type]
 
 
 def _dependents(plan: Plan, job_ids: set[str]) -> set[str]:
