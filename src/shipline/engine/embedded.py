@@ -19,7 +19,8 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status, combine
 from shipline.engine.joblog import StoreObserver
-from shipline.engine.service import RunService, github_context
+from shipline.engine.run_contexts import github_context
+from shipline.engine.service import RunService
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
 from shipline.store.ports import Store

@@ -9,20 +9,22 @@ by the server from the project's repository at the run's commit, never from a cl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
-from shipline.engine.dag import Finished, RunState, Skip, Start
+from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
-from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
+from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
+from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
+from shipline.plan.compile import Plan, PlanError, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
 from shipline.plan.triggers import triggered
 from shipline.spec.diagnostics import Severity
-from shipline.spec.expressions import ExpressionError, evaluate_template, to_string, truthy
+from shipline.spec.expressions import ExpressionError
 from shipline.spec.workflow import load_workflow
 from shipline.store.ports import NewJob, NewRun, Store, Transaction
 
@@ -47,50 +49,6 @@ class TriggerRequest:
     workflow: str | None = None
     event: str = "workflow_dispatch"
     inputs: Mapping[str, str] | None = None
-
-
-def run_event(run: RunRecord, project: ProjectRecord, payload: object) -> Event:
-    inputs = run.inputs if isinstance(run.inputs, dict) else {}
-    return Event(
-        name=run.event,
-        ref=run.ref,
-        sha=run.sha,
-        repository=project.name,
-        actor=run.actor,
-        inputs=tuple(inputs.items()),
-        payload=payload,
-    )
-
-
-def github_context(run: RunRecord, project: ProjectRecord, payload: object) -> dict[str, object]:
-    event = run_event(run, project, payload)
-    return {
-        "event_name": run.event,
-        "event": payload if isinstance(payload, dict) else {},
-        "sha": run.sha,
-        "ref": run.ref,
-        "ref_name": event.ref_name,
-        "ref_type": event.ref_type,
-        "repository": project.name,
-        "repository_owner": project.name.split("/", 1)[0],
-        "actor": run.actor,
-        "triggering_actor": run.actor,
-        "workflow": run.workflow_name,
-        "run_id": str(run.id),
-        "run_number": str(run.number),
-        "run_attempt": str(run.attempt),
-    }
-
-
-@dataclass
-class Replay:
-    """A run's state rebuilt from its stored jobs (see `RunService.replay`)."""
-
-    state: RunState
-    plan: Plan
-    stored: dict[str, JobRecord]
-    planned: dict[str, PlannedJob] = field(default_factory=dict)
-    new: list[Start | Skip] = field(default_factory=list)
 
 
 class RunService:
@@ -183,10 +141,10 @@ class RunService:
                 error = str(exc)
             if spec.concurrency is not None and error is None:
                 try:
-                    group = _evaluate_group(
+                    group = evaluate_group(
                         spec.concurrency.group, ref, sha, request.event, project.name, actor, inputs
                     )
-                    cancel_in_progress = _evaluate_flag(
+                    cancel_in_progress = evaluate_flag(
                         spec.concurrency.cancel_in_progress, ref, request.event, inputs
                     )
                 except ExpressionError as exc:
@@ -307,7 +265,7 @@ class RunService:
                 replay.planned[decision.job.key] = decision.job
                 if decision.job.key not in replay.stored:
                     replay.new.append(decision)
-                    replay.stored[decision.job.key] = _placeholder(decision.job)
+                    replay.stored[decision.job.key] = placeholder(decision.job)
             replayed = False
             for key, job in list(state.running.items()):
                 record = replay.stored.get(key)
@@ -317,7 +275,7 @@ class RunService:
                             key,
                             job.job_id,
                             record.conclusion or Conclusion.FAILURE,
-                            _outputs(record),
+                            outputs_of(record),
                         )
                     )
                     replayed = True
@@ -331,7 +289,7 @@ class RunService:
         now = self.clock.now()
         replay = self.replay(tx, run)
         if replay.new:
-            jobs = [_new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
+            jobs = [new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
             for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
                 kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
                 tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
@@ -437,7 +395,7 @@ class RunService:
                 if not bad:
                     raise Conflict(f"run {run_id} has no failed job to re-run")
                 _, plan = self.state(tx, run)
-                again = _dependents(plan, bad)
+                again = dependents(plan, bad)
                 keep = [
                     j
                     for j in previous
@@ -509,96 +467,3 @@ class RunService:
         )
         tx.events.publish("run.completed", now=now, run_id=run.id)
         return run
-
-
-def _new_job(job: PlannedJob, skip: Skip | None) -> NewJob:
-    runs_on = job.spec.runs_on
-    labels = (
-        tuple(str(v) for v in runs_on)
-        if isinstance(runs_on, list)
-        else ((str(runs_on),) if isinstance(runs_on, str) and "${{" not in runs_on else ())
-    )
-    timeout = job.spec.timeout_minutes
-    return NewJob(
-        key=job.key,
-        job_id=job.job_id,
-        name=job.display_name,
-        matrix=job.matrix_dict,
-        needs=job.needs,
-        runs_on=labels,
-        timeout_minutes=timeout if isinstance(timeout, float | int) else 360,
-        status=Status.COMPLETED if skip else Status.QUEUED,
-        conclusion=skip.conclusion if skip else None,
-        error=skip.reason if skip and skip.conclusion is Conclusion.FAILURE else None,
-    )
-
-
-def _group_contexts(
-    ref: str, sha: str, event: str, repository: str, actor: str, inputs: Mapping[str, object]
-) -> dict[str, object]:
-    ev = Event(name=event, ref=ref, sha=sha)
-    github = {
-        "ref": ref,
-        "sha": sha,
-        "event_name": event,
-        "repository": repository,
-        "actor": actor,
-        "ref_name": ev.ref_name,
-        "head_ref": "",
-        "base_ref": "",
-        "workflow": "",
-    }
-    return {"github": github, "inputs": dict(inputs), "vars": {}}
-
-
-def _evaluate_group(
-    text: str,
-    ref: str,
-    sha: str,
-    event: str,
-    repository: str,
-    actor: str,
-    inputs: Mapping[str, object],
-) -> str:
-    """A workflow's concurrency group, evaluated with github, inputs and vars."""
-    contexts = _group_contexts(ref, sha, event, repository, actor, inputs)
-    value = evaluate_template(text, contexts)  # type: ignore[arg-type]
-    return value if isinstance(value, str) else to_string(value)
-
-
-def _evaluate_flag(value: bool | str, ref: str, event: str, inputs: Mapping[str, object]) -> bool:
-    if isinstance(value, bool):
-        return value
-    contexts = _group_contexts(ref, "", event, "", "", inputs)
-    return truthy(evaluate_template(value, contexts))  # type: ignore[arg-type]
-
-
-def _dependents(plan: Plan, job_ids: set[str]) -> set[str]:
-    """The given jobs and every job that needs one of them, directly or not."""
-    found = set(job_ids)
-    changed = True
-    while changed:
-        changed = False
-        for job in plan.workflow.jobs:
-            if job.id not in found and any(n in found for n in job.needs):
-                found.add(job.id)
-                changed = True
-    return found
-
-
-def _placeholder(job: PlannedJob) -> JobRecord:
-    """Stands for a job created in this transaction, until the store returns it."""
-    return JobRecord(
-        id=0,
-        run_id=0,
-        attempt=0,
-        key=job.key,
-        job_id=job.job_id,
-        name=job.display_name,
-        status=Status.QUEUED,
-    )
-
-
-def _outputs(record: JobRecord) -> dict[str, str]:
-    outputs = record.outputs if isinstance(record.outputs, dict) else {}
-    return {str(k): str(v) for k, v in outputs.items()}
