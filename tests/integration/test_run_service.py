@@ -286,3 +286,38 @@ def test_concurrency_cancel_in_progress(world: tuple[RunService, SqlStore, Proje
     second = service.trigger(project, TriggerRequest(workflow="latest.yml"), actor="dev")[0]
     assert run_status(store, first.id) == (Status.COMPLETED, Conclusion.CANCELLED)
     assert run_status(store, second.id) == (Status.QUEUED, None)
+
+
+def test_schedules_fire_once_when_due_without_replaying_missed_ticks(
+    tmp_path: Path, source: Path
+) -> None:
+    from datetime import timedelta
+
+    from shipline.engine.schedules import Scheduler
+
+    (source / ".shipline" / "workflows" / "nightly.yml").write_text(
+        textwrap.dedent("""
+        on:
+          schedule:
+            - cron: "0 3 * * *"
+        jobs:
+          a: {runs-on: x, steps: [{run: 'true'}]}
+    """)
+    )
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "nightly")
+    store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with store.transaction() as tx:
+        tx.projects.create("acme/app", str(source))
+    clock = FrozenClock()
+    repos = lambda p: GitRepository(p.repository, tmp_path / "mirrors" / str(p.id))  # noqa: E731
+    scheduler = Scheduler(store, RunService(store, clock, repos), clock, repos)
+    scheduler.load()
+    assert scheduler.tick() == []  # nothing due yet
+    clock.advance(timedelta(days=3))  # three 03:00 ticks missed (the server was down)
+    fired = scheduler.tick()
+    assert len(fired) == 1  # one run, not three
+    assert scheduler.tick() == []
+    with store.transaction() as tx:
+        run = tx.runs.get(fired[0])
+    assert run is not None and run.event == "schedule" and run.actor == "schedule"
