@@ -3,8 +3,13 @@ source provider, and builds the object graph from them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import secrets
+import socket
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipline.executors.shell import ShellExecutor
 from shipline.runner.job import JobRunner
@@ -12,6 +17,16 @@ from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
+
+if TYPE_CHECKING:
+    from shipline.domain.records import RunRecord
+
+    # The server's classes are imported by `build_server` only: `shipline run` does not
+    # pay for SQLAlchemy, FastAPI and the engine's services.
+    from shipline.engine.embedded import EmbeddedRunner
+    from shipline.server.context import ServerContext
+    from shipline.settings import Settings
+    from shipline.store.sql.store import SqlStore
 
 
 def local_job_runner(
@@ -34,3 +49,124 @@ def local_job_runner(
         source=GitSourceProvider(repo_root),
         host_env=host_env,
     )
+
+
+# Variables of the server's environment that steps on the embedded runner inherit. Nothing
+# else: the server's own variables (SHIPLINE_ADMIN_TOKEN, database credentials) must never
+# reach a step.
+SERVER_HOST_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+STATE_DIR_MODE = 0o700
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory readable by the server's user only (0700), and take
+    looser bits away from one that exists: it holds the database, keys and blobs."""
+    state_dir.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(state_dir.stat().st_mode) != STATE_DIR_MODE:
+        state_dir.chmod(STATE_DIR_MODE)
+
+
+def server_owner(state_dir: Path) -> str:
+    """The embedded runner's lease owner: stable across restarts of the server on this state
+    directory (so that `recover` finds the jobs a killed process left), distinct between
+    servers sharing one database."""
+    id_file = state_dir / "server-id"
+    try:
+        server_id = id_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        server_id = ""
+    if not server_id:
+        server_id = secrets.token_hex(8)
+        id_file.write_text(server_id + "\n", encoding="utf-8")
+    return f"embedded:{socket.gethostname()}:{server_id}"
+
+
+def server_job_runners(
+    state_dir: Path, host_env: Mapping[str, str]
+) -> Callable[[JobObserver, RunRecord], JobRunner]:
+    """`make_runner` of the embedded runner: shell executor, the run's files under
+    `state_dir/runs/<run id>`, caches and blobs shared, checkouts from the project's
+    mirror (the one `RunService` fetched the run's commit into)."""
+    blobs = BlobStore(state_dir / "blobs")
+    caches = LocalCacheStore(blobs, state_dir / "caches.json")
+    env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
+
+    def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
+        run_dir = state_dir / "runs" / str(run.id)
+        return JobRunner(
+            ShellExecutor(),
+            observer,
+            work_root=run_dir / "jobs",
+            artifacts=LocalArtifactStore(blobs, run_dir),
+            caches=caches,
+            source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
+            host_env=env,
+        )
+
+    return make_runner
+
+
+def mirror_dir(state_dir: Path, project_id: int) -> Path:
+    """Where the server keeps its bare mirror of a project's repository."""
+    return state_dir / "mirrors" / str(project_id)
+
+
+def open_store(settings: Settings) -> SqlStore:
+    """The SQL store of `settings.database_url`, migrated to the newest revision."""
+    from shipline.store.sql.store import SqlStore
+
+    if settings.database_url.startswith("sqlite"):
+        prepare_state_dir(settings.state_dir)
+    return SqlStore(settings.database_url)
+
+
+def build_server(
+    settings: Settings, *, host_env: Mapping[str, str] | None = None
+) -> tuple[ServerContext, EmbeddedRunner]:
+    """The server's object graph: state directory (0700), store (migrations run), clock,
+    services, and the embedded runner. `host_env` (default: this process's environment)
+    is filtered to `SERVER_HOST_ENV` before any step sees it."""
+    from shipline.domain.clock import SystemClock
+    from shipline.engine.access import AccessService
+    from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.service import RunService
+    from shipline.scm.repository import GitRepository
+    from shipline.server.context import ServerContext
+
+    state_dir = settings.state_dir
+    prepare_state_dir(state_dir)  # also for PostgreSQL: mirrors, runs and blobs live here
+    store = open_store(settings)
+    clock = SystemClock()
+    runs = RunService(
+        store,
+        clock,
+        lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
+    )
+    runner = EmbeddedRunner(
+        store,
+        runs,
+        clock,
+        slots=settings.runner_slots,
+        make_runner=server_job_runners(state_dir, os.environ if host_env is None else host_env),
+        owner=server_owner(state_dir),
+    )
+    context = ServerContext(
+        store=store,
+        clock=clock,
+        access=AccessService(store, clock),
+        runs=runs,
+        runner_slots=settings.runner_slots,
+    )
+    return context, runner
+
+
+def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:
+    """Run the migrations `settings.database_url` has not had: `(before, after)` revisions
+    (before is None for a new database; equal when there was nothing to do)."""
+    from shipline.store.sql import migrations
+
+    if settings.database_url.startswith("sqlite"):
+        prepare_state_dir(settings.state_dir)
+    before = migrations.current_revision(settings.database_url)
+    migrations.upgrade(settings.database_url)
+    return before, migrations.current_revision(settings.database_url)
