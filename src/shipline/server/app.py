@@ -16,8 +16,6 @@ from shipline.server.context import ServerContext
 from shipline.server.deps import Services
 from shipline.server.observe import Metrics, RequestMiddleware
 
-API_PREFIX = "/api/v1"
-
 
 def create_app(context: ServerContext) -> FastAPI:
     """The application: routers, error handlers, request ids and metrics of its own."""
@@ -38,5 +36,5 @@ def create_app(context: ServerContext) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
     for module in (auth, users, tokens, projects, runs, logs, audit):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router)
     return app

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipline.domain.records import Role
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import AuditOut, ErrorOut, PageOut
 
 router = APIRouter(
+    prefix=API_PREFIX,
     tags=["audit"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import ServicesDep
 from shipline.server.schemas import ErrorOut, LoginCreate, LoginOut
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(prefix=API_PREFIX, tags=["auth"])
 
 
 @router.post(

@@ -26,10 +26,12 @@ from fastapi.responses import Response, StreamingResponse
 
 from shipline.domain.records import LogChunk, Role
 from shipline.engine.queries import LogSlice, Queries
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import ErrorOut
 
 router = APIRouter(
+    prefix=API_PREFIX,
     tags=["logs"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )

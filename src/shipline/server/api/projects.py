@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from shipline.domain.records import Role
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import (
     ErrorOut,
@@ -21,6 +22,7 @@ from shipline.server.schemas import (
 )
 
 router = APIRouter(
+    prefix=API_PREFIX,
     tags=["projects"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )

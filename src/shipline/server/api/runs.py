@@ -9,11 +9,13 @@ from fastapi import APIRouter, Path, Query, status
 from shipline.domain.records import Role
 from shipline.domain.status import Status
 from shipline.engine.service import TriggerRequest
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import ErrorOut, JobOut, PageOut, RunCreate, RunOut
 from shipline.store.ports import RunFilter
 
 router = APIRouter(
+    prefix=API_PREFIX,
     tags=["runs"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )

@@ -7,10 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, ServicesDep
 from shipline.server.schemas import ErrorOut, PageOut, TokenCreate, TokenCreatedOut, TokenOut
 
-router = APIRouter(tags=["tokens"], responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+router = APIRouter(
+    prefix=API_PREFIX,
+    tags=["tokens"],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
 
 MAX_ID = 2**63 - 1
 

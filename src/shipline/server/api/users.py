@@ -6,10 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import ErrorOut, PageOut, UserCreate, UserOut
 
-router = APIRouter(tags=["users"], responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+router = APIRouter(
+    prefix=API_PREFIX,
+    tags=["users"],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
 
 
 @router.post(
