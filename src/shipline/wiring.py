@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.schedules import Scheduler
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
     from shipline.store.sql.store import SqlStore
@@ -170,3 +171,10 @@ def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:
     before = migrations.current_revision(settings.database_url)
     migrations.upgrade(settings.database_url)
     return before, migrations.current_revision(settings.database_url)
+
+
+def build_scheduler(context: ServerContext) -> Scheduler:
+    """The scheduler that fires `on.schedule` crons, over the server's services."""
+    from shipline.engine.schedules import Scheduler
+
+    return Scheduler(context.store, context.runs, context.clock, context.runs.repositories)
