@@ -60,9 +60,7 @@ def default_env(
         "RUNNER_TOOL_CACHE": str(env.tool_cache),
         "RUNNER_DEBUG": "1" if job.debug else "",
     }
-    for kind, name in _FILES.items():
-        if kind in files:
-            values[name] = str(files[kind])
+    values.update(command_file_env(files))
     twins = {
         "SHIPLINE" + key[len("GITHUB") :]: value
         for key, value in values.items()
@@ -70,4 +68,18 @@ def default_env(
     }
     values.update(twins)
     values["SHIPLINE"] = "true"
+    return values
+
+
+def command_file_env(files: Mapping[str, Path]) -> dict[str, str]:
+    """GITHUB_OUTPUT, GITHUB_ENV, ... for the step's command `files`, with SHIPLINE_* twins.
+
+    The only part of `default_env` that changes from one step of a job to the next.
+    """
+    values: dict[str, str] = {}
+    for kind, name in _FILES.items():
+        if kind in files:
+            path = str(files[kind])
+            values[name] = path
+            values["SHIPLINE" + name[len("GITHUB") :]] = path
     return values

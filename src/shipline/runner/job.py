@@ -21,7 +21,7 @@ from shipline.domain.status import Conclusion
 from shipline.executors.base import Executor, JobEnv, StepProcess
 from shipline.runner.commands import OutputProcessor
 from shipline.runner.context import EvaluationFailed, Evaluator, JobState, runner_context
-from shipline.runner.environment import default_env
+from shipline.runner.environment import command_file_env, default_env
 from shipline.runner.files import CommandFileError, read_key_values, read_paths
 from shipline.runner.model import JobAssignment, JobObserver, JobResult, StepResult
 from shipline.runner.shells import ShellError, render, resolve_shell
@@ -69,8 +69,7 @@ class _JobRun:
         self.r = runner
         self.job = job
         self.cancel = cancel
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job.key)
-        root = runner.work_root / safe
+        root = job_directory(runner.work_root, job.key)
         self.env = JobEnv(job.key, root, root / "workspace", root / "temp", root / "tool_cache")
         self.state = JobState(workspace=self.env.workspace)
         self.masker = Masker(list(job.secrets.values()))
@@ -84,6 +83,7 @@ class _JobRun:
         self.posts: list[tuple[BuiltinAction, ActionCall, StepResult]] = []
         self.file_counter = 0
         self.base_env: dict[str, str] = {}
+        self.static_env: dict[str, str] | None = None
         self.contexts = self._contexts()
         self.evaluator = Evaluator(self.contexts, self.state, job.workflow.file)
 
@@ -263,8 +263,14 @@ class _JobRun:
     def _process_env(
         self, step_env: Mapping[str, str], files: Mapping[str, Path]
     ) -> dict[str, str]:
-        env = dict(self.r.host_env)
-        env.update(default_env(self.job, self.env, step_key="", files=files))
+        if self.static_env is None:
+            # The same for every step of the job: built once.
+            self.static_env = {
+                **self.r.host_env,
+                **default_env(self.job, self.env, step_key="", files={}),
+            }
+        env = dict(self.static_env)
+        env.update(command_file_env(files))
         env.update(self.base_env)
         env.update(self.env_file_values)
         env.update(step_env)
@@ -343,25 +349,20 @@ class _JobRun:
         )
         handle = await self.r.executor.start(self.env, process)
 
-        async def pump() -> None:
-            async for chunk in self.r.executor.tail(handle):
-                processor.feed(chunk)
-            processor.close()
-
         async def watch_cancel() -> None:
             await self.cancel.wait()
             await self.r.executor.kill(handle)
 
-        pump_task = asyncio.ensure_future(pump())
         cancel_task = asyncio.ensure_future(watch_cancel())
         try:
-            exit_ = await self.r.executor.wait(handle)
-            await pump_task
+            # The output is read here, in this task, until it ends (the step and anything
+            # it left running have closed it); the exit is known by then or soon after.
+            async for chunk in self.r.executor.tail(handle):
+                processor.feed(chunk)
+            processor.close()
+            return await self.r.executor.wait(handle)
         finally:
             cancel_task.cancel()
-            if not pump_task.done():
-                pump_task.cancel()
-        return exit_
 
     def _read_files(self, files: Mapping[str, Path], result: StepResult) -> None:
         for name, value in read_key_values(files["output"], "GITHUB_OUTPUT"):
@@ -451,6 +452,11 @@ class _JobRun:
                 self.log(f"Warning: skip output '{name}' since it may contain a secret")
                 continue
             self.result.outputs[name] = value
+
+
+def job_directory(work_root: Path, key: str) -> Path:
+    """Where the job `key` gets its directories (workspace, temp, tool cache)."""
+    return work_root / "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
 
 
 def remove_job_dir(root: Path) -> None:
