@@ -20,11 +20,13 @@ from pathlib import Path
 
 from shipline.domain.errors import UsageError, WorkflowError
 from shipline.domain.status import Conclusion, combine
-from shipline.engine.run import Engine, RunObserver, RunOptions, RunResult
+from shipline.engine.run import Engine, JobDispatcher, RunObserver, RunOptions, RunResult
 from shipline.local.repo import RepoInfo
 from shipline.plan.compile import Plan, PlanError, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.triggers import triggered
+from shipline.runner.job import JobRunner, job_directory, remove_job_dir
+from shipline.runner.model import JobAssignment, JobResult
 from shipline.spec.diagnostics import Diagnostic, Severity
 from shipline.spec.models import WorkflowSpec
 from shipline.spec.workflow import load_workflow
@@ -243,6 +245,9 @@ class LocalRun:
         )
         event_path = run_dir / "event.json"
         event_path.write_text(json.dumps(self.event.payload or {}, indent=2))
+        dispatcher: JobDispatcher = runner
+        if not self.keep_workspaces:
+            dispatcher = _RemovingDispatcher(runner)
         slots = asyncio.Semaphore(max(1, self.parallel))
         run_id = f"{int(time.time())}{number:04d}"
         for item in self.selected:
@@ -256,7 +261,9 @@ class LocalRun:
                 matrix_selectors=self.matrix,
             )
             github = github_context(self.repo, self.event, item.spec, number, run_id, event_path)
-            self.engines.append(Engine(item.plan, runner, self.observer, options, github, slots))
+            self.engines.append(
+                Engine(item.plan, dispatcher, self.observer, options, github, slots)
+            )
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, self.cancel)
@@ -269,6 +276,8 @@ class LocalRun:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            if isinstance(dispatcher, _RemovingDispatcher):
+                await dispatcher.removed()
             if not self.keep_workspaces:
                 shutil.rmtree(run_dir / "jobs", ignore_errors=True)
         outcomes = [WorkflowOutcome(s, r) for s, r in zip(self.selected, results, strict=True)]
@@ -289,6 +298,30 @@ class LocalRun:
         )
         for engine in self.engines:
             engine.cancel_run()
+
+
+class _RemovingDispatcher:
+    """Runs jobs through `runner` and removes each job's directory once it has ended.
+
+    In a worker thread, while the other jobs run: removing them all at the end of the
+    run kept a run of many jobs waiting (directory removals are slow on some disks).
+    """
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+        self.removals: list[asyncio.Future[None]] = []
+
+    async def run(self, job: JobAssignment, cancel: asyncio.Event) -> JobResult:
+        try:
+            return await self.runner.run(job, cancel)
+        finally:
+            root = job_directory(self.runner.work_root, job.key)
+            loop = asyncio.get_running_loop()
+            self.removals.append(loop.run_in_executor(None, remove_job_dir, root))
+
+    async def removed(self) -> None:
+        """Wait for the removals started so far."""
+        await asyncio.gather(*self.removals, return_exceptions=True)
 
 
 def write_summaries(run_dir: Path, outcomes: list[WorkflowOutcome]) -> Path | None:
