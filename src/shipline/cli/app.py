@@ -3,6 +3,8 @@ commands here. Heavy imports stay inside the commands so that `shipline run` sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import typer
 
 from shipline import __version__
@@ -37,12 +39,17 @@ def _root(
         started()
 
 
-def register() -> typer.Typer:
-    """The app with every command group registered."""
-    from shipline.cli import expr, lint, plan, run
+def register(argv: Sequence[str] = ()) -> typer.Typer:
+    """The app with its command groups registered.
 
-    run.register(app)
-    lint.register(app)
-    plan.register(app)
-    expr.register(app)
+    When `argv` starts with a command's name only that command is registered: Typer
+    builds the options of every registered command at each start, and `shipline run`
+    need not pay for the others. Help and unknown commands get them all.
+    """
+    import importlib
+
+    modules = ("run", "lint", "plan", "expr", "server", "db", "runs", "projects", "tokens")
+    wanted = [argv[0]] if argv and argv[0] in modules else modules
+    for name in wanted:
+        importlib.import_module(f"shipline.cli.{name}").register(app)
     return app

@@ -15,7 +15,7 @@ def main() -> None:
     gc.disable()
     from shipline.cli.app import register
 
-    app = register()
+    app = register(sys.argv[1:])
     try:
         app(standalone_mode=True)
     except KeyboardInterrupt:
