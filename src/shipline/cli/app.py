@@ -39,6 +39,11 @@ def _root(
         started()
 
 
+# Command (or command group) name -> the module of `shipline.cli` whose `register(app)`
+# adds it. A new command group goes here.
+COMMANDS = {"run": "run", "lint": "lint", "plan": "plan", "expr": "expr"}
+
+
 def register(argv: Sequence[str] = ()) -> typer.Typer:
     """The app with its command groups registered.
 
@@ -48,8 +53,7 @@ def register(argv: Sequence[str] = ()) -> typer.Typer:
     """
     import importlib
 
-    modules = ("run", "lint", "plan", "expr", "server", "db", "runs", "projects", "tokens")
-    wanted = [argv[0]] if argv and argv[0] in modules else modules
+    wanted = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     for name in wanted:
-        importlib.import_module(f"shipline.cli.{name}").register(app)
+        importlib.import_module(f"shipline.cli.{COMMANDS[name]}").register(app)
     return app
