@@ -719,3 +719,30 @@ def test_a_follower_misses_no_event_published_concurrently(store: SqlStore) -> N
         done.set()
         follower.join()
     assert sorted(published) == seen
+
+
+def test_counts_by_status(store: Store) -> None:
+    from shipline.store.ports import NewJob, NewRun
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.transaction() as tx:
+        project = tx.projects.create("counted", "/repo")
+        for _ in range(3):
+            run = tx.runs.create(
+                NewRun(
+                    project_id=project.id,
+                    workflow_file="w.yml",
+                    workflow_name="w",
+                    workflow_text="",
+                    event="push",
+                    ref="refs/heads/main",
+                    sha="0" * 40,
+                    actor="dev",
+                ),
+                now=now,
+            )
+        tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
+        tx.jobs.create(run.id, 1, [NewJob("a", "a", "a"), NewJob("b", "b", "b")], now=now)
+    with store.transaction() as tx:
+        assert tx.runs.count_by_status() == {Status.QUEUED: 2, Status.IN_PROGRESS: 1}
+        assert tx.jobs.count_by_status() == {Status.QUEUED: 2}

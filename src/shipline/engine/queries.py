@@ -8,7 +8,6 @@ Nothing here writes either, so every method is safe to call as often as a poller
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from shipline.domain.records import (
@@ -63,12 +62,7 @@ class LogSlice:
 
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
-    """Counts for `/metrics`: unfinished runs and their jobs by status.
-
-    Only runs that are not completed are counted (completed ones would need a scan of the
-    whole history at every scrape; their conclusions are counted as they happen instead,
-    once the store offers counts by status).
-    """
+    """Counts for `/metrics`: runs and jobs by status (one grouped count each)."""
 
     runs_by_status: dict[str, int]
     jobs_by_status: dict[str, int]
@@ -172,12 +166,10 @@ class Queries:
     # -- metrics -----------------------------------------------------------------------------
 
     def metrics(self) -> MetricsSnapshot:
-        """Unfinished runs and their current jobs, counted by status."""
-        runs: Counter[str] = Counter()
-        jobs: Counter[str] = Counter()
+        """Runs and jobs counted by status."""
         with self._store.transaction() as tx:
-            for run in tx.runs.unfinished():
-                runs[run.status.value] += 1
-                for job in tx.jobs.for_run(run.id, run.attempt):
-                    jobs[job.status.value] += 1
-        return MetricsSnapshot(dict(runs), dict(jobs))
+            runs = tx.runs.count_by_status()
+            jobs = tx.jobs.count_by_status()
+        return MetricsSnapshot(
+            {s.value: n for s, n in runs.items()}, {s.value: n for s, n in jobs.items()}
+        )

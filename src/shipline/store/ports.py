@@ -154,6 +154,10 @@ class RunStore(Protocol):
         """Runs of a concurrency group that are not completed, oldest first."""
         ...
 
+    def count_by_status(self) -> dict[Status, int]:
+        """How many runs there are in each status (for `/metrics`)."""
+        ...
+
     def unfinished(self) -> list[RunRecord]:
         """Every run not completed (crash recovery at start-up)."""
         ...
@@ -194,6 +198,10 @@ class JobStore(Protocol):
         ...
 
     def expired_leases(self, now: datetime) -> list[JobRecord]: ...
+
+    def count_by_status(self) -> dict[Status, int]:
+        """How many jobs there are in each status (for `/metrics`)."""
+        ...
 
 
 class StepStore(Protocol):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from shipline.domain.records import JSON, JobRecord
 from shipline.domain.status import Conclusion, Status
@@ -202,6 +202,10 @@ class SqlJobStore:
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
         return result.rowcount == 1
+
+    def count_by_status(self) -> dict[Status, int]:
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        return {Status(status): int(n) for status, n in self._conn.execute(query)}
 
     def expired_leases(self, now: datetime) -> list[JobRecord]:
         query = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from shipline.domain.records import JSON, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
@@ -173,6 +173,10 @@ class SqlRunStore:
             .order_by(runs.c.id)
         )
         return [_record(row) for row in self._conn.execute(query)]
+
+    def count_by_status(self) -> dict[Status, int]:
+        query = select(runs.c.status, func.count()).group_by(runs.c.status)
+        return {Status(status): int(n) for status, n in self._conn.execute(query)}
 
     def unfinished(self) -> list[RunRecord]:
         query = (
