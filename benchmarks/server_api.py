@@ -1,0 +1,299 @@
+"""API latency of the server under a steady request rate, with many runs stored.
+
+One invocation, per database (SQLite and PostgreSQL by default):
+
+1. a fresh database gets a project (on a throwaway git repository) and `--runs` completed
+   runs, each with 2 jobs of 2 steps, written through the store (`SqlStore`) directly --
+   seeding 10,000 runs through the API would take far longer than the measurement;
+2. a real `shipline server` starts on it (a subprocess; the first start makes the admin);
+3. an open-loop load generator on loopback (asyncio + httpx, in this process) sends
+   requests at a fixed `--rate` for `--duration` seconds after a `--warmup` (not counted),
+   one phase per request kind:
+   - A0 `GET /healthz` (no target): the floor -- HTTP stack and load generator, no
+     authentication, no database;
+   - A1 `GET /api/v1/projects/{p}/runs?limit=20`: the newest page of runs;
+   - A2 `GET /api/v1/runs/{id}`: the detail of a random stored run (its jobs and steps).
+
+Open loop: request i is due at start + i / rate whatever happened to earlier ones, and its
+latency is counted from that due time, not from when it was actually sent -- a server (or
+generator) that falls behind shows up in the latencies instead of slowing the load down
+(no coordinated omission). The `late` column is how far behind schedule the generator
+itself sent (p99): when it is not small, the client, not the server, is the limit.
+
+`wrk` is not used: Debian's wrk is closed-loop (no fixed rate; wrk2's `-R` is what would
+fit), which measures peak throughput, not latency at a given rate.
+
+Usage: `.venv/bin/python benchmarks/server_api.py [--databases sqlite,postgresql]
+[--runs 10000] [--rate 100] [--duration 30] [--warmup 3]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from server_harness import (
+    BenchmarkError,
+    Row,
+    Server,
+    admin_token,
+    byte_compile,
+    database,
+    exit_status,
+    make_repo,
+    ms,
+    percentile,
+    print_header,
+    print_table,
+    scratch_dir,
+)
+
+from shipline.domain.records import StepRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.store.ports import NewJob, NewRun
+from shipline.store.sql.store import SqlStore
+
+P99_TARGET = 0.050  # seconds
+PROJECT = "bench"
+BATCH = 500
+WORKFLOW = """name: ci
+on: [push, workflow_dispatch]
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo build
+      - run: echo test
+  lint:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo lint
+      - run: echo check
+"""
+
+
+def seed(url: str, repository: Path, runs: int) -> tuple[list[int], float]:
+    """The project and `runs` completed runs (2 jobs of 2 steps each), straight into the
+    store: the runs' ids and the seconds it took."""
+    start = time.perf_counter()
+    store = SqlStore(url)
+    ids: list[int] = []
+    t = datetime.now(UTC) - timedelta(seconds=runs * 60)
+    try:
+        with store.transaction() as tx:
+            project = tx.projects.create(PROJECT, str(repository))
+        for first in range(0, runs, BATCH):
+            with store.transaction() as tx:
+                for i in range(first, min(first + BATCH, runs)):
+                    t += timedelta(seconds=60)
+                    run = tx.runs.create(
+                        NewRun(
+                            project_id=project.id,
+                            workflow_file=".shipline/workflows/ci.yml",
+                            workflow_name="ci",
+                            workflow_text=WORKFLOW,
+                            event="push" if i % 3 else "workflow_dispatch",
+                            ref="refs/heads/main",
+                            sha=f"{i:040x}",
+                            actor="admin",
+                        ),
+                        now=t,
+                    )
+                    tx.runs.set_status(run.id, Status.IN_PROGRESS, now=t)
+                    jobs = tx.jobs.create(
+                        run.id,
+                        1,
+                        [
+                            NewJob(key=key, job_id=key, name=key, runs_on=("ubuntu-latest",),
+                                   status=Status.COMPLETED, conclusion=Conclusion.SUCCESS)
+                            for key in ("build", "lint")
+                        ],
+                        now=t,
+                    )  # fmt: skip
+                    for job in jobs:
+                        for index in range(2):
+                            tx.steps.upsert(
+                                StepRecord(
+                                    job_id=job.id, index=index, key=f"__{index}",
+                                    name=f"Run step {index}", status=Status.COMPLETED,
+                                    conclusion=Conclusion.SUCCESS, exit_code=0,
+                                    started_at=t, finished_at=t + timedelta(seconds=5),
+                                )
+                            )  # fmt: skip
+                    finished = t + timedelta(seconds=30)
+                    tx.runs.set_status(run.id, Status.COMPLETED, Conclusion.SUCCESS, now=finished)
+                    ids.append(run.id)
+    finally:
+        store.close()
+    return ids, time.perf_counter() - start
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    latencies: list[float]  # seconds from each request's due time to its answer
+    late: list[float]  # seconds each request was sent after its due time
+    errors: int  # answers that were not 200, and transport errors
+    rate: float  # requests per second actually completed
+
+
+async def open_loop(
+    url: str,
+    token: str,
+    path: Callable[[int], str],
+    *,
+    rate: float,
+    duration: float,
+    warmup: float,
+) -> Result:
+    """Send `GET path(i)` at `rate` per second for `warmup + duration` seconds; the
+    latencies of those due after the warm-up."""
+    loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    late: list[float] = []
+    errors = 0
+
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=30
+    ) as client:
+
+        async def one(i: int, due: float, counted: bool) -> None:
+            nonlocal errors
+            sent = loop.time()
+            try:
+                response = await client.get(path(i))
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            done = loop.time()
+            if counted:
+                latencies.append(done - due)
+                late.append(sent - due)
+                errors += 0 if ok else 1
+
+        total = int((warmup + duration) * rate)
+        start = loop.time() + 0.05
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(total):
+            due = start + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due, due >= start + warmup)))
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - (start + warmup)
+    return Result(latencies, late, errors, len(latencies) / elapsed)
+
+
+def phase(
+    server: Server,
+    token: str,
+    workload: str,
+    what: str,
+    path: Callable[[int], str],
+    args: argparse.Namespace,
+    *,
+    target: bool,
+    duration: float | None = None,
+) -> Row:
+    result = asyncio.run(
+        open_loop(
+            server.url,
+            token,
+            path,
+            rate=args.rate,
+            duration=args.duration if duration is None else duration,
+            warmup=args.warmup,
+        )
+    )
+    p50 = percentile(result.latencies, 50)
+    p99 = percentile(result.latencies, 99)
+    note = (
+        f"p50 {ms(p50)}, max {ms(max(result.latencies))}, {len(result.latencies)} requests, "
+        f"{result.rate:.1f}/s done, {result.errors} errors, late p99 "
+        f"{ms(percentile(result.late, 99))}"
+    )
+    print(f"  {workload}: p99 {ms(p99)}; {note}", flush=True)
+    if result.errors:
+        note += " -- ERRORS"
+    return Row(
+        workload, f"{what}, p99 at {args.rate:g}/s", ms(p99), p99 * 1e3,
+        P99_TARGET * 1e3 if target else None, unit="ms", note=note,
+    )  # fmt: skip
+
+
+def bench_database(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
+    root = tmp / kind
+    root.mkdir()
+    repo = make_repo(root / "repo", {"ci.yml": WORKFLOW})
+    state = root / "state"
+    token = admin_token()
+    with database(kind, state) as url:
+        ids, seconds = seed(url, repo, args.runs)
+        print(f"[{kind}] seeded {len(ids)} runs in {seconds:.1f} s", flush=True)
+        with Server(state, url, slots=1, admin_token=token) as server:
+            check = httpx.get(
+                f"{server.url}/api/v1/projects/{PROJECT}/runs",
+                params={"limit": 1},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if check.status_code != 200 or check.json()["items"][0]["id"] != ids[-1]:
+                raise BenchmarkError(f"the seeded runs are not served: {check.text[:300]}")
+            print(f"[{kind}] server on {server.url}", flush=True)
+            chosen = random.Random(0)
+            detail_ids = [chosen.choice(ids) for _ in range(100_000)]
+            rows = [
+                phase(
+                    server, token, f"A0 {kind}", "GET /healthz", lambda _: "/healthz", args,
+                    target=False, duration=min(args.duration, 10.0),
+                ),
+                phase(
+                    server, token, f"A1 {kind}", "list runs (limit=20)",
+                    lambda _: f"/api/v1/projects/{PROJECT}/runs?limit=20", args, target=True,
+                ),
+                phase(
+                    server, token, f"A2 {kind}", "run detail (2 jobs x 2 steps)",
+                    lambda i: f"/api/v1/runs/{detail_ids[i % len(detail_ids)]}", args,
+                    target=True,
+                ),
+            ]  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument("--runs", type=int, default=10_000, help="runs stored")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds not counted")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
+    args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+
+    byte_compile()
+    print_header()
+    rows: list[Row] = []
+    with scratch_dir(keep=args.keep) as tmp:
+        try:
+            for kind in kinds:
+                rows += bench_database(kind, tmp, args)
+        except (BenchmarkError, httpx.HTTPError) as error:
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            return 2
+    print()
+    print_table(rows)
+    return exit_status(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
