@@ -41,7 +41,17 @@ def _root(
 
 # Command (or command group) name -> the module of `shipline.cli` whose `register(app)`
 # adds it. A new command group goes here.
-COMMANDS = {"run": "run", "lint": "lint", "plan": "plan", "expr": "expr"}
+COMMANDS = {
+    "run": "run",
+    "lint": "lint",
+    "plan": "plan",
+    "expr": "expr",
+    "server": "server",
+    "db": "db",
+    "runs": "runs",
+    "projects": "projects",
+    "tokens": "tokens",
+}
 
 
 def register(argv: Sequence[str] = ()) -> typer.Typer:

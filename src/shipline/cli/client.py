@@ -37,7 +37,7 @@ SERVER_OPTION: Any = typer.Option(
     "--server",
     envvar="SHIPLINE_URL",
     metavar="URL",
-    help="The Shipline server (env SHIPLINE_URL).",
+    help="The Shipline server.",
 )
 TOKEN_OPTION: Any = typer.Option(
     None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 db_app = typer.Typer(
-    name="db", help="The server's database.", no_args_is_help=True, rich_markup_mode=None
+    name="db", help="The server's database: upgrade.", no_args_is_help=True, rich_markup_mode=None
 )
 
 

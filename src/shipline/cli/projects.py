@@ -12,7 +12,7 @@ from shipline.cli.client import JSON_OPTION, SERVER_OPTION, TOKEN_OPTION
 
 projects_app = typer.Typer(
     name="projects",
-    help="Projects on a Shipline server (--server/SHIPLINE_URL, SHIPLINE_TOKEN).",
+    help="Projects on a server: list, create, show, trigger, members.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 runs_app = typer.Typer(
     name="runs",
-    help="Runs on a Shipline server (--server/SHIPLINE_URL, SHIPLINE_TOKEN).",
+    help="Runs on a server: list, show, logs, cancel, rerun.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

@@ -10,7 +10,7 @@ from shipline.cli.client import JSON_OPTION, SERVER_OPTION, TOKEN_OPTION
 
 tokens_app = typer.Typer(
     name="tokens",
-    help="Your API tokens on a Shipline server (--server/SHIPLINE_URL, SHIPLINE_TOKEN).",
+    help="Your API tokens on a server: list, create, revoke.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
