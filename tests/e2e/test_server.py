@@ -370,3 +370,16 @@ def test_invalid_settings_are_usage_errors(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "SHIPLINE_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_exit_1_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = shipline(
+            "server", "--state-dir", str(tmp_path / "state"), "--port", str(port), cwd=tmp_path
+        )
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr.lower()
+    assert "Traceback" not in result.stderr

@@ -210,9 +210,11 @@ async def _serve(
     tasks = [asyncio.create_task(runner.run()), asyncio.create_task(scheduler.run())]
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = False
     for task in tasks:
         if task.done() and task.exception() is not None:
-            log.error("stopping: %s", task.exception())
+            crashed = True
+            log.error("stopping: %s", task.exception(), exc_info=task.exception())
     context.ready = False
     scheduler.stop()
     await runner.stop(settings.shutdown_grace)
@@ -226,7 +228,9 @@ async def _serve(
     log.info("stopped")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
-    return code if not stop.is_set() else 0
+    if crashed:
+        return 1
+    return 0 if stop.is_set() else code or 1
 
 
 async def _http(http: uvicorn.Server) -> int:
