@@ -110,15 +110,15 @@ def check_job(r: Reader, key: Scalar, job: Mapping, path: str) -> None:
                     path=f"{path}.{name}",
                 )
     _runs_on(r, job.get("runs-on"), f"{path}.runs-on")
-    for section in ("container", "services"):
-        section_key = job.key_node(section)
-        if section_key is not None:
+    for unsupported in ("container", "services"):
+        unsupported_key = job.key_node(unsupported)
+        if unsupported_key is not None:
             r.warning(
-                section_key,
-                f'Shipline does not run "{section}" yet (steps would run on the host '
+                unsupported_key,
+                f'Shipline does not run "{unsupported}" yet (steps would run on the host '
                 "instead): this job will fail at run time",
                 code="unsupported",
-                path=f"{path}.{section}",
+                path=f"{path}.{unsupported}",
             )
     if "container" in job:
         _container(r, job.key_node("container"), job.get("container"), "container", path)
