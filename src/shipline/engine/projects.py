@@ -210,6 +210,14 @@ class ProjectService:
         )
         return self._runs.cancel(run_id, actor=actor.user_name)
 
+    def rerun(
+        self, actor: Principal, run_id: int, *, failed_only: bool, request_id: str = ""
+    ) -> RunRecord:
+        """A new attempt of a completed run (developer and up), all jobs or the failed ones
+        and their dependents."""
+        self.authorize_run(actor, run_id, Role.DEVELOPER, action="run.rerun", request_id=request_id)
+        return self._runs.rerun(run_id, actor=actor.user_name, failed_only=failed_only)
+
     # -- helpers -----------------------------------------------------------------------
 
     def require_admin(self, actor: Principal, action: str, request_id: str = "") -> None:

@@ -169,6 +169,12 @@ class MemberOut(BaseModel):
 # -- runs ------------------------------------------------------------------------------------
 
 
+class RerunCreate(_Body):
+    """A re-run: every job, or (`failed_only`) the failed jobs and those that need them."""
+
+    failed_only: bool = False
+
+
 class RunCreate(_Body):
     """What to run: `ref` (default: the project's default branch), `workflow` (a file path
     or base name; default: every workflow the event triggers), `event`, and

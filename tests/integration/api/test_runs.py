@@ -126,3 +126,21 @@ def test_25_runs_walked_page_by_page_newest_first_and_filtered(api: Api) -> None
         bad = api.client.get("/api/v1/projects/app/runs", params=params, headers=api.auth())
         assert bad.status_code == 422, params
         assert bad.json()["error"]["field"] == next(iter(params))
+
+
+def test_rerun_over_http(api: Api) -> None:
+    api.project()
+    (run,) = trigger(api, {"workflow": "ci.yml"})
+    early = api.client.post(f"/api/v1/runs/{run['id']}/rerun", json={}, headers=api.auth())
+    assert early.status_code == 409  # not completed yet
+    assert early.json()["error"]["code"] == "conflict"
+    api.client.post(f"/api/v1/runs/{run['id']}/cancel", headers=api.auth())
+    again = api.client.post(
+        f"/api/v1/runs/{run['id']}/rerun", json={"failed_only": True}, headers=api.auth()
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["attempt"] == 2 and again.json()["status"] == "queued"
+    bad = api.client.post(
+        f"/api/v1/runs/{run['id']}/rerun", json={"failed_only": "maybe"}, headers=api.auth()
+    )
+    assert bad.status_code == 422

@@ -11,7 +11,7 @@ from shipline.domain.status import Status
 from shipline.engine.service import TriggerRequest
 from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
-from shipline.server.schemas import ErrorOut, JobOut, PageOut, RunCreate, RunOut
+from shipline.server.schemas import ErrorOut, JobOut, PageOut, RerunCreate, RunCreate, RunOut
 from shipline.store.ports import RunFilter
 
 router = APIRouter(
@@ -102,6 +102,22 @@ def cancel_run(run_id: RunId, caller: Caller, svc: ServicesDep, request_id: Requ
     """Queued jobs end cancelled, running ones are told to stop (developer and up).
     Cancelling a completed run changes nothing and returns it as it is."""
     run = svc.projects.cancel(caller, run_id, request_id=request_id)
+    view = svc.queries.run_view(run.id)
+    return RunOut.from_record(run, view.project)
+
+
+@router.post(
+    "/runs/{run_id}/rerun",
+    summary="Re-run a completed run",
+    responses={409: {"model": ErrorOut}},
+)
+def rerun_run(
+    run_id: RunId, body: RerunCreate, caller: Caller, svc: ServicesDep, request_id: RequestId
+) -> RunOut:
+    """A new attempt at the same commit (developer and up): every job, or with
+    `failed_only` the jobs that did not succeed and those that need them; earlier attempts'
+    jobs and logs stay. 409 while the run is not completed."""
+    run = svc.projects.rerun(caller, run_id, failed_only=body.failed_only, request_id=request_id)
     view = svc.queries.run_view(run.id)
     return RunOut.from_record(run, view.project)
 
