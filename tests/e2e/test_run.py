@@ -511,3 +511,50 @@ def test_jobs_shipline_cannot_run_fail_clearly(repo: Repo, run) -> None:
     assert "reusable workflows are not supported yet" in result.stderr
     warnings = json.loads(run("lint", "--json").stdout)
     assert {d["code"] for d in warnings} >= {"workflow-call", "unsupported"}
+
+
+def test_ctrl_c_still_runs_cleanup_steps_and_a_second_kills(repo: Repo, tmp_path: Path) -> None:
+    """GitHub's semantics: `if: always()` steps run in a cancelled job; a second Ctrl-C
+    (a forced stop) ends them too, with a summary and no process left behind."""
+    marker = tmp_path / "started"
+    cleanup = tmp_path / "cleanup-started"
+    repo.workflow(f"""
+        on: push
+        jobs:
+          long:
+            runs-on: ubuntu-latest
+            steps:
+              - run: touch {marker}; sleep 981
+              - if: always()
+                run: echo cleanup-ran; touch {cleanup}; sleep 982
+    """)
+    repo.commit()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipline", "run", "--json"],
+        cwd=repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.exists(), f"{path.name} never appeared"
+
+    wait_for(marker)
+    proc.send_signal(signal.SIGINT)
+    wait_for(cleanup)  # the cleanup step started although the job is cancelled
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the second Ctrl-C did not stop the run") from None
+    assert proc.returncode == 1, err
+    assert json.loads(out)["status"] == "cancelled"
+    assert "cleanup-ran" in err
+    assert "Traceback" not in err
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 981" not in ps and "sleep 982" not in ps

@@ -227,6 +227,8 @@ class LocalRun:
     keep_workspaces: bool = False
     debug: bool = False
     engines: list[Engine] = field(default_factory=list)
+    runner: JobRunner | None = None
+    interrupts: int = 0
 
     def run(self) -> SessionResult:
         state = state_directory(self.repo.root, self.state_override)
@@ -243,6 +245,7 @@ class LocalRun:
             observer=self.observer,
             host_env=host_env,
         )
+        self.runner = runner
         event_path = run_dir / "event.json"
         event_path.write_text(json.dumps(self.event.payload or {}, indent=2))
         dispatcher: JobDispatcher = runner
@@ -290,14 +293,20 @@ class LocalRun:
         return session
 
     def cancel(self) -> None:
-        if any(e.cancel.is_set() for e in self.engines):
-            # A second Ctrl-C: stop waiting for graceful ends.
+        """Ctrl-C: cancel (cleanup steps with `if: always()` still run); a second one
+        kills every step at once; a third stops without waiting for anything."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            self.observer.output(
+                "", "", ["Cancelling: stopping running steps (Ctrl-C again to kill them now)"]
+            )
+            for engine in self.engines:
+                engine.cancel_run()
+        elif self.interrupts == 2 and self.runner is not None:
+            self.observer.output("", "", ["Killing every running step (Ctrl-C again to quit)"])
+            self.runner.force_stop()
+        else:
             raise KeyboardInterrupt
-        self.observer.output(
-            "", "", ["Cancelling: stopping running steps (Ctrl-C again to abort at once)"]
-        )
-        for engine in self.engines:
-            engine.cancel_run()
 
 
 class _RemovingDispatcher:

@@ -59,6 +59,12 @@ class JobRunner:
         self.caches = caches
         self.source = source
         self.host_env = dict(host_env)
+        # Set by a forced stop (a second Ctrl-C, a server past its shutdown grace): ends
+        # every step now, even those that run because of `if: always()` in a cancelled job.
+        self.forced = asyncio.Event()
+
+    def force_stop(self) -> None:
+        self.forced.set()
 
     async def run(self, job: JobAssignment, cancel: asyncio.Event) -> JobResult:
         return await _JobRun(self, job, cancel).run()
@@ -349,8 +355,19 @@ class _JobRun:
         )
         handle = await self.r.executor.start(self.env, process)
 
+        # A step that starts after the job was cancelled runs because its `if` asked for it
+        # (always(), cancelled()): as on GitHub it finishes, unless the stop is forced.
+        cancelled_before = self.cancel.is_set()
+
         async def watch_cancel() -> None:
-            await self.cancel.wait()
+            waits = [asyncio.ensure_future(self.r.forced.wait())]
+            if not cancelled_before:
+                waits.append(asyncio.ensure_future(self.cancel.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
             await self.r.executor.kill(handle)
 
         cancel_task = asyncio.ensure_future(watch_cancel())
