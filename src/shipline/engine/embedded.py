@@ -60,6 +60,7 @@ class EmbeddedRunner:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0
         self._stopping = asyncio.Event()
         self._stop_reason = ""
@@ -127,6 +128,8 @@ class EmbeddedRunner:
         _, pending = await asyncio.wait(tasks, timeout=grace)
         for _, cancel in self.running.values():
             cancel.set()
+        for runner in self.job_runners.values():
+            runner.force_stop()  # past the grace: cleanup steps too
         if pending:
             await asyncio.wait(pending, timeout=30)
 
@@ -173,9 +176,12 @@ class EmbeddedRunner:
         await asyncio.to_thread(self.runs.job_started, job.id)
         observer = StoreObserver(self.store, self.clock, job.id, run.id)
         watcher = asyncio.ensure_future(self._watch_cancel(job, cancel))
+        runner = self.make_runner(observer, run)
+        self.job_runners[job.id] = runner
         try:
-            result = await self.make_runner(observer, run).run(assignment, cancel)
+            result = await runner.run(assignment, cancel)
         finally:
+            self.job_runners.pop(job.id, None)
             watcher.cancel()
             observer.flush()
         conclusion = result.conclusion
