@@ -174,7 +174,7 @@ def test_unknown_action_fails_only_when_reached(repo: Repo, run) -> None:
     assert jobs["a"]["conclusion"] == "success"
     assert jobs["b"]["conclusion"] == "failure"
     assert "codecov/codecov-action@v4" in result.stderr
-    assert "is not available" in result.stderr
+    assert "is not built into Shipline" in result.stderr  # the same words as lint
 
 
 def test_local_composite_action(repo: Repo, run) -> None:

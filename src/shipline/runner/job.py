@@ -410,10 +410,10 @@ class _JobRun:
 
         action = builtin_action(uses)
         if action is None:
+            from shipline.spec.builtin_actions import unknown_action_message
+
             raise ActionFailed(
-                f"{self.job.workflow.file}:{step.pos.line}: action {uses!r} is not available: "
-                "Shipline runs only its built-in actions (actions/checkout, setup-python, cache, "
-                "upload-artifact, download-artifact) and local actions (uses: ./path)"
+                f"{self.job.workflow.file}:{step.pos.line}: {unknown_action_message(uses)}"
             )
         call = self._action_call(uses, inputs, step_env, result.key)
         await action.run(call)

@@ -7,18 +7,11 @@
 from __future__ import annotations
 
 from shipline.runner.actions.base import BuiltinAction
+from shipline.spec.builtin_actions import BUILTIN_ACTION_NAMES
 
 __all__ = ["BUILTIN_ACTIONS", "BuiltinAction", "builtin_action"]
 
-BUILTIN_ACTIONS: tuple[str, ...] = (
-    "actions/checkout",
-    "actions/setup-python",
-    "actions/cache",
-    "actions/cache/restore",
-    "actions/cache/save",
-    "actions/upload-artifact",
-    "actions/download-artifact",
-)
+BUILTIN_ACTIONS: tuple[str, ...] = BUILTIN_ACTION_NAMES
 
 
 def builtin_action(uses: str) -> BuiltinAction | None:

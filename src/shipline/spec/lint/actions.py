@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shipline.spec.builtin_actions import unknown_action_message
 from shipline.spec.lint._context import LintContext, is_expression
 from shipline.spec.yamlpos import Mapping, Node, Scalar, parse_yaml
 
@@ -120,15 +121,7 @@ def check_uses(ctx: LintContext, uses: Scalar, step: Mapping, path: str) -> None
 
 
 def _unknown(ctx: LintContext, uses: Scalar, ref: str, path: str) -> None:
-    builtins = ", ".join(sorted(BUILTIN_ACTIONS))
-    ctx.warning(
-        uses,
-        "action",
-        f'action "{ref}" is not built into Shipline: Shipline will fail this step at run '
-        "time if it runs",
-        path=path,
-        hint=f"built-in actions are {builtins} and local actions (./path)",
-    )
+    ctx.warning(uses, "action", unknown_action_message(ref), path=path)
 
 
 def _check_inputs(
