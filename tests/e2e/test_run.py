@@ -558,3 +558,29 @@ def test_ctrl_c_still_runs_cleanup_steps_and_a_second_kills(repo: Repo, tmp_path
     assert "Traceback" not in err
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "sleep 981" not in ps and "sleep 982" not in ps
+
+
+def test_lint_from_a_subdirectory_and_matrix_feedback(repo: Repo, run) -> None:
+    from tests.e2e.conftest import shipline
+
+    repo.workflow("""
+        on: push
+        jobs:
+          test:
+            runs-on: ubuntu-latest
+            strategy:
+              matrix:
+                v: ["1", "2"]
+            steps:
+              - run: echo "v=${{ matrix.v }}"
+    """)
+    repo.write("src/pkg/__init__.py", "")
+    repo.commit()
+    lint = shipline("lint", cwd=repo.root / "src" / "pkg")
+    assert lint.returncode == 0, lint.stderr
+    assert "1 file(s) checked" in lint.stderr
+    chosen = run("run", "--matrix", "v=2")
+    assert "not running test (1)" in chosen.stdout and "v=2" in chosen.stdout
+    nothing = run("run", "--matrix", "v=9")
+    assert nothing.returncode == 2  # nothing left to run
+    assert "no job is left" in nothing.stderr

@@ -26,6 +26,7 @@ def lint(
     from shipline.spec.lint import lint_workflow
 
     files = _files(paths or [], directory)
+    base = directory if paths else _project_root(directory.resolve())
     if not files:
         fail_usage(
             "no workflow files found (looked in .shipline/workflows and "
@@ -37,7 +38,7 @@ def lint(
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             fail_usage(f"{file}: cannot read: {exc}")
-        name = _display(file, directory)
+        name = _display(file, base)
         if file.name in ("buildspec.yml", "buildspec.yaml"):
             from shipline.spec.buildspec import load_buildspec
 
@@ -66,11 +67,22 @@ def _display(file: Path, directory: Path) -> str:
         return str(file)
 
 
+def _project_root(start: Path) -> Path:
+    """The nearest directory at or above `start` with workflows or a `.git`: lint finds the
+    repository's workflows from any of its subdirectories, as `run` and `plan` do."""
+    from shipline.local.repo import WORKFLOW_DIRS
+
+    for folder in (start, *start.parents):
+        if any((folder / d).is_dir() for d in WORKFLOW_DIRS) or (folder / ".git").exists():
+            return folder
+    return start
+
+
 def _files(paths: list[Path], directory: Path) -> list[Path]:
     from shipline.local.repo import WORKFLOW_DIRS
 
     if not paths:
-        root = directory
+        root = _project_root(directory.resolve())
         found = []
         for folder in WORKFLOW_DIRS:
             d = root / folder

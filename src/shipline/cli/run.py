@@ -189,6 +189,9 @@ def _run(
     reporter = RichReporter() if (stream.isatty() and not json_out) else PlainReporter(stream)
     for file, why in skipped:
         reporter.output("", "", [f"skipping {file}: {why}"])
+    for item in selected:
+        for key, why in item.plan.not_selected:
+            reporter.output("", "", [f"not running {key} ({item.spec.file}): {why}"])
     local = LocalRun(
         repo=repo,
         event=event,

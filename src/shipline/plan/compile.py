@@ -177,7 +177,13 @@ def compile_plan(
                 )
             )
             continue
-        cells = expand_job(job, job.strategy.matrix if job.strategy else None, selectors)
+        matrix_value = job.strategy.matrix if job.strategy else None
+        cells = expand_job(job, matrix_value, selectors)
+        if selectors and job.strategy is not None:
+            chosen = {c.key for c in cells}
+            for cell in expand_job(job, matrix_value, []):
+                if cell.key not in chosen:
+                    not_selected.append((cell.key, "not selected with --matrix"))
         if not cells:
             not_selected.append((job_id, "no matrix cell matches --matrix"))
             continue
