@@ -34,6 +34,11 @@ def run(
     event: str = typer.Option(
         "push", "--event", "-e", help="push, pull_request, workflow_dispatch or schedule."
     ),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="pull_request: the branch it targets (default: origin's default branch, else main).",
+    ),
     input_: list[str] = typer.Option([], "--input", help="A workflow_dispatch input K=V."),
     var: list[str] = typer.Option([], "--var", help="A configuration variable K=V (vars)."),
     secret: list[str] = typer.Option(
@@ -90,6 +95,7 @@ def run(
             state_dir,
             keep_workspaces,
             debug,
+            base=base,
         )
     except WorkflowError as exc:
         print_workflow_error(exc)
@@ -115,6 +121,8 @@ def _run(
     state_dir: Path | None,
     keep: bool,
     debug: bool,
+    *,
+    base: str | None = None,
 ) -> int:
     from shipline.cli.reporter import PlainReporter, RichReporter
     from shipline.domain.errors import UsageError
@@ -139,7 +147,7 @@ def _run(
     if workflow:
         paths = [_find_workflow(workflow, paths, repo.root, directory)]
         explicit = True
-    workflows, event = read_for_event(repo, paths, event_name)
+    workflows, event = read_for_event(repo, paths, event_name, base)
     selected, skipped = select_workflows(
         workflows, event, jobs=jobs or None, matrix=selectors, explicit=explicit
     )
@@ -240,8 +248,21 @@ def _find_workflow(name: str, paths: list[Path], root: Path, cwd: Path) -> Path:
     raise UsageError(f"no workflow {name!r} (workflows: {known})")
 
 
+def _default_branch(repo: RepoInfo) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return out.split("/", 1)[1] if "/" in out else "main"
+
+
 def read_for_event(
-    repo: RepoInfo, paths: list[Path], event_name: str
+    repo: RepoInfo, paths: list[Path], event_name: str, base: str | None = None
 ) -> tuple[list[tuple[Path, WorkflowSpec]], Event]:
     """Read the workflow files, then build the event they are matched against.
 
@@ -255,10 +276,12 @@ def read_for_event(
     changed = None
     if uses_path_filters([spec for _, spec in workflows], event_name):
         changed = changed_paths(repo)
-    return workflows, _event(repo, event_name, changed)
+    return workflows, _event(repo, event_name, changed, base)
 
 
-def _event(repo: RepoInfo, name: str, changed: tuple[str, ...] | None) -> Event:
+def _event(
+    repo: RepoInfo, name: str, changed: tuple[str, ...] | None, base: str | None = None
+) -> Event:
     from shipline.plan.events import Event
 
     branch = repo.branch or "HEAD"
@@ -276,7 +299,8 @@ def _event(repo: RepoInfo, name: str, changed: tuple[str, ...] | None) -> Event:
     base_ref = head_ref = None
     action = None
     if name == "pull_request":
-        base_ref = "main"
+        # The branch the simulated pull request targets: --base, else origin's default.
+        base_ref = base or _default_branch(repo)
         head_ref = branch
         action = "synchronize"
         payload = {
