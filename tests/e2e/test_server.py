@@ -383,3 +383,29 @@ def test_a_port_in_use_is_exit_1_with_the_reason(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "address already in use" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_after_kill_9_a_restarted_server_retries_the_job_it_left_running(
+    start: Start, tmp_path: Path
+) -> None:
+    token = admin_token()
+    env = {"SHIPLINE_ADMIN_TOKEN": token}
+    server = start(env)
+    cli = client(server, token, tmp_path)
+    release = tmp_path / "release"
+    project_repo(tmp_path, release)
+    assert cli("projects", "create", "app", "--repo", "repo").returncode == 0
+    (run,) = json.loads(
+        cli("projects", "trigger", "app", "--workflow", "slow.yml", "--json").stdout
+    )["items"]
+    wait_started(cli, run["id"])
+    server.kill()
+
+    again = start(env)
+    cli = client(again, token, tmp_path)
+    release.touch()
+    done = wait_completed(cli, run["id"])
+    assert (done["status"], done["conclusion"]) == ("completed", "success")
+    assert "finished" in cli("runs", "logs", str(run["id"])).stdout
+    assert again.terminate() == 0
