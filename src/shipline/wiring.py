@@ -107,6 +107,13 @@ def server_job_runners(
     return make_runner
 
 
+def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
+    """The artifact index of a run, over the server's blob store (what the API lists and
+    serves; the same place the embedded runner's jobs upload to)."""
+    blobs = BlobStore(state_dir / "blobs")
+    return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
+
+
 def mirror_dir(state_dir: Path, project_id: int) -> Path:
     """Where the server keeps its bare mirror of a project's repository."""
     return state_dir / "mirrors" / str(project_id)
@@ -157,6 +164,7 @@ def build_server(
         access=AccessService(store, clock),
         runs=runs,
         runner_slots=settings.runner_slots,
+        artifacts=run_artifacts(state_dir),
     )
     return context, runner
 

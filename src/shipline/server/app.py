@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
 from shipline.server import errors
-from shipline.server.api import audit, auth, health, logs, projects, runs, tokens, users
+from shipline.server.api import (
+    artifacts,
+    audit,
+    auth,
+    health,
+    logs,
+    projects,
+    runs,
+    tokens,
+    users,
+)
 from shipline.server.context import ServerContext
 from shipline.server.deps import Services
 from shipline.server.observe import Metrics, RequestMiddleware
@@ -35,6 +45,6 @@ def create_app(context: ServerContext) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    for module in (auth, users, tokens, projects, runs, logs, audit):
+    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
         app.include_router(module.router)
     return app

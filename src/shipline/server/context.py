@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
 from shipline.engine.service import RunService
+from shipline.runner.ports import ArtifactStore
 from shipline.store.ports import Store
 
 
@@ -26,3 +28,5 @@ class ServerContext:
     # A live log stream ends after this long even if its job has not completed (the client
     # reconnects with Last-Event-ID), so that no request lives forever.
     log_stream_timeout: float = 3600.0
+    # The artifacts of a run (the blob store's index for it); None: the server keeps none.
+    artifacts: Callable[[int], ArtifactStore] | None = None

@@ -18,6 +18,8 @@ from shipline.engine.service import RunService
 from shipline.scm.repository import GitRepository
 from shipline.server.app import create_app
 from shipline.server.context import ServerContext
+from shipline.store.blobs import BlobStore
+from shipline.store.local import LocalArtifactStore
 from shipline.store.sql.store import SqlStore
 from shipline.testing import FrozenClock
 
@@ -115,8 +117,15 @@ def build(tmp_path: Path, source: Path) -> tuple[ServerContext, SqlStore, Access
     )
     token = access.bootstrap_admin(None)
     assert token is not None
+    blobs = BlobStore(tmp_path / "blobs")
     context = ServerContext(
-        store=store, clock=clock, access=access, runs=runs, runner_slots=4, log_poll_interval=0.02
+        store=store,
+        clock=clock,
+        access=access,
+        runs=runs,
+        runner_slots=4,
+        log_poll_interval=0.02,
+        artifacts=lambda run_id: LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id)),
     )
     return context, store, access, token
 
