@@ -165,6 +165,7 @@ def build_server(
         runs=runs,
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
+        caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
     )
     return context, runner
 

@@ -64,3 +64,16 @@ def check_relative_path(path: str) -> str:
     if any(part in (".", "..") for part in path.split("/")):
         raise ValueError(f"unsafe path {path!r}: '.' and '..' components are not allowed")
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """A stored cache entry as listings show it: where it belongs (`scope`: repository and
+    ref), its key and version, size, when it was saved (Unix time) and its blob digest."""
+
+    scope: str
+    key: str
+    version: str
+    size: int
+    created: float
+    blob: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shipline.domain.artifacts import CacheInfo
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
 from shipline.engine.service import RunService
@@ -30,3 +31,5 @@ class ServerContext:
     log_stream_timeout: float = 3600.0
     # The artifacts of a run (the blob store's index for it); None: the server keeps none.
     artifacts: Callable[[int], ArtifactStore] | None = None
+    # The cache entries whose scope starts with a prefix (`<project>@`), newest first.
+    caches: Callable[[str], list[CacheInfo]] | None = None

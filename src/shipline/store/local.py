@@ -19,6 +19,7 @@ from shipline.domain.artifacts import (
     ArtifactFile,
     ArtifactRecord,
     CacheEntry,
+    CacheInfo,
     check_relative_path,
 )
 from shipline.store.blobs import BlobStore
@@ -222,6 +223,23 @@ class LocalCacheStore:
             )
             _write_json_atomic(self.index_path, {"entries": entries})
         return CacheEntry(key, version, blob, size)
+
+    def listed(self, scope_prefix: str = "") -> list[CacheInfo]:
+        """Entries whose scope starts with `scope_prefix`, newest first."""
+        with self._lock:
+            entries = [e for e in self._entries() if str(e["scope"]).startswith(scope_prefix)]
+        entries.sort(key=lambda e: int(str(e["seq"])), reverse=True)
+        return [
+            CacheInfo(
+                str(e["scope"]),
+                str(e["key"]),
+                str(e["version"]),
+                int(str(e["size"])),
+                float(str(e.get("created", 0))),
+                str(e["blob"]),
+            )
+            for e in entries
+        ]
 
     def open_entry(self, entry: CacheEntry) -> Path:
         """The archive of the entry (read only)."""

@@ -19,7 +19,7 @@ from shipline.scm.repository import GitRepository
 from shipline.server.app import create_app
 from shipline.server.context import ServerContext
 from shipline.store.blobs import BlobStore
-from shipline.store.local import LocalArtifactStore
+from shipline.store.local import LocalArtifactStore, LocalCacheStore
 from shipline.store.sql.store import SqlStore
 from shipline.testing import FrozenClock
 
@@ -126,6 +126,7 @@ def build(tmp_path: Path, source: Path) -> tuple[ServerContext, SqlStore, Access
         runner_slots=4,
         log_poll_interval=0.02,
         artifacts=lambda run_id: LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id)),
+        caches=LocalCacheStore(blobs, tmp_path / "caches.json").listed,
     )
     return context, store, access, token
 

@@ -46,3 +46,20 @@ def test_artifacts_are_listed_and_downloaded(api: Api, tmp_path: Path) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     anonymous = api.client.get(f"/api/v1/runs/{run['id']}/artifacts")
     assert anonymous.status_code == 401
+
+
+def test_caches_are_listed_per_project(api: Api, tmp_path: Path) -> None:
+    from shipline.store.blobs import BlobStore
+    from shipline.store.local import LocalCacheStore
+
+    api.project()
+    caches = LocalCacheStore(BlobStore(tmp_path / "blobs"), tmp_path / "caches.json")
+    archive = tmp_path / "deps.tgz"
+    archive.write_bytes(b"archive")
+    caches.save("deps-abc", "v1", "app@refs/heads/main", archive)
+    caches.save("deps-other", "v1", "elsewhere@refs/heads/main", archive)
+    listed = api.client.get("/api/v1/projects/app/caches", headers=api.auth())
+    assert listed.status_code == 200, listed.text
+    assert [c["key"] for c in listed.json()["items"]] == ["deps-abc"]
+    assert listed.json()["items"][0]["scope"] == "app@refs/heads/main"
+    assert api.client.get("/api/v1/projects/nope/caches", headers=api.auth()).status_code == 404

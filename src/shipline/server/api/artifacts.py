@@ -134,3 +134,47 @@ def download_artifact_file(
         filename=FsPath(file.path).name,
         headers={"X-Content-SHA256": file.sha256},
     )
+
+
+class CacheOut(BaseModel):
+    """A cache entry of a project: ref scope, key, version, size, when saved."""
+
+    scope: str
+    key: str
+    version: str
+    size: int
+    created: float
+    sha256: str
+
+
+class CachePage(BaseModel):
+    items: list[CacheOut]
+    next_cursor: str | None = None
+
+
+Project = Annotated[str, Path(min_length=1, max_length=100, description="the project's name")]
+
+
+@router.get("/projects/{project}/caches", summary="List a project's caches")
+def list_caches(
+    project: Project, caller: Caller, svc: ServicesDep, request_id: RequestId
+) -> CachePage:
+    """The cache entries jobs of the project saved, newest first (viewer and up)."""
+    record = svc.projects.authorize(
+        caller, project, Role.VIEWER, action="cache.read", request_id=request_id
+    )
+    caches = svc.context.caches
+    entries = caches(f"{record.name}@") if caches is not None else []
+    return CachePage(
+        items=[
+            CacheOut(
+                scope=e.scope,
+                key=e.key,
+                version=e.version,
+                size=e.size,
+                created=e.created,
+                sha256=e.blob,
+            )
+            for e in entries
+        ]
+    )
