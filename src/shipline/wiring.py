@@ -159,6 +159,7 @@ def build_server(
         owner=server_owner(state_dir),
     )
     context = ServerContext(
+        job_listeners=runner.listeners,
         store=store,
         clock=clock,
         access=AccessService(store, clock),

@@ -50,6 +50,7 @@ class EmbeddedRunner:
         owner: str = "embedded",
         lease_seconds: float = 60.0,
         poll_interval: float = 0.1,
+        listeners: list[Callable[[str, float], None]] | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -59,6 +60,8 @@ class EmbeddedRunner:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        # Told (conclusion, seconds) as each job ends: metrics.
+        self.listeners = listeners if listeners is not None else []
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0

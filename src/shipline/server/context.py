@@ -33,3 +33,6 @@ class ServerContext:
     artifacts: Callable[[int], ArtifactStore] | None = None
     # The cache entries whose scope starts with a prefix (`<project>@`), newest first.
     caches: Callable[[str], list[CacheInfo]] | None = None
+    # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
+    # list object is handed to the runner; `/metrics` adds its histogram here.
+    job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)

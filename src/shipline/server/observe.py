@@ -81,6 +81,16 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(StoreCollector(queries, context))
+        self.job_duration = Histogram(
+            "shipline_job_duration_seconds",
+            "How long jobs of the embedded runner took, from start to end",
+            ["conclusion"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+            registry=self.registry,
+        )
+        context.job_listeners.append(
+            lambda conclusion, seconds: self.job_duration.labels(conclusion).observe(seconds)
+        )
 
 
 class RequestMiddleware:

@@ -36,6 +36,12 @@ def test_metrics_report_runs_jobs_queue_slots_and_request_durations(api: Api) ->
     assert "shipline_runner_slots_busy 0.0" in text
     assert 'route="/api/v1/projects/{project}/runs"' in text
     assert "shipline_http_request_duration_seconds_bucket" in text
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    for listener in services.context.job_listeners:  # a job of 42 s ends
+        listener("success", 42.0)
+    text = api.client.get("/metrics").text
+    assert 'shipline_job_duration_seconds_bucket{conclusion="success",le="60.0"} 1.0' in text
+    assert 'shipline_job_duration_seconds_bucket{conclusion="success",le="30.0"} 0.0' in text
 
 
 def test_request_ids_are_honoured_or_made_and_audited(api: Api) -> None:
