@@ -223,6 +223,16 @@ def test_a_run_from_trigger_to_logs_through_the_cli(start: Start, tmp_path: Path
     assert "hello from 1.2.3" in followed.stdout
     assert "completed/success" in followed.stderr
 
+    # Cancelling a completed run changes nothing; a re-run is a new attempt of the same run.
+    cancelled = cli("runs", "cancel", str(run["id"]))
+    assert cancelled.stdout == f"run {run['id']}: completed/success\n"
+    rerun = cli("runs", "rerun", str(run["id"]))
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.startswith(f"run {run['id']}: attempt 2 ")
+    again = wait_completed(cli, run["id"])
+    assert (again["attempt"], again["conclusion"]) == (2, "success")
+    assert "hello from 1.2.3" in cli("runs", "logs", str(run["id"])).stdout
+
     # Tokens: create one, use it, revoke it, and it stops working.
     made = cli("tokens", "create", "ci", "--expires-days", "7")
     assert made.returncode == 0, made.stderr
