@@ -27,5 +27,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         rate = 100.0 * r["passed"] / r["total"] if r["total"] else 100.0
         terminalreporter.write_line(
             f"{r['suite']:<40} {r['passed']:>5}/{r['total']:<5} {rate:6.2f} %"
-            f"  (required {100 * r['threshold']:.0f} %) {r['detail']}"
+            f"  (required {100 * r['threshold']:.1f} %) {r['detail']}"
         )

@@ -430,6 +430,7 @@ def test_plan_explains_jobs(repo: Repo, run) -> None:
     assert [j["key"] for j in jobs] == ["a", "b (1)", "b (2)"]
     assert jobs[1]["needs"] == ["a"]
     assert jobs[1]["if"] == "github.ref == 'refs/heads/main'"
+    assert jobs[1]["name"] == "b (1)"
 
 
 def test_terminal_output_uses_rich_progress_and_table(repo: Repo) -> None:
@@ -584,3 +585,20 @@ def test_lint_from_a_subdirectory_and_matrix_feedback(repo: Repo, run) -> None:
     nothing = run("run", "--matrix", "v=9")
     assert nothing.returncode == 2  # nothing left to run
     assert "no job is left" in nothing.stderr
+
+
+def test_plan_shows_job_names_evaluated(repo: Repo, run) -> None:
+    repo.workflow("""
+        on: push
+        jobs:
+          t:
+            name: test ${{ matrix.v }} on ${{ github.event_name }}
+            runs-on: x
+            strategy:
+              matrix:
+                v: [a]
+            steps: [{run: 'true'}]
+    """)
+    repo.commit()
+    jobs = json.loads(run("plan", "--json").stdout)["workflows"][0]["jobs"]
+    assert jobs[0]["name"] == "test a on push"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from shipline.plan.compile import PlannedJob
+    from shipline.plan.events import Event
 
 
 def register(app: typer.Typer) -> None:
@@ -62,7 +66,7 @@ def plan(
                     {
                         "key": j.key,
                         "id": j.job_id,
-                        "name": j.display_name,
+                        "name": _job_name(j, ev),
                         "needs": list(j.needs),
                         "matrix": j.matrix_dict or None,
                         "if": j.spec.if_ or "success()",
@@ -94,3 +98,33 @@ def plan(
     for f, r in skipped:
         out.append(f"\n{f} — not triggered: {r}")
     sys.stdout.write("\n".join(out) + "\n")
+
+
+def _job_name(job: PlannedJob, event: Event) -> str:
+    """The job's name as `run` will show it: `name:` evaluated with what is known before the
+    run (github, matrix, strategy); the plain name when it needs more (needs outputs)."""
+    name = job.spec.name
+    if not name or "${{" not in name:
+        return job.display_name
+    from shipline.spec.expressions import ExpressionError, evaluate_template, to_string
+
+    contexts: dict[str, object] = {
+        "github": {
+            "event_name": event.name,
+            "ref": event.ref,
+            "sha": event.sha,
+            "ref_name": event.ref_name,
+            "repository": event.repository,
+            "actor": event.actor,
+        },
+        "matrix": job.matrix_dict,
+        "strategy": {"job-index": job.matrix_index, "job-total": job.matrix_total},
+        "inputs": dict(event.inputs),
+        "vars": {},
+        "needs": {},
+    }
+    try:
+        value = evaluate_template(name, contexts)  # type: ignore[arg-type]
+    except ExpressionError:
+        return job.display_name
+    return value if isinstance(value, str) else to_string(value)
