@@ -4,11 +4,12 @@ One invocation, per database (SQLite and PostgreSQL by default):
 
 1. a fresh database gets a project (on a throwaway git repository) and `--runs` completed
    runs, each with 2 jobs of 2 steps, written through the store (`SqlStore`) directly --
-   seeding 10,000 runs through the API would take far longer than the measurement;
+   running 10,000 runs through the server would take hours (see `server_dispatch.py`);
 2. a real `shipline server` starts on it (a subprocess; the first start makes the admin);
 3. an open-loop load generator on loopback (asyncio + httpx, in this process) sends
    requests at a fixed `--rate` for `--duration` seconds after a `--warmup` (not counted),
-   one phase per request kind:
+   one phase per request kind, each preceded by `--serial` requests sent one at a time
+   (the server's cost of one request, nothing else in flight):
    - A0 `GET /healthz` (no target): the floor -- HTTP stack and load generator, no
      authentication, no database;
    - A1 `GET /api/v1/projects/{p}/runs?limit=20`: the newest page of runs;
@@ -17,8 +18,12 @@ One invocation, per database (SQLite and PostgreSQL by default):
 Open loop: request i is due at start + i / rate whatever happened to earlier ones, and its
 latency is counted from that due time, not from when it was actually sent -- a server (or
 generator) that falls behind shows up in the latencies instead of slowing the load down
-(no coordinated omission). The `late` column is how far behind schedule the generator
-itself sent (p99): when it is not small, the client, not the server, is the limit.
+(no coordinated omission). `late` is how far behind schedule the generator itself sent
+(p99): when it is not small, the client, not the server, is the limit. When the server
+cannot keep up, at most `MAX_IN_FLIGHT` requests are outstanding; a request due beyond
+that is not sent and counts as failed ("shed"), as do errors and timeouts
+(`REQUEST_TIMEOUT`): their latency is infinite, so a p99 of "inf" means more than 1% of
+the requests were not answered in time at all.
 
 `wrk` is not used: Debian's wrk is closed-loop (no fixed rate; wrk2's `-R` is what would
 fit), which measures peak throughput, not latency at a given rate.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import sys
 import time
@@ -55,10 +61,11 @@ from server_harness import (
     print_table,
     scratch_dir,
 )
+from sqlalchemy import insert
 
-from shipline.domain.records import StepRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.store.ports import NewJob, NewRun
+from shipline.store.sql.schema import steps as steps_table
 from shipline.store.sql.store import SqlStore
 
 P99_TARGET = 0.050  # seconds
@@ -82,15 +89,27 @@ jobs:
 
 def seed(url: str, repository: Path, runs: int) -> tuple[list[int], float]:
     """The project and `runs` completed runs (2 jobs of 2 steps each), straight into the
-    store: the runs' ids and the seconds it took."""
+    store: the runs' ids and the seconds it took.
+
+    Runs and jobs go through the store's API (`tx.runs.create`, `set_status`,
+    `tx.jobs.create`), `BATCH` runs a transaction; the steps, four times as many rows,
+    are inserted in one statement per batch into the steps table, which is what the
+    store's `upsert` would leave there (one upsert is two statements).
+    """
     start = time.perf_counter()
     store = SqlStore(url)
     ids: list[int] = []
     t = datetime.now(UTC) - timedelta(seconds=runs * 60)
+    new_jobs = [
+        NewJob(key=key, job_id=key, name=key, runs_on=("ubuntu-latest",),
+               status=Status.COMPLETED, conclusion=Conclusion.SUCCESS)
+        for key in ("build", "lint")
+    ]  # fmt: skip
     try:
         with store.transaction() as tx:
             project = tx.projects.create(PROJECT, str(repository))
         for first in range(0, runs, BATCH):
+            step_rows: list[dict[str, object]] = []
             with store.transaction() as tx:
                 for i in range(first, min(first + BATCH, runs)):
                     t += timedelta(seconds=60)
@@ -108,40 +127,57 @@ def seed(url: str, repository: Path, runs: int) -> tuple[list[int], float]:
                         now=t,
                     )
                     tx.runs.set_status(run.id, Status.IN_PROGRESS, now=t)
-                    jobs = tx.jobs.create(
-                        run.id,
-                        1,
-                        [
-                            NewJob(key=key, job_id=key, name=key, runs_on=("ubuntu-latest",),
-                                   status=Status.COMPLETED, conclusion=Conclusion.SUCCESS)
-                            for key in ("build", "lint")
-                        ],
-                        now=t,
-                    )  # fmt: skip
-                    for job in jobs:
-                        for index in range(2):
-                            tx.steps.upsert(
-                                StepRecord(
-                                    job_id=job.id, index=index, key=f"__{index}",
-                                    name=f"Run step {index}", status=Status.COMPLETED,
-                                    conclusion=Conclusion.SUCCESS, exit_code=0,
-                                    started_at=t, finished_at=t + timedelta(seconds=5),
-                                )
-                            )  # fmt: skip
+                    for job in tx.jobs.create(run.id, 1, new_jobs, now=t):
+                        step_rows += [
+                            {
+                                "job_id": job.id, "index": index, "key": f"__{index}",
+                                "name": f"Run step {index}", "status": Status.COMPLETED.value,
+                                "conclusion": Conclusion.SUCCESS.value, "exit_code": 0,
+                                "started_at": t, "finished_at": t + timedelta(seconds=5),
+                            }
+                            for index in range(2)
+                        ]  # fmt: skip
                     finished = t + timedelta(seconds=30)
                     tx.runs.set_status(run.id, Status.COMPLETED, Conclusion.SUCCESS, now=finished)
                     ids.append(run.id)
+            with store.engine.begin() as conn:
+                conn.execute(insert(steps_table), step_rows)
     finally:
         store.close()
     return ids, time.perf_counter() - start
 
 
+def service_time(url: str, token: str, path: Callable[[int], str], count: int) -> list[float]:
+    """Seconds each of `count` requests takes, sent one at a time: the server's cost of
+    one request with nothing else in flight (its capacity is about 1 / this)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    seconds: list[float] = []
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        for i in range(count + 10):
+            start = time.perf_counter()
+            response = client.get(path(i))
+            if response.status_code != 200:
+                raise BenchmarkError(f"GET {path(i)}: HTTP {response.status_code}")
+            if i >= 10:  # the first ten warm the connection and the server up
+                seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
-    latencies: list[float]  # seconds from each request's due time to its answer
+    latencies: list[float]  # seconds from each request's due time to its answer (inf: shed)
     late: list[float]  # seconds each request was sent after its due time
-    errors: int  # answers that were not 200, and transport errors
-    rate: float  # requests per second actually completed
+    errors: int  # answers that were not 200, and transport errors and timeouts
+    shed: int  # requests not sent: MAX_IN_FLIGHT were still unanswered when they were due
+    rate: float  # requests per second answered with 200
+
+
+# An overloaded server makes the open loop pile up requests without bound, and a client
+# with thousands of them waiting stops keeping its own schedule. Beyond this many requests
+# unanswered a request is not sent but counted as failed (latency infinite), so that the
+# generator stays on time and a phase ends shortly after its duration.
+MAX_IN_FLIGHT = 100
+REQUEST_TIMEOUT = 10.0
 
 
 async def open_loop(
@@ -156,29 +192,33 @@ async def open_loop(
     """Send `GET path(i)` at `rate` per second for `warmup + duration` seconds; the
     latencies of those due after the warm-up."""
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     late: list[float] = []
-    errors = 0
+    errors = shed = answered = 0
+    in_flight = 0
 
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=30
+        base_url=url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT
     ) as client:
 
         async def one(i: int, due: float, counted: bool) -> None:
-            nonlocal errors
+            nonlocal errors, in_flight, answered
             sent = loop.time()
             try:
                 response = await client.get(path(i))
                 ok = response.status_code == 200
             except httpx.HTTPError:
                 ok = False
+            finally:
+                in_flight -= 1
             done = loop.time()
             if counted:
-                latencies.append(done - due)
+                latencies.append(done - due if ok else math.inf)
                 late.append(sent - due)
                 errors += 0 if ok else 1
+                answered += 1 if ok else 0
 
         total = int((warmup + duration) * rate)
         start = loop.time() + 0.05
@@ -188,10 +228,17 @@ async def open_loop(
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due, due >= start + warmup)))
+            counted = due >= start + warmup
+            if in_flight >= MAX_IN_FLIGHT:
+                if counted:
+                    shed += 1
+                    latencies.append(math.inf)
+                continue
+            in_flight += 1
+            tasks.append(asyncio.create_task(one(i, due, counted)))
         await asyncio.gather(*tasks)
         elapsed = loop.time() - (start + warmup)
-    return Result(latencies, late, errors, len(latencies) / elapsed)
+    return Result(latencies, late, errors, shed, answered / elapsed)
 
 
 def phase(
@@ -204,7 +251,14 @@ def phase(
     *,
     target: bool,
     duration: float | None = None,
-) -> Row:
+) -> list[Row]:
+    serial = service_time(server.url, token, path, args.serial)
+    one = Row(
+        workload, f"{what}, one request at a time, p50 of {len(serial)}",
+        ms(percentile(serial, 50)), percentile(serial, 50) * 1e3,
+        note=f"p99 {ms(percentile(serial, 99))}; capacity about "
+        f"{1 / percentile(serial, 50):.0f} requests/s",
+    )  # fmt: skip
     result = asyncio.run(
         open_loop(
             server.url,
@@ -218,17 +272,15 @@ def phase(
     p50 = percentile(result.latencies, 50)
     p99 = percentile(result.latencies, 99)
     note = (
-        f"p50 {ms(p50)}, max {ms(max(result.latencies))}, {len(result.latencies)} requests, "
-        f"{result.rate:.1f}/s done, {result.errors} errors, late p99 "
-        f"{ms(percentile(result.late, 99))}"
+        f"p50 {ms(p50)}, {len(result.latencies)} requests, {result.rate:.1f}/s answered, "
+        f"{result.errors} errors, {result.shed} shed, late p99 {ms(percentile(result.late, 99))}"
     )
     print(f"  {workload}: p99 {ms(p99)}; {note}", flush=True)
-    if result.errors:
-        note += " -- ERRORS"
-    return Row(
+    loaded = Row(
         workload, f"{what}, p99 at {args.rate:g}/s", ms(p99), p99 * 1e3,
         P99_TARGET * 1e3 if target else None, unit="ms", note=note,
     )  # fmt: skip
+    return [one, loaded]
 
 
 def bench_database(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
@@ -252,15 +304,15 @@ def bench_database(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
             chosen = random.Random(0)
             detail_ids = [chosen.choice(ids) for _ in range(100_000)]
             rows = [
-                phase(
+                *phase(
                     server, token, f"A0 {kind}", "GET /healthz", lambda _: "/healthz", args,
                     target=False, duration=min(args.duration, 10.0),
                 ),
-                phase(
+                *phase(
                     server, token, f"A1 {kind}", "list runs (limit=20)",
                     lambda _: f"/api/v1/projects/{PROJECT}/runs?limit=20", args, target=True,
                 ),
-                phase(
+                *phase(
                     server, token, f"A2 {kind}", "run detail (2 jobs x 2 steps)",
                     lambda i: f"/api/v1/runs/{detail_ids[i % len(detail_ids)]}", args,
                     target=True,
@@ -276,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not counted")
+    parser.add_argument("--serial", type=int, default=200, help="requests one at a time")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]

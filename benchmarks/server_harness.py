@@ -104,7 +104,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms"
+    return "inf" if math.isinf(seconds) else f"{seconds * 1e3:.1f} ms"
 
 
 def machine() -> str:
