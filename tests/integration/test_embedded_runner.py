@@ -132,6 +132,8 @@ def test_a_run_goes_from_trigger_to_success_with_logs(
     assert "cell 1 got hello" in logs["test (1)"]
     assert "cell 2 got hello" in logs["test (2)"]
     assert [s.conclusion for s in steps] == [Conclusion.SUCCESS, Conclusion.SUCCESS]
+    assert all(s.started_at is not None and s.finished_at is not None for s in steps)
+    assert all(s.started_at <= s.finished_at for s in steps)  # type: ignore[operator]
 
 
 def test_jobs_left_by_a_killed_server_are_retried(

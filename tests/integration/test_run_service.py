@@ -321,3 +321,19 @@ def test_schedules_fire_once_when_due_without_replaying_missed_ticks(
     with store.transaction() as tx:
         run = tx.runs.get(fired[0])
     assert run is not None and run.event == "schedule" and run.actor == "schedule"
+
+
+def test_two_jobs_starting_together_both_start(
+    world: tuple[RunService, SqlStore, ProjectRecord],
+) -> None:
+    service, store, project = world
+    run = service.trigger(
+        project, TriggerRequest(ref="main", workflow="ci.yml", event="push"), actor="dev"
+    )[0]
+    service.job_finished(claim_all(store)[0], Conclusion.SUCCESS)
+    cells = claim_all(store)
+    with store.transaction() as tx:  # as if another server had already marked it running
+        tx.runs.set_status(run.id, Status.IN_PROGRESS, now=FrozenClock().now())
+    for job_id in cells:
+        service.job_started(job_id)  # no InvalidTransition escapes
+    assert run_status(store, run.id) == (Status.IN_PROGRESS, None)

@@ -154,7 +154,7 @@ class EmbeddedRunner:
 
     def _start(self, job: JobRecord) -> None:
         cancel = asyncio.Event()
-        task = asyncio.ensure_future(self._execute(job, cancel))
+        task = asyncio.ensure_future(self._guarded(job, cancel))
         self.running[job.id] = (task, cancel)
         self.busy += 1
 
@@ -163,6 +163,23 @@ class EmbeddedRunner:
             self.busy -= 1
 
         task.add_done_callback(done)
+
+    async def _guarded(self, job: JobRecord, cancel: asyncio.Event) -> None:
+        """Run a job; whatever goes wrong, the job ends (failed, with the reason) rather than
+        staying in progress until its lease runs out."""
+        try:
+            await self._execute(job, cancel)
+        except Exception as exc:
+            log.exception("job %s failed in the runner", job.id)
+            try:
+                await asyncio.to_thread(
+                    self.runs.job_finished,
+                    job.id,
+                    Conclusion.FAILURE,
+                    error=f"the runner failed: {exc}",
+                )
+            except Exception:
+                log.exception("job %s: cannot record its failure", job.id)
 
     async def _execute(self, job: JobRecord, cancel: asyncio.Event) -> None:
         try:

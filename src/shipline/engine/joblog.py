@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import StepRecord
@@ -30,6 +31,7 @@ class StoreObserver:
         self.run_id = run_id
         self.seq = self._last_seq() + 1
         self.step_index: dict[str, int] = {}
+        self.started_at: dict[int, datetime] = {}
         self.current_step: int | None = None
         self.buffer: list[str] = []
         self.size = 0
@@ -49,6 +51,7 @@ class StoreObserver:
         index = len(self.step_index)
         self.step_index[step_key] = index
         self.current_step = index
+        self.started_at[index] = self.clock.now()
         with self.store.transaction() as tx:
             tx.steps.upsert(
                 StepRecord(
@@ -57,7 +60,7 @@ class StoreObserver:
                     step_key,
                     name,
                     Status.IN_PROGRESS,
-                    started_at=self.clock.now(),
+                    started_at=self.started_at[index],
                 )
             )
             tx.events.publish(
@@ -98,7 +101,7 @@ class StoreObserver:
                     Status.COMPLETED,
                     result.conclusion,
                     result.exit_code,
-                    started_at=now if not result.started else None,
+                    started_at=self.started_at.get(index, now),
                     finished_at=now,
                 )
             )

@@ -8,6 +8,8 @@ by the server from the project's repository at the run's commit, never from a cl
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +17,7 @@ from typing import Protocol
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition
 from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
@@ -51,6 +54,10 @@ class TriggerRequest:
     inputs: Mapping[str, str] | None = None
 
 
+# How many runs' compiled plans `RunService` keeps in memory.
+PLAN_CACHE = 512
+
+
 class RunService:
     """Creates runs from events and moves them forward as their jobs end."""
 
@@ -60,6 +67,8 @@ class RunService:
         self.store = store
         self.clock = clock
         self.repositories = repositories
+        self._plans: OrderedDict[int, tuple[Plan, dict[str, object]]] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     # -- triggering ----------------------------------------------------------------------
 
@@ -235,18 +244,34 @@ class RunService:
     # -- moving forward ------------------------------------------------------------------
 
     def state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
-        """A fresh `RunState` for the run's plan (nothing recorded yet)."""
-        text, payload = tx.runs.definition(run.id)
-        project = tx.projects.get_by_id(run.project_id)
-        if project is None:
-            raise NotFound(f"project of run {run.id} is gone")
-        spec, _ = load_workflow(text, run.workflow_file)
-        if spec is None:
-            raise Invalid(f"run {run.id}: its workflow no longer loads")
-        plan = compile_plan(spec, run_event(run, project, payload))
+        """A fresh `RunState` for the run's plan (nothing recorded yet).
+
+        A run's definition never changes, so its compiled plan is kept (per run id, the
+        most recent runs): parsing the workflow at every job's start and end made a run's
+        cost quadratic in its jobs.
+        """
+        with self._plans_lock:
+            cached = self._plans.get(run.id)
+            if cached is not None:
+                self._plans.move_to_end(run.id)
+        if cached is None:
+            text, payload = tx.runs.definition(run.id)
+            project = tx.projects.get_by_id(run.project_id)
+            if project is None:
+                raise NotFound(f"project of run {run.id} is gone")
+            spec, _ = load_workflow(text, run.workflow_file)
+            if spec is None:
+                raise Invalid(f"run {run.id}: its workflow no longer loads")
+            plan = compile_plan(spec, run_event(run, project, payload))
+            cached = (plan, github_context(run, project, payload))
+            with self._plans_lock:
+                self._plans[run.id] = cached
+                while len(self._plans) > PLAN_CACHE:
+                    self._plans.popitem(last=False)
+        plan, github = cached
         inputs = run.inputs if isinstance(run.inputs, dict) else {}
-        state = RunState(plan, github=github_context(run, project, payload), inputs=inputs)
-        return state, plan
+        github = {**github, "run_attempt": str(run.attempt)}
+        return RunState(plan, github=github, inputs=inputs), plan
 
     def replay(self, tx: Transaction, run: RunRecord) -> Replay:
         """Feed the stored jobs of the run's attempt into a fresh `RunState`.
@@ -308,8 +333,11 @@ class RunService:
                 raise NotFound(f"no job {job_id}")
             run = tx.runs.get(job.run_id)
             if run is not None and run.status is Status.QUEUED:
-                tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
-                tx.events.publish("run.started", now=now, run_id=run.id)
+                try:
+                    tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
+                    tx.events.publish("run.started", now=now, run_id=run.id)
+                except InvalidTransition:
+                    pass  # another job of the run started at the same moment: it is running
             tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job_id)
 
     def job_finished(
