@@ -124,7 +124,9 @@ class AccessService:
         if kind not in allowed:
             raise Unauthenticated("wrong kind")
         now = self._clock.now()
-        with self._store.transaction() as tx:
+        # Read only: the token's `last_used_at` is written, in its own transaction, at most
+        # once a minute — most requests then take no write lock at all.
+        with self._store.transaction(write=False) as tx:
             record = tx.tokens.find(hash_secret(plaintext))
             if record is None or not matches(plaintext, record.secret_hash):
                 raise Unauthenticated("unknown")
@@ -135,8 +137,9 @@ class AccessService:
             if record.expires_at is not None and now >= utc(record.expires_at):
                 raise Unauthenticated("expired")
             principal = principal_for(tx, record)
-            last = record.last_used_at
-            if last is None or now - utc(last) >= TOUCH_INTERVAL:
+        last = record.last_used_at
+        if last is None or now - utc(last) >= TOUCH_INTERVAL:
+            with self._store.transaction() as tx:
                 tx.tokens.touch(record.id, now=now)
         return principal
 
@@ -159,10 +162,11 @@ class AccessService:
         projects."""
         if principal.is_admin:
             return
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             reason = denial_reason(tx, principal, project_id, role)
-            if reason is None:
-                return
+        if reason is None:
+            return
+        with self._store.transaction() as tx:  # only a denial writes (its audit record)
             self._audit_denial(tx, principal.user_name, action, reason, project_id, request_id)
         raise Forbidden(f"not allowed to {action} in this project (needs {role})")
 

@@ -51,7 +51,7 @@ class ProjectService:
 
         `NotFound` when it does not exist or the actor may not even view it; `Forbidden`
         when the actor may view it but `role` is more than they have."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             project = tx.projects.get(name)
         if project is None:
             raise NotFound("no such project")
@@ -63,7 +63,7 @@ class ProjectService:
     ) -> RunRecord:
         """The run `run_id` when `actor` may do `action` on it; `NotFound` when it does not
         exist or its project is hidden from the actor, `Forbidden` when not allowed."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             run = tx.runs.get(run_id)
         if run is None:
             raise NotFound("no such run")

@@ -83,14 +83,14 @@ class Queries:
 
     def ping(self) -> None:
         """Ask the database a trivial question; raises when it does not answer."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             tx.users.count()
 
     # -- runs --------------------------------------------------------------------------------
 
     def runs_page(self, flt: RunFilter, *, limit: int, cursor: str | None) -> Page[RunRecord]:
         """One page of runs, newest first; `Invalid` (field `cursor`) for a foreign cursor."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             try:
                 return tx.runs.page(flt, limit=limit, cursor=cursor)
             except ValueError as exc:  # the store's InvalidCursor is a ValueError
@@ -98,7 +98,7 @@ class Queries:
 
     def run(self, run_id: int) -> RunRecord:
         """A run by id; `NotFound` when there is none."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             run = tx.runs.get(run_id)
         if run is None:
             raise NotFound("no such run")
@@ -106,7 +106,7 @@ class Queries:
 
     def run_view(self, run_id: int) -> RunView:
         """A run with its current attempt's jobs and their steps."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             run = tx.runs.get(run_id)
             if run is None:
                 raise NotFound("no such run")
@@ -119,7 +119,7 @@ class Queries:
 
     def job_view(self, run_id: int, job_id: int) -> JobView:
         """One job of a run with its steps; `NotFound` when the job is not of that run."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             job = tx.jobs.get(job_id)
             if job is None or job.run_id != run_id:
                 raise NotFound("no such job in this run")
@@ -131,7 +131,7 @@ class Queries:
     def logs(self, run_id: int, job_id: int, *, after: int, limit: int | None) -> LogSlice:
         """The job's log chunks after seq `after` (at most `limit`), and the job's state
         read in the same transaction (so `done` and the chunks agree)."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             job = tx.jobs.get(job_id)
             if job is None or job.run_id != run_id:
                 raise NotFound("no such job in this run")
@@ -145,7 +145,7 @@ class Queries:
         self, *, project_id: int | None, action: str | None, limit: int, cursor: str | None
     ) -> Page[AuditRecord]:
         """One page of the audit trail, newest first."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             try:
                 return tx.audit.page(
                     project_id=project_id, action=action, limit=limit, cursor=cursor
@@ -157,7 +157,7 @@ class Queries:
 
     def users_page(self, *, limit: int, cursor: str | None) -> Page[UserRecord]:
         """One page of users, newest first."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             try:
                 return tx.users.page(limit=limit, cursor=cursor)
             except ValueError as exc:
@@ -167,7 +167,7 @@ class Queries:
 
     def metrics(self) -> MetricsSnapshot:
         """Runs and jobs counted by status."""
-        with self._store.transaction() as tx:
+        with self._store.transaction(write=False) as tx:
             runs = tx.runs.count_by_status()
             jobs = tx.jobs.count_by_status()
         return MetricsSnapshot(

@@ -350,6 +350,9 @@ class Transaction(Protocol):
 class Store(Protocol):
     """A database: `with store.transaction() as tx:` commits on success, rolls back on error."""
 
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
+        """`write=False` promises reads only: readers then need not queue for the writer
+        (SQLite's write lock); a write inside such a transaction is an error."""
+        ...
 
     def close(self) -> None: ...
