@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipline.executors import sandbox
+from shipline.executors.base import Executor
 from shipline.executors.shell import ShellExecutor
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
@@ -37,12 +39,13 @@ def local_job_runner(
     run_dir: Path,
     observer: JobObserver,
     host_env: Mapping[str, str],
+    executor: str = "shell",
 ) -> JobRunner:
-    """A runner for `shipline run`: shell executor, stores under the state directory,
-    checkouts from the local repository."""
+    """A runner for `shipline run`: the named executor (`shell` or `sandbox`), stores
+    under the state directory, checkouts from the local repository."""
     blobs = BlobStore(state_dir / "blobs")
     return JobRunner(
-        ShellExecutor(),
+        make_executor(executor),
         observer,
         work_root=run_dir / "jobs",
         artifacts=LocalArtifactStore(blobs, run_dir),
@@ -50,6 +53,27 @@ def local_job_runner(
         source=GitSourceProvider(repo_root),
         host_env=host_env,
     )
+
+
+EXECUTORS = ("shell", "sandbox")
+
+
+def executor_unavailable(name: str) -> str | None:
+    """None when executor `name` can run steps on this machine, else why not."""
+    if name == "shell":
+        return None
+    if name == "sandbox":
+        return sandbox.probe()
+    return f"no executor {name!r} (executors: {', '.join(EXECUTORS)})"
+
+
+def make_executor(name: str) -> Executor:
+    """The executor named `name` (one of `EXECUTORS`)."""
+    if name == "sandbox":
+        return sandbox.SandboxExecutor()
+    if name == "shell":
+        return ShellExecutor()
+    raise ValueError(f"no executor {name!r} (executors: {', '.join(EXECUTORS)})")
 
 
 # Variables of the server's environment that steps on the embedded runner inherit. Nothing

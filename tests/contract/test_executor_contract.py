@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import pytest
 
+from shipline.executors import sandbox
 from shipline.executors.base import Executor, JobEnv, StepExit, StepProcess
 from shipline.executors.shell import ShellExecutor
 from shipline.testing import FakeExecutor, FakeStep
@@ -35,10 +36,15 @@ def run_bounded(coro: Coroutine[object, object, T]) -> T:
     return asyncio.run(asyncio.wait_for(coro, LIMIT))
 
 
-@pytest.fixture(params=["shell", "fake"])
+@pytest.fixture(params=["shell", "sandbox", "fake"])
 def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     if request.param == "shell":
         yield ShellExecutor(kill_grace=KILL_GRACE)
+    elif request.param == "sandbox":
+        reason = sandbox.probe()
+        if reason is not None:
+            pytest.skip(reason)
+        yield sandbox.SandboxExecutor(kill_grace=KILL_GRACE)
     else:
         yield FakeExecutor()
 
@@ -117,6 +123,28 @@ def running(pid: int) -> bool:
 
 def pids_in(directory: Path) -> list[int]:
     return [int(p.read_text()) for p in sorted(directory.glob("*.pid"))]
+
+
+def marked(marker: str) -> list[int]:
+    """Pids, as this process sees them, of running processes whose environment holds
+    `marker` (a step's own pids may be those of another PID namespace)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in environ.split(b"\0") and running(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def stubborn(job: JobEnv) -> tuple[StepProcess, str]:
+    """The STUBBORN step, with an environment marker to find its processes by."""
+    marker = "SHIPLINE_STUBBORN=" + secrets.token_hex(8)
+    name, value = marker.split("=")
+    return step(job, "sh", "-c", STUBBORN, **{name: value}), marker
 
 
 # A step that ignores SIGTERM (so does its child, which inherits that), starts a
@@ -235,10 +263,14 @@ def test_kill_ends_a_step_that_ignores_sigterm_and_its_background_child(
 ) -> None:
     when_fake(executor, FakeStep(output=b"ready\n", delay=FOREVER))
 
+    process, marker = stubborn(job)
+    seen: list[int] = []
+
     async def body() -> tuple[bytes, StepExit]:
-        handle = await executor.start(job, step(job, "sh", "-c", STUBBORN))
+        handle = await executor.start(job, process)
         chunks = executor.tail(handle)
         output = await read_until(chunks, b"ready\n")
+        seen.extend(marked(marker))
         await executor.kill(handle)
         output += b"".join([chunk async for chunk in chunks])
         return output, await executor.wait(handle)
@@ -248,10 +280,19 @@ def test_kill_ends_a_step_that_ignores_sigterm_and_its_background_child(
     assert output == b"ready\n"
     assert exit_.cancelled
     assert not exit_.timed_out
+    assert_all_ended(executor, job, seen, marker)
+
+
+def assert_all_ended(executor: Executor, job: JobEnv, seen: list[int], marker: str) -> None:
+    """The stubborn step's two processes were seen running, and none runs any more."""
     pids = pids_in(job.workspace)
     if runs_processes(executor):
         assert len(pids) == 2
-    assert [pid for pid in pids if running(pid)] == []
+    if isinstance(executor, sandbox.SandboxExecutor):  # pids of another PID namespace
+        assert len(seen) >= 2
+        assert marked(marker) == []
+    else:
+        assert [pid for pid in pids if running(pid)] == []
 
 
 def test_kill_and_destroy_can_be_called_again(executor: Executor, job: JobEnv) -> None:
@@ -287,20 +328,21 @@ def test_kill_after_the_step_exited_changes_nothing(executor: Executor, job: Job
 def test_destroy_ends_steps_still_running(executor: Executor, job: JobEnv) -> None:
     when_fake(executor, FakeStep(output=b"ready\n", delay=FOREVER))
 
+    process, marker = stubborn(job)
+    seen: list[int] = []
+
     async def scenario() -> StepExit:
         await executor.setup(job)
-        handle = await executor.start(job, step(job, "sh", "-c", STUBBORN))
+        handle = await executor.start(job, process)
         await read_until(executor.tail(handle), b"ready\n")
+        seen.extend(marked(marker))
         await executor.destroy(job)
         return await executor.wait(handle)
 
     exit_ = run_bounded(scenario())
 
     assert exit_.cancelled
-    pids = pids_in(job.workspace)
-    if runs_processes(executor):
-        assert len(pids) == 2
-    assert [pid for pid in pids if running(pid)] == []
+    assert_all_ended(executor, job, seen, marker)
 
 
 def test_destroy_is_safe_when_setup_failed_or_never_ran(executor: Executor, tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def run(
     matrix: list[str] = typer.Option(
         [], "--matrix", help="Run only matrix cells with KEY=VALUE. Repeatable."
     ),
-    executor: str = typer.Option("shell", "--executor", help="How steps run: shell."),
+    executor: str = typer.Option("shell", "--executor", help="How steps run: shell or sandbox."),
     buildspec: Path | None = typer.Option(
         None, "--buildspec", help="Run this CodeBuild buildspec file as a job."
     ),
@@ -75,7 +75,11 @@ def run(
     if event not in EVENTS:
         fail_usage(f"--event must be one of {', '.join(EVENTS)}, not {event!r}")
     if executor != "shell":
-        fail_usage(f"--executor {executor!r} is not available here: use shell")
+        from shipline.wiring import executor_unavailable
+
+        why = executor_unavailable(executor)
+        if why is not None:
+            fail_usage(f"--executor {executor}: {why}")
     if parallel < 0:
         fail_usage("--parallel must be at least 1")
     try:
@@ -96,6 +100,7 @@ def run(
             keep_workspaces,
             debug,
             base=base,
+            executor=executor,
         )
     except WorkflowError as exc:
         print_workflow_error(exc)
@@ -123,6 +128,7 @@ def _run(
     debug: bool,
     *,
     base: str | None = None,
+    executor: str = "shell",
 ) -> int:
     from shipline.cli.reporter import PlainReporter, RichReporter
     from shipline.domain.errors import UsageError
@@ -213,6 +219,7 @@ def _run(
         state_override=state_dir,
         keep_workspaces=keep,
         debug=debug,
+        executor=executor,
     )
     try:
         session = local.run()

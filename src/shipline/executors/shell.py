@@ -161,6 +161,17 @@ class ShellExecutor:
         self._runs.setdefault(job.key, []).append(run)
         return StepHandle(step_key=process.step_key, native=run)
 
+    def failed_start(self, job: JobEnv, process: StepProcess, exc: OSError) -> StepHandle:
+        """A handle of a step that could not start because of `exc`: its output says why,
+        as a shell would, and it exits 126 or 127 (for executors that check first)."""
+        del job  # a run that never started has nothing to end
+        return StepHandle(step_key=process.step_key, native=_failed_start(process, exc))
+
+    def pid_of(self, handle: StepHandle) -> int | None:
+        """The pid (and process group) of a started step; None if it never started."""
+        run = _run_of(handle)
+        return None if run.proc is None else run.proc.pid
+
     async def tail(self, handle: StepHandle) -> AsyncIterator[bytes]:
         run = _run_of(handle)
         if run.proc is None:

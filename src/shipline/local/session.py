@@ -226,6 +226,7 @@ class LocalRun:
     state_override: Path | None = None
     keep_workspaces: bool = False
     debug: bool = False
+    executor: str = "shell"
     engines: list[Engine] = field(default_factory=list)
     runner: JobRunner | None = None
     interrupts: int = 0
@@ -244,6 +245,7 @@ class LocalRun:
             run_dir=run_dir,
             observer=self.observer,
             host_env=host_env,
+            executor=self.executor,
         )
         self.runner = runner
         event_path = run_dir / "event.json"
