@@ -10,7 +10,6 @@ is retried once, or failed with the reason, and never runs twice at the same tim
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -66,6 +65,7 @@ class EmbeddedRunner:
         self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._stop_reason = ""
 
     # -- life cycle ----------------------------------------------------------------------
@@ -107,6 +107,14 @@ class EmbeddedRunner:
         """Claim and run jobs until `stop()`."""
         last_reap = 0.0
         loop = asyncio.get_running_loop()
+
+        # Woken when this process queues jobs (a trigger, a job whose end readies others)
+        # or frees a slot, instead of waiting for the next poll; polling still covers jobs
+        # queued by other servers sharing the database.
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.runs.queued_listeners.append(wake)
         while not self._stopping.is_set():
             started = False
             if self.busy < self.slots:
@@ -118,8 +126,16 @@ class EmbeddedRunner:
                 last_reap = loop.time()
                 await asyncio.to_thread(self._renew_and_reap)
             if not started:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                self._wake.clear()
+                waits = [
+                    asyncio.ensure_future(self._stopping.wait()),
+                    asyncio.ensure_future(self._wake.wait()),
+                ]
+                await asyncio.wait(
+                    waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for wait in waits:
+                    wait.cancel()
 
     async def stop(self, grace: float, reason: str = "server shutting down") -> None:
         """Stop claiming; running jobs get `grace` seconds, then are cancelled."""
@@ -161,6 +177,7 @@ class EmbeddedRunner:
         def done(_: asyncio.Task[None]) -> None:
             self.running.pop(job.id, None)
             self.busy -= 1
+            self._wake.set()  # a slot is free: claim now
 
         task.add_done_callback(done)
 

@@ -69,6 +69,8 @@ class RunService:
         self.repositories = repositories
         self._plans: OrderedDict[int, tuple[Plan, dict[str, object]]] = OrderedDict()
         self._plans_lock = threading.Lock()
+        # Called when jobs were queued (the embedded runner wakes up to claim them).
+        self.queued_listeners: list[Callable[[], None]] = []
 
     # -- triggering ----------------------------------------------------------------------
 
@@ -318,6 +320,8 @@ class RunService:
             for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
                 kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
                 tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
+            for listener in self.queued_listeners:
+                listener()
         if replay.state.finished() and run.status is not Status.COMPLETED:
             run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
