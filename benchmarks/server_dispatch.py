@@ -47,16 +47,12 @@ from server_harness import (
     Server,
     admin_token,
     api_client,
-    byte_compile,
     check,
     create_project,
     database,
-    exit_status,
     make_repo,
     ms,
-    print_header,
-    print_table,
-    scratch_dir,
+    run_benchmark,
     trigger,
     wait_completed,
 )
@@ -288,21 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner-slots", type=int, default=4, help="the server's slots")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
-    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
-
-    byte_compile()
-    print_header()
-    rows: list[Row] = []
-    with scratch_dir(keep=args.keep) as tmp:
-        try:
-            for kind in kinds:
-                rows += bench_database(kind, tmp, args)
-        except (BenchmarkError, httpx.HTTPError) as error:
-            print(f"benchmark failed: {error}", file=sys.stderr)
-            return 2
-    print()
-    print_table(rows)
-    return exit_status(rows)
+    return run_benchmark(
+        args.databases, args.keep, lambda kind, tmp: bench_database(kind, tmp, args)
+    )
 
 
 if __name__ == "__main__":

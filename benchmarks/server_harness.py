@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,3 +306,23 @@ def scratch_dir(*, keep: bool) -> Iterator[Path]:
             print(f"kept: {path} (server-*.err are the servers' logs)")
         else:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def run_benchmark(databases: str, keep: bool, bench: Callable[[str, Path], list[Row]]) -> int:
+    """The common `main` of the server benchmarks: for each database kind in the
+    comma-separated `databases`, `bench(kind, scratch dir)` gives rows; prints the machine,
+    then the table; returns the exit status (2 when a step failed)."""
+    kinds = [k.strip() for k in databases.split(",") if k.strip()]
+    byte_compile()
+    print_header()
+    rows: list[Row] = []
+    with scratch_dir(keep=keep) as tmp:
+        try:
+            for kind in kinds:
+                rows += bench(kind, tmp)
+        except (BenchmarkError, httpx.HTTPError) as error:
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            return 2
+    print()
+    print_table(rows)
+    return exit_status(rows)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from shipline.domain.errors import UsageError, WorkflowError
+from shipline.local.session import read_spec
 from shipline.plan.buildspec_script import driver_script
 from shipline.spec.buildspec import BuildArtifacts, load_buildspec
-from shipline.spec.diagnostics import Severity
 from shipline.spec.models import (
     EventTrigger,
     JobSpec,
@@ -62,15 +61,8 @@ def _glob(pattern: str) -> str:
 
 def buildspec_workflow(path: Path, root: Path) -> WorkflowSpec:
     """Read a buildspec file and build the workflow that runs it."""
+    spec = read_spec(path, root, load_buildspec, "buildspec")
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{rel}: cannot read: {exc}") from exc
-    spec, diagnostics = load_buildspec(text, rel)
-    if spec is None:
-        errors = [d for d in diagnostics if d.severity is Severity.ERROR]
-        raise WorkflowError(f"{rel} is not a valid buildspec", list(errors))
     steps = [
         StepSpec(index=0, id="checkout", name="Check out the source", uses="actions/checkout@v4"),
         StepSpec(

@@ -14,9 +14,10 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from shipline.domain.errors import UsageError, WorkflowError
 from shipline.domain.status import Conclusion, combine
@@ -85,18 +86,33 @@ class SessionResult:
     summaries: Path | None = None
 
 
-def read_workflow(path: Path, root: Path) -> WorkflowSpec:
-    """Load one workflow file; WorkflowError carries the diagnostics of a broken one."""
+T = TypeVar("T")
+
+
+def read_spec(
+    path: Path,
+    root: Path,
+    load: Callable[[str, str], tuple[T | None, list[Diagnostic]]],
+    what: str,
+) -> T:
+    """Read a file of the repository and load it with `load` (a workflow or buildspec
+    loader); UsageError when it cannot be read, WorkflowError with its diagnostics when it
+    is invalid. Paths in messages are relative to the repository root."""
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{rel}: cannot read: {exc}") from exc
-    spec, diagnostics = load_workflow(text, rel)
+    spec, diagnostics = load(text, rel)
     if spec is None:
         errors = [d for d in diagnostics if d.severity is Severity.ERROR]
-        raise WorkflowError(f"{rel} is not a valid workflow", list(errors or diagnostics))
+        raise WorkflowError(f"{rel} is not a valid {what}", list(errors or diagnostics))
     return spec
+
+
+def read_workflow(path: Path, root: Path) -> WorkflowSpec:
+    """Load one workflow file; WorkflowError carries the diagnostics of a broken one."""
+    return read_spec(path, root, load_workflow, "workflow")
 
 
 def uses_path_filters(specs: list[WorkflowSpec], event_name: str) -> bool:
