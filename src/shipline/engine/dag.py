@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from shipline.domain.status import Conclusion, combine
 from shipline.plan.compile import Plan, PlanError, PlannedJob, expand_job
 from shipline.spec.expressions import ExpressionError, evaluate, evaluate_template, truthy
-
-STATUS_FUNCTIONS = ("success(", "failure(", "always(", "cancelled(")
+from shipline.spec.expressions.conditions import condition_expression
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +65,6 @@ class _JobStatus:
 
     def hash_files(self, patterns: list[str]) -> str:
         raise ExpressionError("evaluation", "hashFiles() is not available in a job's if", "")
-
-
-def condition_text(text: str | None) -> str:
-    """A job's `if` as an expression: `${{ }}` optional; `success() && (...)` unless it
-    calls a status function itself (GitHub's rule)."""
-    source = (text or "").strip()
-    if source.startswith("${{") and source.endswith("}}") and source.count("${{") == 1:
-        source = source[3:-2].strip()
-    if not source:
-        return "success()"
-    if not any(f in source.replace(" ", "").lower() for f in STATUS_FUNCTIONS):
-        return f"success() && ({source})"
-    return source
 
 
 class RunState:
@@ -252,7 +238,7 @@ class RunState:
         contexts = self.contexts(job)
         contexts.pop("matrix")
         contexts.pop("strategy")
-        return truthy(evaluate(condition_text(job.spec.if_), contexts, status))  # type: ignore[arg-type]
+        return truthy(evaluate(condition_expression(job.spec.if_), contexts, status))  # type: ignore[arg-type]
 
     def _expand(self, job: PlannedJob) -> list[Decision]:
         strategy = job.spec.strategy

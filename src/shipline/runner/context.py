@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipline.spec.expressions.conditions import condition_expression
 from shipline.spec.expressions.errors import ExpressionError
 
 # The parser and evaluator load on the first `${{ }}` (and the first `if:` that is not the
 # default `success()`): a job without expressions never pays for them.
-STATUS_FUNCTIONS = ("success(", "failure(", "always(", "cancelled(")
 
 
 class EvaluationFailed(Exception):
@@ -84,17 +84,6 @@ def runner_context(temp: Path, tool_cache: Path, debug: bool) -> dict[str, objec
     }
 
 
-def condition_source(text: str) -> str:
-    """An `if:` value as an expression: `${{ }}` is optional there; without a status
-    function GitHub evaluates `success() && (condition)`."""
-    stripped = text.strip()
-    if stripped.startswith("${{") and stripped.endswith("}}") and stripped.count("${{") == 1:
-        stripped = stripped[3:-2].strip()
-    if not any(fn in stripped.replace(" ", "").lower() for fn in STATUS_FUNCTIONS):
-        stripped = f"success() && ({stripped})"
-    return stripped
-
-
 class Evaluator:
     """Evaluates templates and conditions of one job against its contexts."""
 
@@ -110,7 +99,7 @@ class Evaluator:
             return self.state.status_function("success")
         from shipline.spec.expressions import evaluate, truthy
 
-        source = condition_source(text) if text else default
+        source = condition_expression(text) if text else default
         try:
             return truthy(evaluate(source, self.contexts, self.state))  # type: ignore[arg-type]
         except ExpressionError as exc:
