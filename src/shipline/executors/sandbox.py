@@ -13,6 +13,10 @@ supplementary groups and no new privileges (`setpriv`), inside the sandbox: a us
 namespace mapping the step to the outer root would keep root's file access. The job's
 writable directories are handed to that uid before each step.
 
+Each job's `Isolation` decides the rest: with `network=False` the step gets an empty
+network namespace (loopback only, not the host's); `memory` and `processes` become the
+job's cgroup limits (or rlimits; see `limits.py`), and a step a limit ended says so.
+
 Output, timeouts and kills are the shell executor's, by composition: the bwrap process is
 the step's process group; when it ends, `--die-with-parent` kills the sandbox's init and
 with it the whole PID namespace. `wait`, `kill` and `destroy` return only once the
@@ -32,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shipline.executors.base import JobEnv, StepExit, StepHandle, StepProcess
+from shipline.executors.limits import JobCgroup, Limiter
 from shipline.executors.shell import ShellExecutor
 
 # The unprivileged user and group steps run as when the runner is root.
@@ -50,6 +55,8 @@ class _Sandboxed:
 
     inner: StepHandle
     job: JobEnv
+    cgroup: JobCgroup | None = None
+    counters: tuple[int, int] = (0, 0)
     init_pidfd: asyncio.Task[int | None] | None = None
     gone: asyncio.Task[None] | None = None
 
@@ -62,23 +69,35 @@ def home_of(job: JobEnv) -> Path:
 class SandboxExecutor:
     """Runs each step in a bubblewrap sandbox; see the module docstring.
 
-    `network=False` gives each step an empty network namespace (loopback only, not the
-    host's). `kill_grace` is the shell executor's: SIGTERM reaches bwrap, which takes the
-    sandbox down at once.
+    `kill_grace` is the shell executor's: SIGTERM reaches bwrap, which takes the sandbox
+    down at once. `limits` picks how memory and process limits are enforced: `auto` (cgroups
+    when this process may create them, else rlimits), `cgroup` or `rlimit`.
     """
 
     name = "sandbox"
 
-    def __init__(self, *, network: bool = True, kill_grace: float = 5.0) -> None:
-        self.network = network
+    def __init__(self, *, kill_grace: float = 5.0, limits: str = "auto") -> None:
         self._shell = ShellExecutor(kill_grace=kill_grace)
         self._steps: dict[str, list[_Sandboxed]] = {}
+        self._cgroups: dict[str, JobCgroup | None] = {}
         self._drop = os.geteuid() == 0
+        self.limiter = Limiter(limits, drop=self._drop)
+
+    def describe(self, job: JobEnv) -> list[str]:
+        who = f"uid {STEP_UID} (nobody)" if self._drop else "the runner's uid in its own namespaces"
+        network = "on" if job.isolation.network else "off (loopback only)"
+        return [
+            f"Executor sandbox (bubblewrap): steps run as {who}, with a private /tmp, "
+            "read-only system directories and only the job's own directories writable; "
+            f"network {network}; {self.limiter.describe(job.isolation)}"
+        ]
 
     async def setup(self, job: JobEnv) -> None:
         await self._shell.setup(job)
         home = home_of(job)
         home.mkdir(mode=0o700, exist_ok=True)
+        if job.key not in self._cgroups:
+            self._cgroups[job.key] = self.limiter.prepare(job.key, job.isolation)
 
     async def start(self, job: JobEnv, process: StepProcess) -> StepHandle:
         if not process.argv:
@@ -92,9 +111,12 @@ class SandboxExecutor:
         env["HOME"] = str(home_of(job))
         # The environment travels in bwrap's own environment (inherited by the step), never
         # on its command line.
-        wrapped = replace(process, argv=self.command(job, process), env=env, cwd=job.root)
+        cgroup = self._cgroups.get(job.key)
+        argv = (*self.limiter.prefix(cgroup, job.isolation), *self.command(job, process))
+        wrapped = replace(process, argv=argv, env=env, cwd=job.root)
+        counters = cgroup.counters() if cgroup is not None else (0, 0)
         inner = await self._shell.start(job, wrapped)
-        step = _Sandboxed(inner, job)
+        step = _Sandboxed(inner, job, cgroup, counters)
         pid = self._shell.pid_of(inner)
         if pid is not None:
             step.init_pidfd = asyncio.create_task(find_child(pid, _FIND_INIT))
@@ -112,7 +134,7 @@ class SandboxExecutor:
             cwd=process.cwd,
             writable=(job.workspace, job.temp, job.tool_cache, home_of(job)),
             read_only=read_only,
-            network=self.network,
+            network=job.isolation.network,
             drop=self._drop,
         )
 
@@ -124,6 +146,10 @@ class SandboxExecutor:
         exit_ = await self._shell.wait(step.inner)
         await _namespace_gone(step)
         self._hand_over(step.job, os.geteuid(), os.getegid())
+        if exit_.exit_code != 0 and step.cgroup is not None:
+            reason = step.cgroup.reason(step.counters)
+            if reason is not None:
+                exit_ = replace(exit_, reason=reason)
         return exit_
 
     async def kill(self, handle: StepHandle) -> None:
@@ -135,6 +161,9 @@ class SandboxExecutor:
         await self._shell.destroy(job)
         for step in self._steps.pop(job.key, []):
             await _namespace_gone(step)
+        cgroup = self._cgroups.pop(job.key, None)
+        if cgroup is not None:
+            cgroup.release()
         with contextlib.suppress(OSError):  # setup may have failed
             self._hand_over(job, os.geteuid(), os.getegid())
         # Nothing a step wrote into its home survives the job.
@@ -332,12 +361,16 @@ def _step_of(handle: StepHandle) -> _Sandboxed:
     return handle.native
 
 
-def probe() -> str | None:
+def probe(limits: str = "auto") -> str | None:
     """None when sandboxed steps work on this machine, else why not.
 
-    Works means: bwrap is installed and a sandboxed `id -u` runs (as 65534 when this
-    process is root).
+    Works means: bwrap is installed, a sandboxed `id -u` runs (as 65534 when this process
+    is root), and the limit mechanism `limits` (see `Limiter`) is available.
     """
+    try:
+        Limiter(limits, drop=os.geteuid() == 0)
+    except RuntimeError as exc:
+        return str(exc)
     if shutil.which("bwrap") is None:
         return "bwrap not found (install the Debian package bubblewrap)"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:

@@ -125,9 +125,21 @@ class ShellExecutor:
 
     name = "shell"
 
-    def __init__(self, kill_grace: float = 5.0) -> None:
+    def __init__(self, kill_grace: float = 5.0, *, warning: str | None = None) -> None:
         self.kill_grace = kill_grace
+        # Why this executor runs instead of the sandbox (a runner's fallback), or None.
+        self.warning = warning
         self._runs: dict[str, list[_Run]] = {}
+
+    def describe(self, job: JobEnv) -> list[str]:
+        lines = [
+            "Executor shell: steps run on this machine as the runner's user, NOT isolated: "
+            "they can read what that user can, and no network, memory or process limit "
+            "applies."
+        ]
+        if self.warning:
+            lines.insert(0, f"Warning: {self.warning}")
+        return lines
 
     async def setup(self, job: JobEnv) -> None:
         for path in (job.root, job.workspace, job.temp, job.tool_cache):
