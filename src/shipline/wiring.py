@@ -170,6 +170,7 @@ def server_job_runners(
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
             host_env=env,
             policy=policy,
+            ephemeral=True,
         )
 
     return make_runner

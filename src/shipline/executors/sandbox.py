@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import json
 import os
 import shutil
 import subprocess
@@ -44,7 +46,7 @@ STEP_UID = 65534
 STEP_GID = 65534
 # System directories bound read-only (or re-created as symlinks, for merged /usr).
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# How long to look for the sandbox's init, and to wait for its namespace to empty.
+# How long bwrap may take to tell the sandbox's init, and its namespace to empty.
 _FIND_INIT = 2.0
 _NAMESPACE_GONE = 5.0
 
@@ -115,11 +117,16 @@ class SandboxExecutor:
         argv = (*self.limiter.prefix(cgroup, job.isolation), *self.command(job, process))
         wrapped = replace(process, argv=argv, env=env, cwd=job.root)
         counters = cgroup.counters() if cgroup is not None else (0, 0)
-        inner = await self._shell.start(job, wrapped)
+        # bwrap tells the sandbox's init pid on this pipe (`--info-fd`) once it is running.
+        info_read, info_write = os.pipe()
+        os.set_blocking(info_read, False)
+        wrapped = replace(wrapped, argv=_with_info_fd(wrapped.argv, info_write))
+        try:
+            inner = await self._shell.start(job, wrapped, pass_fds=(info_write,))
+        finally:
+            os.close(info_write)
         step = _Sandboxed(inner, job, cgroup, counters)
-        pid = self._shell.pid_of(inner)
-        if pid is not None:
-            step.init_pidfd = asyncio.create_task(find_child(pid, _FIND_INIT))
+        step.init_pidfd = asyncio.create_task(init_pidfd(info_read))
         self._steps.setdefault(job.key, []).append(step)
         return StepHandle(step_key=process.step_key, native=step)
 
@@ -228,12 +235,7 @@ def sandbox_argv(
         "--tmpfs",
         "/tmp",
     ]
-    for directory in SYSTEM_DIRS:
-        path = Path(directory)
-        if path.is_symlink():
-            argv += ["--symlink", str(path.readlink()), directory]
-        elif path.is_dir():
-            argv += ["--ro-bind", directory, directory]
+    argv += _system_dirs()
     made: set[Path] = {Path("/"), *(Path(d) for d in SYSTEM_DIRS), Path("/tmp")}
     for path in writable:
         argv += _bind(path, "--bind", made)
@@ -250,6 +252,20 @@ def sandbox_argv(
             "--",
         ]
     return (*argv, *program)
+
+
+@functools.cache
+def _system_dirs() -> tuple[str, ...]:
+    """bwrap options showing the host's system directories read-only (looked up once: a
+    runner's machine does not change its layout under it)."""
+    argv: list[str] = []
+    for directory in SYSTEM_DIRS:
+        path = Path(directory)
+        if path.is_symlink():
+            argv += ["--symlink", str(path.readlink()), directory]
+        elif path.is_dir():
+            argv += ["--ro-bind", directory, directory]
+    return tuple(argv)
 
 
 def _bind(path: Path, option: str, made: set[Path]) -> list[str]:
@@ -304,39 +320,52 @@ async def _init_exited(init_pidfd: asyncio.Task[int | None]) -> None:
         os.close(fd)
 
 
-async def find_child(pid: int, seconds: float) -> int | None:
-    """A pidfd of `pid`'s first child (the sandbox's init), looked for up to `seconds`
-    while `pid` runs; None if there is none (any more) or pidfds are unavailable."""
+def _with_info_fd(argv: tuple[str, ...], fd: int) -> tuple[str, ...]:
+    """`argv` (a limits prefix, then bwrap's command line) with `--info-fd fd` for bwrap."""
+    at = argv.index("bwrap") + 1
+    return (*argv[:at], "--info-fd", str(fd), *argv[at:])
+
+
+async def init_pidfd(info_read: int) -> int | None:
+    """A pidfd of the sandbox's init, from what bwrap writes on its `--info-fd` (one JSON
+    object with `child-pid`); None when bwrap ended before telling, or the init is gone
+    already."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    delay = 0.001
-    while loop.time() < deadline:
-        child = _child_of(pid)
-        if child is not None:
-            try:
-                return os.pidfd_open(child)
-            except (AttributeError, OSError):
-                return None
-        if not Path(f"/proc/{pid}").exists():
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return None
+    data = bytearray()
+    done: asyncio.Future[None] = loop.create_future()
 
-
-def _child_of(pid: int) -> int | None:
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    def readable() -> None:
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
+            chunk = os.read(info_read, 4096)
+        except BlockingIOError:
+            return
         except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
-        if len(fields) > 1 and int(fields[1]) == pid:
-            return int(entry.name)
-    return None
+            chunk = b""
+        data.extend(chunk)
+        if done.done():
+            return
+        if not chunk:
+            done.set_result(None)
+        with contextlib.suppress(ValueError):
+            json.loads(bytes(data))  # whole: bwrap writes it at once, then closes its end
+            done.set_result(None)
+
+    loop.add_reader(info_read, readable)
+    try:
+        await asyncio.wait_for(done, _FIND_INIT + _NAMESPACE_GONE)
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(info_read)
+        os.close(info_read)
+    try:
+        pid = int(json.loads(bytes(data))["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 async def await_exit(fd: int) -> None:

@@ -53,9 +53,13 @@ class JobRunner:
         source: SourceProvider,
         host_env: Mapping[str, str],
         policy: SandboxPolicy | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.executor = executor
         self.policy = policy or SandboxPolicy()
+        # Each job starts from an empty directory and leaves nothing behind (a server's
+        # runner); `shipline run` removes them itself, unless asked to keep them.
+        self.ephemeral = ephemeral
         self.observer = observer
         self.work_root = work_root
         self.artifacts = artifacts
@@ -146,6 +150,8 @@ class _JobRun:
             obs.job_finished(self.result)
             return self.result
         try:
+            if self.r.ephemeral:
+                await asyncio.to_thread(remove_job_dir, self.env.root)
             await self.r.executor.setup(self.env)
             for line in self.r.executor.describe(self.env):
                 self.log(line)
@@ -169,6 +175,8 @@ class _JobRun:
             self.log(f"Error: {exc}")
         finally:
             await self.r.executor.destroy(self.env)
+            if self.r.ephemeral:
+                await asyncio.to_thread(remove_job_dir, self.env.root)
             if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
                 self.result.conclusion = Conclusion.CANCELLED
             self.result.finished = time.time()
