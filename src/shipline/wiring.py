@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.schedules import Scheduler
+    from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
     from shipline.store.sql.store import SqlStore
@@ -152,6 +153,17 @@ def open_store(settings: Settings) -> SqlStore:
     return SqlStore(settings.database_url)
 
 
+def secrets_key_source(settings: Settings) -> SecretsKeySource:
+    """Where the server's secrets master key comes from (see `Settings`)."""
+    from shipline.security.keyfiles import SecretsKeySource
+
+    return SecretsKeySource(
+        settings.state_dir,
+        operator_key=settings.secrets_key_value,
+        operator_file=settings.secrets_key_file,
+    )
+
+
 def build_server(
     settings: Settings, *, host_env: Mapping[str, str] | None = None
 ) -> tuple[ServerContext, EmbeddedRunner]:
@@ -161,6 +173,8 @@ def build_server(
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.projects import ProjectService
+    from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
     from shipline.scm.repository import GitRepository
     from shipline.server.context import ServerContext
@@ -169,11 +183,14 @@ def build_server(
     prepare_state_dir(state_dir)  # also for PostgreSQL: mirrors, runs and blobs live here
     store = open_store(settings)
     clock = SystemClock()
+    keys = secrets_key_source(settings)
+    keys.keyring()  # made (or checked) now: a bad operator key stops the start
     runs = RunService(
         store,
         clock,
         lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
     )
+    access = AccessService(store, clock)
     runner = EmbeddedRunner(
         store,
         runs,
@@ -181,13 +198,17 @@ def build_server(
         slots=settings.runner_slots,
         make_runner=server_job_runners(state_dir, os.environ if host_env is None else host_env),
         owner=server_owner(state_dir),
+        secrets=SecretService(
+            store, clock, keys.keyring, ProjectService(store, clock, access, runs)
+        ),
     )
     context = ServerContext(
         job_listeners=runner.listeners,
         store=store,
         clock=clock,
-        access=AccessService(store, clock),
+        access=access,
         runs=runs,
+        keyring=keys.keyring,
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
@@ -212,3 +233,44 @@ def build_scheduler(context: ServerContext) -> Scheduler:
     from shipline.engine.schedules import Scheduler
 
     return Scheduler(context.store, context.runs, context.clock, context.runs.repositories)
+
+
+def rotate_secrets_key(settings: Settings, new_key_file: Path | None) -> tuple[int, str]:
+    """Re-seal every secret under a new master key: `(secrets, new key id)`.
+
+    With Shipline's own key file the new key is generated and kept beside the old one
+    until every value is re-sealed, then renamed over it; an operator-provided key needs
+    `new_key_file` (the operator then configures the server with it).
+    """
+    from shipline.domain.clock import SystemClock
+    from shipline.engine.secrets import reseal_all
+    from shipline.security.sealing import Keyring, MasterKey, SealError
+
+    keys = secrets_key_source(settings)
+    old = keys.keyring()
+    if new_key_file is not None:
+        new = MasterKey.from_text(new_key_file.read_text(encoding="ascii"), str(new_key_file))
+    elif keys.generated:
+        new = MasterKey.generate()
+    else:
+        raise SealError(
+            "the master key is the operator's (SHIPLINE_SECRETS_KEY or _FILE): give the new "
+            "one with --new-key-file"
+        )
+    store = open_store(settings)
+    try:
+        if keys.generated:
+            keys.begin_rotation(new)
+            try:
+                count = reseal_all(store, SystemClock(), old, new)
+            except BaseException:
+                keys.abandon_rotation()
+                raise
+            keys.finish_rotation()
+            # A value a server sealed under the old key during the rotation: re-seal it too.
+            reseal_all(store, SystemClock(), Keyring(old.current, (new,)), new)
+        else:
+            count = reseal_all(store, SystemClock(), old, new)
+    finally:
+        store.close()
+    return count, new.id

@@ -162,8 +162,19 @@ class _JobRun:
             if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
                 self.result.conclusion = Conclusion.CANCELLED
             self.result.finished = time.time()
+            self._mask_errors()
             obs.job_finished(self.result)
         return self.result
+
+    def _mask_errors(self) -> None:
+        """Error messages quote commands and values: mask them as the log is masked."""
+        if not self.masker:
+            return
+        if self.result.error:
+            self.result.error = self.masker.mask(self.result.error)
+        for step in self.result.steps:
+            if step.error:
+                step.error = self.masker.mask(step.error)
 
     def _minutes(self, value: float | str | None, where: str, line: int) -> float | None:
         if value is None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
+from shipline.engine.secrets import SecretService
 from shipline.server import errors
 from shipline.server.api import (
     artifacts,
@@ -19,6 +20,7 @@ from shipline.server.api import (
     logs,
     projects,
     runs,
+    secrets,
     tokens,
     users,
 )
@@ -36,15 +38,17 @@ def create_app(context: ServerContext) -> FastAPI:
         version="1",
         summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
     )
+    projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
     app.state.services = Services(
         context=context,
-        projects=ProjectService(context.store, context.clock, context.access, context.runs),
+        projects=projects_service,
         queries=queries,
         metrics=metrics,
+        secrets=SecretService(context.store, context.clock, context.keyring, projects_service),
     )
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
+    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
+from shipline.security.sealing import Keyring
 from shipline.store.ports import Store
 
 
@@ -36,3 +37,6 @@ class ServerContext:
     # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
     # list object is handed to the runner; `/metrics` adds its histogram here.
     job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)
+    # The master keys of secrets (read on each use: a rotated key is picked up); None: this
+    # server keeps no secrets (setting one is refused).
+    keyring: Callable[[], Keyring] | None = None
