@@ -52,6 +52,7 @@ COMMANDS = {
     "projects": "projects",
     "tokens": "tokens",
     "secrets": "secrets",
+    "audit": "audit",
 }
 
 

@@ -1,8 +1,9 @@
 """Masking secret values in everything a run prints.
 
 Masking is defence in depth, not a boundary: it hides the value and its common encodings
-(base64 at the three byte alignments, URL and JSON/XML escaping, each line of a multi-line
-value) from logs, but a step that wants to leak a secret can always transform it further.
+(base64 at the three byte alignments, URL and JSON/XML escaping, shell quoting, each line
+of a multi-line value) from logs, but a step that wants to leak a secret can always
+transform it further (hex, reversed, double base64, a piece at a time).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import base64
 import html
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # Shorter values would turn ordinary words of the log into `***`.
@@ -32,6 +33,35 @@ def _base64_forms(value: bytes) -> set[str]:
     return forms
 
 
+# What bash's `printf %q` leaves unescaped in a word.
+_SHELL_WORD_SAFE = frozenset("+=:@%/._-~#")
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def _shell_forms(value: str) -> set[str]:
+    """The value as shells and shell-quoting libraries write it in a command line."""
+    forms = set()
+    if "'" in value:
+        forms.add(value.replace("'", "'\\''"))  # POSIX sh inside '...'
+        forms.add(value.replace("'", "'\"'\"'"))  # Python's shlex.quote
+    # Inside "...": backslash before \ " $ `
+    forms.add(re.sub(r'([\\"$`])', r"\\\1", value))
+    if value.isprintable():
+        # bash `printf %q`: a backslash before every character that is not a plain word's.
+        forms.add("".join(c if c.isalnum() or c in _SHELL_WORD_SAFE else "\\" + c for c in value))
+    return forms
+
+
+def _url_forms(value: str) -> set[str]:
+    strict = quote(value, safe="")
+    return {
+        strict,
+        _PERCENT.sub(lambda m: m.group(0).lower(), strict),  # lower-case hex escapes
+        quote(value),  # `/` left alone (urllib's default)
+        quote_plus(value),  # form encoding: space as `+`
+    }
+
+
 def encoded_forms(value: str) -> set[str]:
     """The value and the encodings of it that masking catches."""
     forms: set[str] = set()
@@ -44,7 +74,8 @@ def encoded_forms(value: str) -> set[str]:
             continue
         forms.add(stripped)
         forms |= _base64_forms(stripped.encode())
-        forms.add(quote(stripped, safe=""))
+        forms |= _url_forms(stripped)
+        forms |= _shell_forms(stripped)
         forms.add(json.dumps(stripped)[1:-1])
         # Most JSON writers (JavaScript's JSON.stringify, jq) leave non-ASCII unescaped.
         forms.add(json.dumps(stripped, ensure_ascii=False)[1:-1])
