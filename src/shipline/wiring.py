@@ -19,6 +19,7 @@ from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.store.provenance_files import ProvenanceFiles
 
 if TYPE_CHECKING:
     from shipline.domain.records import RunRecord
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.schedules import Scheduler
+    from shipline.runner.ports import ArtifactStore
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
@@ -108,22 +111,28 @@ def server_owner(state_dir: Path) -> str:
 
 
 def server_job_runners(
-    state_dir: Path, host_env: Mapping[str, str]
+    state_dir: Path, host_env: Mapping[str, str], provenance: ProvenanceWriter | None = None
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: shell executor, the run's files under
     `state_dir/runs/<run id>`, caches and blobs shared, checkouts from the project's
-    mirror (the one `RunService` fetched the run's commit into)."""
+    mirror (the one `RunService` fetched the run's commit into). With `provenance`, every
+    artifact a job uploads gets signed provenance beside it."""
     blobs = BlobStore(state_dir / "blobs")
     caches = LocalCacheStore(blobs, state_dir / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
         run_dir = state_dir / "runs" / str(run.id)
+        artifacts: ArtifactStore = LocalArtifactStore(blobs, run_dir)
+        if provenance is not None:
+            from shipline.engine.provenance import SignedArtifacts
+
+            artifacts = SignedArtifacts(artifacts, run, provenance, ProvenanceFiles(run_dir).save)
         return JobRunner(
             ShellExecutor(),
             observer,
             work_root=run_dir / "jobs",
-            artifacts=LocalArtifactStore(blobs, run_dir),
+            artifacts=artifacts,
             caches=caches,
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
             host_env=env,
@@ -137,6 +146,11 @@ def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
     serves; the same place the embedded runner's jobs upload to)."""
     blobs = BlobStore(state_dir / "blobs")
     return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
+
+
+def run_provenance(state_dir: Path) -> Callable[[int, str], bytes | None]:
+    """The signed provenance of a run's artifact, by (run id, artifact name)."""
+    return lambda run_id, name: ProvenanceFiles(state_dir / "runs" / str(run_id)).load(name)
 
 
 def mirror_dir(state_dir: Path, project_id: int) -> Path:
@@ -174,9 +188,12 @@ def build_server(
     from shipline.engine.access import AccessService
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.projects import ProjectService
+    from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
     from shipline.scm.repository import GitRepository
+    from shipline.security.keyfiles import signing_key
+    from shipline.security.provenance import BUILDER_EMBEDDED_SHELL, public_pem
     from shipline.server.context import ServerContext
 
     state_dir = settings.state_dir
@@ -185,6 +202,8 @@ def build_server(
     clock = SystemClock()
     keys = secrets_key_source(settings)
     keys.keyring()  # made (or checked) now: a bad operator key stops the start
+    signing = signing_key(state_dir)
+    writer = ProvenanceWriter(store, clock, signing, BUILDER_EMBEDDED_SHELL)
     runs = RunService(
         store,
         clock,
@@ -196,7 +215,9 @@ def build_server(
         runs,
         clock,
         slots=settings.runner_slots,
-        make_runner=server_job_runners(state_dir, os.environ if host_env is None else host_env),
+        make_runner=server_job_runners(
+            state_dir, os.environ if host_env is None else host_env, writer
+        ),
         owner=server_owner(state_dir),
         secrets=SecretService(
             store, clock, keys.keyring, ProjectService(store, clock, access, runs)
@@ -209,6 +230,8 @@ def build_server(
         access=access,
         runs=runs,
         keyring=keys.keyring,
+        provenance=run_provenance(state_dir),
+        signing_public_key=public_pem(signing.public_key()),
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,

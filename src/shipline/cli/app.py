@@ -53,6 +53,8 @@ COMMANDS = {
     "tokens": "tokens",
     "secrets": "secrets",
     "audit": "audit",
+    "verify": "verify",
+    "keys": "keys",
 }
 
 

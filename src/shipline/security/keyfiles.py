@@ -1,4 +1,5 @@
-"""The server's key files in its state directory: written 0600, created on first start.
+"""The server's key files in its state directory: written 0600, created on first start:
+the secrets master key and the provenance signing key.
 
 The secrets master key is `secrets.key` unless the operator provides one (an environment
 variable or a file of their own). A rotation writes the new key to `secrets.key.new`,
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shipline.security.sealing import Keyring, MasterKey, SealError
 
@@ -90,3 +94,24 @@ class SecretsKeySource:
     def abandon_rotation(self) -> None:
         """The re-sealing failed (rolled back): the old key stays the key."""
         self.path.with_name(SECRETS_KEY + NEXT_SUFFIX).unlink(missing_ok=True)
+
+
+SIGNING_KEY = "provenance.key"
+
+
+def signing_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The server's Ed25519 provenance key, `state_dir/provenance.key` (created 0600 on
+    first use). It never leaves the control plane: not mounted into sandboxes, never sent
+    to runners."""
+    path = state_dir / SIGNING_KEY
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        write_private(path, pem)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SealError(f"{path}: not an Ed25519 private key")
+    return key

@@ -19,6 +19,7 @@ from shipline.server.api import (
     health,
     logs,
     projects,
+    provenance,
     runs,
     secrets,
     tokens,
@@ -49,6 +50,7 @@ def create_app(context: ServerContext) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets):
+    modules = (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets, provenance)
+    for module in modules:
         app.include_router(module.router)
     return app

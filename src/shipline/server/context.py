@@ -40,3 +40,7 @@ class ServerContext:
     # The master keys of secrets (read on each use: a rotated key is picked up); None: this
     # server keeps no secrets (setting one is refused).
     keyring: Callable[[], Keyring] | None = None
+    # The signed provenance of an artifact by (run id, artifact name); None: none kept.
+    provenance: Callable[[int, str], bytes | None] | None = None
+    # The PEM of the server's provenance public key (`shipline keys public`).
+    signing_public_key: str | None = None
