@@ -83,6 +83,8 @@ class _JobRun:
         self.result = JobResult(
             job.key, job.planned.job_id, job.planned.display_name, Conclusion.SUCCESS
         )
+        # `github.job` is the job's id, as on GitHub (the run's context leaves it empty).
+        self.github = {**job.github, "job": job.github.get("job") or job.planned.job_id}
         self.steps_ctx: dict[str, object] = {}
         self.env_file_values: dict[str, str] = {}
         self.path_prepend: list[str] = []
@@ -97,7 +99,7 @@ class _JobRun:
         planned = self.job.planned
         strategy = self.spec.strategy
         return {
-            "github": {**self.job.github, "workspace": str(self.env.workspace)},
+            "github": {**self.github, "workspace": str(self.env.workspace)},
             "env": {},
             "vars": dict(self.job.vars),
             "secrets": dict(self.job.secrets),
@@ -437,7 +439,7 @@ class _JobRun:
     ) -> ActionCall:
         from shipline.runner.ports import ActionCall
 
-        github = self.job.github
+        github = self.github
         return ActionCall(
             uses=uses,
             inputs=inputs,
