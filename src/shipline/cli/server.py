@@ -115,11 +115,14 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
     from shipline.cli.common import fail_usage
     from shipline.cli.settings_flags import fail, shown_url
     from shipline.engine.errors import Invalid
+    from shipline.security.sealing import SealError
     from shipline.wiring import build_scheduler, build_server
 
     where = shown_url(settings.database_url)
     try:
         context, runner = build_server(settings)
+    except SealError as exc:  # the operator's master key is malformed or unreadable
+        fail(f"cannot use the secrets master key: {exc}")
     except OSError as exc:
         fail(f"cannot use the state directory {settings.state_dir}: {exc.strerror or exc}")
     except Exception as exc:  # a database that cannot be opened or migrated
