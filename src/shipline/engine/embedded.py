@@ -21,6 +21,7 @@ from shipline.engine.joblog import StoreObserver
 from shipline.engine.run_contexts import github_context
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
+from shipline.engine.trust import cache_scopes
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
 from shipline.security.masking import Masker
@@ -282,6 +283,9 @@ class EmbeddedRunner:
         inputs = run.inputs if isinstance(run.inputs, dict) else {}
         # Opened only now that a runner holds the job, and only what it references.
         secrets = self.secrets.for_job(run, job, planned, plan.workflow) if self.secrets else {}
+        cache_scope, restore_scopes = cache_scopes(
+            project.name, run.ref, project.default_branch, run.trust
+        )
         assignment = JobAssignment(
             run_id=str(run.id),
             planned=planned,
@@ -291,6 +295,8 @@ class EmbeddedRunner:
             needs=needs,
             inputs=inputs,
             secrets=secrets,
+            cache_scope=cache_scope,
+            cache_restore_scopes=restore_scopes,
         )
         return assignment, run
 

@@ -452,7 +452,9 @@ class _JobRun:
             artifacts=self.r.artifacts,
             caches=self.r.caches,
             source=self.r.source,
-            cache_scope=f"{github.get('repository', '')}@{github.get('ref', '')}",
+            cache_scope=self.job.cache_scope
+            or f"{github.get('repository', '')}@{github.get('ref', '')}",
+            cache_restore_scopes=self.job.cache_restore_scopes,
         )
 
     def _apply_action(self, call: ActionCall, result: StepResult) -> None:

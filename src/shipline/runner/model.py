@@ -31,6 +31,10 @@ class JobAssignment:
     secrets: Mapping[str, str] = field(default_factory=dict)
     inputs: Mapping[str, object] = field(default_factory=dict)
     debug: bool = False
+    # Where caches are saved, and what else restores may read; decided by the server from
+    # (project, ref, trust). None: `<repository>@<ref>` (a local run).
+    cache_scope: str | None = None
+    cache_restore_scopes: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
