@@ -186,6 +186,7 @@ def build_server(
     is filtered to `SERVER_HOST_ENV` before any step sees it."""
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
+    from shipline.engine.audit import AuditTrail
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.projects import ProjectService
     from shipline.engine.provenance import ProvenanceWriter
@@ -232,6 +233,7 @@ def build_server(
         keyring=keys.keyring,
         provenance=run_provenance(state_dir),
         signing_public_key=public_pem(signing.public_key()),
+        audit_checkpoint=lambda: AuditTrail(store).checkpoint(signing, clock),
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,

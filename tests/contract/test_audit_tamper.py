@@ -106,3 +106,40 @@ def test_swapped_rows_are_reported(store: SqlStore) -> None:
             )
     broken = AuditTrail(store).verify().broken
     assert broken is not None and broken.record_id == 2
+
+
+def test_signed_checkpoints_catch_a_rewrite_with_recomputed_hashes(store: SqlStore) -> None:
+    import dataclasses
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shipline.domain.audit_chain import chain_hash
+    from shipline.testing import FrozenClock
+
+    key = Ed25519PrivateKey.generate()
+    trail = AuditTrail(store)
+    checkpoint = trail.checkpoint(key, FrozenClock())
+    assert checkpoint is not None and checkpoint.target == "audit:6"
+    assert trail.checkpoint(key, FrozenClock()) is None  # nothing new since
+    assert trail.verify(key.public_key()).checkpoints == 1
+    # A forger edits record 3 and recomputes every hash after it (they cannot sign).
+    with store.transaction() as tx:
+        records = list(tx.audit.iterate())
+        conn = tx.audit._conn  # type: ignore[attr-defined]
+        prev = records[1].hash
+        for record in records[2:]:
+            changed = record if record.id != 3 else dataclasses.replace(record, actor="mallory")
+            changed = dataclasses.replace(changed, prev_hash=prev, hash="")
+            new_hash = chain_hash(prev, changed)
+            conn.execute(
+                text("UPDATE audit_events SET actor = :a, prev_hash = :p, hash = :h WHERE id = :i"),
+                {"a": changed.actor, "p": prev, "h": new_hash, "i": record.id},
+            )
+            prev = new_hash
+    assert trail.verify().broken is None  # the links alone look fine
+    broken = trail.verify(key.public_key()).broken
+    assert broken is not None and broken.record_id == checkpoint.id
+    assert "rewritten" in broken.reason
+    other = Ed25519PrivateKey.generate()
+    forged = trail.verify(other.public_key()).broken
+    assert forged is not None and "not the server's" in forged.reason

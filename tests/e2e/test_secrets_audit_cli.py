@@ -116,6 +116,20 @@ def test_secrets_through_the_cli_rotation_and_audit_verify(start: Start, tmp_pat
     actions = [json.loads(line)["action"] for line in trail.splitlines()]
     assert {"secret.set", "secret.deliver", "secret.rotate_key"} <= set(actions)
     assert cli("audit", "verify", "--file", str(tmp_path / "trail.jsonl")).returncode == 0
+    # The server signed the head when it started: the export's checkpoint verifies offline.
+    assert " 0 signed checkpoint" not in verified.stdout
+    (tmp_path / "server.pub").write_text(cli("keys", "public").stdout)
+    offline = cli(
+        "audit",
+        "verify",
+        "--file",
+        str(tmp_path / "trail.jsonl"),
+        "--key",
+        str(tmp_path / "server.pub"),
+        "--json",
+    )
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert json.loads(offline.stdout)["checkpoints"] >= 1
 
     # Someone with the database file rewrites who set the secret.
     with sqlite3.connect(state / "shipline.db") as db:

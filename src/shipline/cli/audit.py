@@ -24,11 +24,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app)
 
 
-def _verify_file(path: Path) -> dict[str, object]:
-    """Check an export (`shipline audit export`) without a server."""
+def _verify_file(path: Path, key: Path | None) -> dict[str, object]:
+    """Check an export (`shipline audit export`) without a server; with the server's
+    public `key`, its signed checkpoints too."""
     from shipline.cli.client import fail
-    from shipline.domain.audit_chain import first_break
     from shipline.domain.records import AuditRecord
+    from shipline.engine.audit import verify_records
+    from shipline.security.provenance import ProvenanceError, load_public_key
 
     records: list[AuditRecord] = []
     try:
@@ -58,14 +60,23 @@ def _verify_file(path: Path) -> dict[str, object]:
             )
         except (ValueError, KeyError, TypeError) as exc:
             fail(f"{path}:{number}: not an audit record of `shipline audit export` ({exc})")
-    broken = first_break(records)
+    public = None
+    if key is not None:
+        try:
+            public = load_public_key(key.read_bytes())
+        except (OSError, ProvenanceError) as exc:
+            fail(f"cannot use the key {key}: {exc}", exit_code=2)
+    verdict = verify_records(records, public)
+    broken = verdict.broken
     return {
         "ok": broken is None,
-        "records": len(records),
-        "head": records[-1].hash if records and broken is None else "",
+        "records": verdict.records,
+        "head": verdict.head,
         "broken": None
         if broken is None
         else {"position": broken.index, "id": broken.record_id, "reason": broken.reason},
+        "checkpoints": verdict.checkpoints,
+        "last_checkpoint_id": verdict.last_checkpoint_id,
     }
 
 
@@ -73,6 +84,9 @@ def _verify_file(path: Path) -> dict[str, object]:
 def verify(
     file: Path | None = typer.Option(
         None, "--file", help="Check this export offline instead of the server's trail."
+    ),
+    key: Path | None = typer.Option(
+        None, "--key", help="With --file: the server's public key, to check checkpoints."
     ),
     server: str = SERVER_OPTION,
     token: str | None = TOKEN_OPTION,
@@ -83,7 +97,7 @@ def verify(
     from shipline.cli.client import connect, print_json
 
     if file is not None:
-        verdict = _verify_file(file)
+        verdict = _verify_file(file, key)
     else:
         with connect(server, token) as api:
             verdict = api.get("/audit/verify")
@@ -91,7 +105,8 @@ def verify(
         print_json(verdict)
     elif verdict["ok"]:
         sys.stdout.write(
-            f"audit trail intact: {verdict['records']} records, head {verdict['head']}\n"
+            f"audit trail intact: {verdict['records']} records, head {verdict['head']}, "
+            f"{verdict.get('checkpoints', 0)} signed checkpoint(s)\n"
         )
     else:
         broken = verdict["broken"]

@@ -210,6 +210,7 @@ async def _serve(
     sys.stdout.write(f"Shipline listening on http://{_host(settings.host)}:{_port(http)}\n")
     sys.stdout.flush()
     busy = asyncio.create_task(_sync_busy(runner, context))
+    checkpoints = asyncio.create_task(_audit_checkpoints(context))
     tasks = [asyncio.create_task(runner.run()), asyncio.create_task(scheduler.run())]
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -225,6 +226,9 @@ async def _serve(
     for task in tasks:
         task.cancel()
     busy.cancel()
+    checkpoints.cancel()
+    if context.audit_checkpoint is not None:
+        await asyncio.to_thread(context.audit_checkpoint)  # the head as this server leaves it
     stopped.cancel()
     http.should_exit = True
     code = await serving
@@ -250,6 +254,22 @@ async def _sync_busy(runner: EmbeddedRunner, context: ServerContext) -> None:
     while True:
         context.busy_slots[0] = runner.busy
         await asyncio.sleep(0.5)
+
+
+# How often the server signs the audit chain's head (when something was appended).
+AUDIT_CHECKPOINT_SECONDS = 600.0
+
+
+async def _audit_checkpoints(context: ServerContext) -> None:
+    """Sign the audit chain's head now and every `AUDIT_CHECKPOINT_SECONDS`."""
+    if context.audit_checkpoint is None:
+        return
+    while True:
+        try:
+            await asyncio.to_thread(context.audit_checkpoint)
+        except Exception:  # a database hiccup: try again next time
+            log.exception("cannot sign the audit chain's head")
+        await asyncio.sleep(AUDIT_CHECKPOINT_SECONDS)
 
 
 def _host(host: str) -> str:

@@ -9,11 +9,11 @@ transform it further (hex, reversed, double base64, a piece at a time).
 from __future__ import annotations
 
 import base64
-from bisect import bisect_right
-from itertools import accumulate
 import html
 import json
 import re
+from bisect import bisect_right
+from itertools import accumulate
 from urllib.parse import quote, quote_plus
 
 from ahocorasick_rs import AhoCorasick, Implementation, MatchKind

@@ -44,3 +44,6 @@ class ServerContext:
     provenance: Callable[[int, str], bytes | None] | None = None
     # The PEM of the server's provenance public key (`shipline keys public`).
     signing_public_key: str | None = None
+    # Appends a signed checkpoint of the audit chain's head (the server calls it
+    # periodically and when it stops); None: no checkpoints.
+    audit_checkpoint: Callable[[], object] | None = None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from shipline.domain.records import Role
 from shipline.engine.audit import AuditTrail
+from shipline.security.provenance import load_public_key
 from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import AuditOut, ErrorOut, PageOut
@@ -61,6 +62,8 @@ class AuditVerifyOut(BaseModel):
     records: int
     head: str
     broken: ChainBreakOut | None
+    checkpoints: int = Field(description="signed checkpoints of the head that verified")
+    last_checkpoint_id: int | None
 
 
 @router.get("/audit/verify", summary="Check the audit trail's hash chain")
@@ -68,12 +71,16 @@ def verify_audit(caller: Caller, svc: ServicesDep, request_id: RequestId) -> Aud
     """Recompute every link (admins only); reports the first edited, deleted, inserted or
     reordered record."""
     svc.projects.require_admin(caller, "audit.verify", request_id)
-    verdict = AuditTrail(svc.context.store).verify()
+    pem = svc.context.signing_public_key
+    public = load_public_key(pem.encode()) if pem is not None else None
+    verdict = AuditTrail(svc.context.store).verify(public)
     broken = verdict.broken
     return AuditVerifyOut(
         ok=broken is None,
         records=verdict.records,
         head=verdict.head,
+        checkpoints=verdict.checkpoints,
+        last_checkpoint_id=verdict.last_checkpoint_id,
         broken=None
         if broken is None
         else ChainBreakOut(position=broken.index, id=broken.record_id, reason=broken.reason),
