@@ -228,7 +228,10 @@ async def _serve(
     busy.cancel()
     checkpoints.cancel()
     if context.audit_checkpoint is not None:
-        await asyncio.to_thread(context.audit_checkpoint)  # the head as this server leaves it
+        try:  # the head as this server leaves it
+            await asyncio.to_thread(context.audit_checkpoint)
+        except Exception:
+            log.exception("cannot sign the audit chain's head")
     stopped.cancel()
     http.should_exit = True
     code = await serving

@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
 MASK = "***"
+MAX_DFA_PATTERN_CHARS = 64 * 1024
 # Shorter values would turn ordinary words of the log into `***`.
 MIN_LENGTH = 3
 
@@ -110,10 +111,14 @@ class Masker:
         new = encoded_forms(value) - self._forms
         if new:
             self._forms |= new
+            forms = sorted(self._forms)
+            # A DFA searches fastest but grows with the patterns: large values (long PEM
+            # keys, many add-masks) get the compact NFA instead.
+            small = sum(len(f) for f in forms) <= MAX_DFA_PATTERN_CHARS
             self._automaton = AhoCorasick(
-                sorted(self._forms),
+                forms,
                 matchkind=MatchKind.LeftmostLongest,
-                implementation=Implementation.DFA,  # the fastest search; built once per value
+                implementation=Implementation.DFA if small else Implementation.ContiguousNFA,
             )
         return True
 

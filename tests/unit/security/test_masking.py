@@ -207,3 +207,14 @@ def test_url_encodings_with_and_without_slash_plus_and_lower_case_are_masked(
     out = masked(ODD, f"GET /?t={encoded} HTTP/1.1")
     assert "ecret" not in out
     assert MASK in out
+
+
+def test_a_large_value_is_masked_too() -> None:
+    """Past the DFA's size limit the masker switches automaton, not behaviour."""
+    from shipline.security.masking import MAX_DFA_PATTERN_CHARS
+
+    lines = [f"line{i:04d}-" + "k" * 60 for i in range(MAX_DFA_PATTERN_CHARS // 400)]
+    pem = "\n".join(lines)
+    masker = Masker([pem])
+    assert masker.mask(f"x {lines[7]} y") == "x *** y"
+    assert masker.mask_lines(pem, pem.split("\n")) == ["***"] * len(lines)
