@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     runner runs at once (default: the number of CPUs). shutdown_grace: seconds running
     steps get to finish on SIGTERM before they are cancelled. admin_token: the first
     admin's API token (`SHIPLINE_ADMIN_TOKEN`); generated and printed once when unset.
+    secrets_key / secrets_key_file: the operator's master key for secrets
+    (`SHIPLINE_SECRETS_KEY`, `SHIPLINE_SECRETS_KEY_FILE`); default: generated in state_dir.
     """
 
     model_config = SettingsConfigDict(
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     sandbox_processes: int = Field(default=4096, ge=16)
     sandbox_network_trusted: bool = True
     sandbox_network_untrusted: bool = False
+    # The master key of secrets, given by the operator (base64 of 32 bytes) directly or in
+    # a file; by default generated into `state_dir/secrets.key` (0600) on first start.
+    secrets_key: SecretStr | None = None
+    secrets_key_file: Path | None = None
 
     @classmethod
     def with_flags(cls, **flags: Any) -> Settings:
@@ -101,6 +107,13 @@ class Settings(BaseSettings):
         if self.sandbox_memory:
             return parse_size(self.sandbox_memory) or 0
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+    @property
+    def secrets_key_value(self) -> str | None:
+        """The operator's master key (base64), or None when `SHIPLINE_SECRETS_KEY` is unset."""
+        if self.secrets_key is None:
+            return None
+        return self.secrets_key.get_secret_value() or None
 
     @property
     def admin_token_value(self) -> str | None:

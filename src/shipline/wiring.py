@@ -21,6 +21,7 @@ from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.store.provenance_files import ProvenanceFiles
 
 log = logging.getLogger("shipline.runner")
 
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.schedules import Scheduler
+    from shipline.runner.ports import ArtifactStore
+    from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
     from shipline.store.sql.store import SqlStore
@@ -146,6 +150,7 @@ def server_owner(state_dir: Path) -> str:
 def server_job_runners(
     state_dir: Path,
     host_env: Mapping[str, str],
+    provenance: ProvenanceWriter | None = None,
     *,
     executor: tuple[str, str | None] = ("shell", None),
     limits: str = "auto",
@@ -154,18 +159,24 @@ def server_job_runners(
     """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
     `policy`, the run's files under `state_dir/runs/<run id>`, caches and blobs shared,
     checkouts from the project's mirror (the one `RunService` fetched the run's commit
-    into)."""
+    into). With `provenance`, every artifact a job uploads gets signed provenance beside
+    it."""
     blobs = BlobStore(state_dir / "blobs")
     caches = LocalCacheStore(blobs, state_dir / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
         run_dir = state_dir / "runs" / str(run.id)
+        artifacts: ArtifactStore = LocalArtifactStore(blobs, run_dir)
+        if provenance is not None:
+            from shipline.engine.provenance import SignedArtifacts
+
+            artifacts = SignedArtifacts(artifacts, run, provenance, ProvenanceFiles(run_dir).save)
         return JobRunner(
             make_executor(executor[0], limits=limits, warning=executor[1]),
             observer,
             work_root=run_dir / "jobs",
-            artifacts=LocalArtifactStore(blobs, run_dir),
+            artifacts=artifacts,
             caches=caches,
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
             host_env=env,
@@ -183,6 +194,11 @@ def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
     return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
 
 
+def run_provenance(state_dir: Path) -> Callable[[int, str], bytes | None]:
+    """The signed provenance of a run's artifact, by (run id, artifact name)."""
+    return lambda run_id, name: ProvenanceFiles(state_dir / "runs" / str(run_id)).load(name)
+
+
 def mirror_dir(state_dir: Path, project_id: int) -> Path:
     """Where the server keeps its bare mirror of a project's repository."""
     return state_dir / "mirrors" / str(project_id)
@@ -197,6 +213,17 @@ def open_store(settings: Settings) -> SqlStore:
     return SqlStore(settings.database_url)
 
 
+def secrets_key_source(settings: Settings) -> SecretsKeySource:
+    """Where the server's secrets master key comes from (see `Settings`)."""
+    from shipline.security.keyfiles import SecretsKeySource
+
+    return SecretsKeySource(
+        settings.state_dir,
+        operator_key=settings.secrets_key_value,
+        operator_file=settings.secrets_key_file,
+    )
+
+
 def build_server(
     settings: Settings, *, host_env: Mapping[str, str] | None = None
 ) -> tuple[ServerContext, EmbeddedRunner]:
@@ -206,25 +233,43 @@ def build_server(
     this process's environment) is filtered to `SERVER_HOST_ENV` before any step sees it."""
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
+    from shipline.engine.audit import AuditTrail
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.projects import ProjectService
+    from shipline.engine.provenance import ProvenanceWriter
+    from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
     from shipline.scm.repository import GitRepository
+    from shipline.security.keyfiles import signing_key
+    from shipline.security.provenance import (
+        BUILDER_EMBEDDED_SANDBOX,
+        BUILDER_EMBEDDED_SHELL,
+        public_pem,
+    )
     from shipline.server.context import ServerContext
 
     state_dir = settings.state_dir
     prepare_state_dir(state_dir)  # also for PostgreSQL: mirrors, runs and blobs live here
     store = open_store(settings)
     clock = SystemClock()
+    keys = secrets_key_source(settings)
+    keys.keyring()  # made (or checked) now: a bad operator key stops the start
+    signing = signing_key(state_dir)
+    executor = choose_executor(settings.executor, settings.sandbox_limits)
+    # The builder id says what isolated the steps: provenance from unisolated steps is
+    # weaker, and a verifier may refuse it.
+    builder = BUILDER_EMBEDDED_SANDBOX if executor[0] == "sandbox" else BUILDER_EMBEDDED_SHELL
+    writer = ProvenanceWriter(store, clock, signing, builder)
     runs = RunService(
         store,
         clock,
         lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
     )
-    executor = choose_executor(settings.executor, settings.sandbox_limits)
     if executor[1] is not None:
         log.warning("WARNING: %s", executor[1])
     else:
         log.info("embedded runner: steps run with the %s executor", executor[0])
+    access = AccessService(store, clock)
     runner = EmbeddedRunner(
         store,
         runs,
@@ -233,18 +278,26 @@ def build_server(
         make_runner=server_job_runners(
             state_dir,
             os.environ if host_env is None else host_env,
+            writer,
             executor=executor,
             limits=settings.sandbox_limits,
             policy=sandbox_policy(settings),
         ),
         owner=server_owner(state_dir),
+        secrets=SecretService(
+            store, clock, keys.keyring, ProjectService(store, clock, access, runs)
+        ),
     )
     context = ServerContext(
         job_listeners=runner.listeners,
         store=store,
         clock=clock,
-        access=AccessService(store, clock),
+        access=access,
         runs=runs,
+        keyring=keys.keyring,
+        provenance=run_provenance(state_dir),
+        signing_public_key=public_pem(signing.public_key()),
+        audit_checkpoint=lambda: AuditTrail(store).checkpoint(signing, clock),
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
@@ -269,3 +322,44 @@ def build_scheduler(context: ServerContext) -> Scheduler:
     from shipline.engine.schedules import Scheduler
 
     return Scheduler(context.store, context.runs, context.clock, context.runs.repositories)
+
+
+def rotate_secrets_key(settings: Settings, new_key_file: Path | None) -> tuple[int, str]:
+    """Re-seal every secret under a new master key: `(secrets, new key id)`.
+
+    With Shipline's own key file the new key is generated and kept beside the old one
+    until every value is re-sealed, then renamed over it; an operator-provided key needs
+    `new_key_file` (the operator then configures the server with it).
+    """
+    from shipline.domain.clock import SystemClock
+    from shipline.engine.secrets import reseal_all
+    from shipline.security.sealing import Keyring, MasterKey, SealError
+
+    keys = secrets_key_source(settings)
+    old = keys.keyring()
+    if new_key_file is not None:
+        new = MasterKey.from_text(new_key_file.read_text(encoding="ascii"), str(new_key_file))
+    elif keys.generated:
+        new = MasterKey.generate()
+    else:
+        raise SealError(
+            "the master key is the operator's (SHIPLINE_SECRETS_KEY or _FILE): give the new "
+            "one with --new-key-file"
+        )
+    store = open_store(settings)
+    try:
+        if keys.generated:
+            keys.begin_rotation(new)
+            try:
+                count = reseal_all(store, SystemClock(), old, new)
+            except BaseException:
+                keys.abandon_rotation()
+                raise
+            keys.finish_rotation()
+            # A value a server sealed under the old key during the rotation: re-seal it too.
+            reseal_all(store, SystemClock(), Keyring(old.current, (new,)), new)
+        else:
+            count = reseal_all(store, SystemClock(), old, new)
+    finally:
+        store.close()
+    return count, new.id

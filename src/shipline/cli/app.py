@@ -51,6 +51,10 @@ COMMANDS = {
     "runs": "runs",
     "projects": "projects",
     "tokens": "tokens",
+    "secrets": "secrets",
+    "audit": "audit",
+    "verify": "verify",
+    "keys": "keys",
 }
 
 

@@ -124,6 +124,7 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
     from shipline.cli.common import fail_usage
     from shipline.cli.settings_flags import fail, shown_url
     from shipline.engine.errors import Invalid
+    from shipline.security.sealing import SealError
     from shipline.wiring import SandboxUnavailable, build_scheduler, build_server
 
     where = shown_url(settings.database_url)
@@ -131,6 +132,8 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
         context, runner = build_server(settings)
     except SandboxUnavailable as exc:
         fail(f"--executor sandbox: the sandbox cannot run here: {exc}")
+    except SealError as exc:  # the operator's master key is malformed or unreadable
+        fail(f"cannot use the secrets master key: {exc}")
     except OSError as exc:
         fail(f"cannot use the state directory {settings.state_dir}: {exc.strerror or exc}")
     except Exception as exc:  # a database that cannot be opened or migrated
@@ -218,6 +221,7 @@ async def _serve(
     sys.stdout.write(f"Shipline listening on http://{_host(settings.host)}:{_port(http)}\n")
     sys.stdout.flush()
     busy = asyncio.create_task(_sync_busy(runner, context))
+    checkpoints = asyncio.create_task(_audit_checkpoints(context))
     tasks = [asyncio.create_task(runner.run()), asyncio.create_task(scheduler.run())]
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -233,6 +237,12 @@ async def _serve(
     for task in tasks:
         task.cancel()
     busy.cancel()
+    checkpoints.cancel()
+    if context.audit_checkpoint is not None:
+        try:  # the head as this server leaves it
+            await asyncio.to_thread(context.audit_checkpoint)
+        except Exception:
+            log.exception("cannot sign the audit chain's head")
     stopped.cancel()
     http.should_exit = True
     code = await serving
@@ -258,6 +268,22 @@ async def _sync_busy(runner: EmbeddedRunner, context: ServerContext) -> None:
     while True:
         context.busy_slots[0] = runner.busy
         await asyncio.sleep(0.5)
+
+
+# How often the server signs the audit chain's head (when something was appended).
+AUDIT_CHECKPOINT_SECONDS = 600.0
+
+
+async def _audit_checkpoints(context: ServerContext) -> None:
+    """Sign the audit chain's head now and every `AUDIT_CHECKPOINT_SECONDS`."""
+    if context.audit_checkpoint is None:
+        return
+    while True:
+        try:
+            await asyncio.to_thread(context.audit_checkpoint)
+        except Exception:  # a database hiccup: try again next time
+            log.exception("cannot sign the audit chain's head")
+        await asyncio.sleep(AUDIT_CHECKPOINT_SECONDS)
 
 
 def _host(host: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shipline.domain.records import AuditRecord
@@ -48,16 +49,46 @@ def chain_hash(prev: str, record: AuditRecord) -> str:
     return hashlib.sha256(prev.encode() + canonical(record)).hexdigest()
 
 
-def verify(records: Iterable[AuditRecord]) -> int | None:
-    """The index of the first record that breaks the chain, None when all are intact.
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where the chain breaks: the position of the record, its id, and what is wrong."""
+
+    index: int
+    record_id: int
+    reason: str
+
+
+def first_break(records: Iterable[AuditRecord]) -> ChainBreak | None:
+    """The first record that breaks the chain, None when all are intact.
 
     A record breaks the chain when it does not point at the hash of the record before it
     (one was deleted, inserted or moved) or when its own hash does not match its contents
     (it was edited).
     """
     prev = ""
+    previous_id: int | None = None
     for index, record in enumerate(records):
-        if record.prev_hash != prev or chain_hash(prev, record) != record.hash:
-            return index
+        if record.prev_hash != prev:
+            after = "the start" if previous_id is None else f"record {previous_id}"
+            return ChainBreak(
+                index,
+                record.id,
+                f"record {record.id} does not link to {after}: a record was deleted, "
+                "inserted or moved there",
+            )
+        if chain_hash(prev, record) != record.hash:
+            return ChainBreak(
+                index,
+                record.id,
+                f"record {record.id} does not match its hash: it was edited",
+            )
         prev = record.hash
+        previous_id = record.id
     return None
+
+
+def verify(records: Iterable[AuditRecord]) -> int | None:
+    """The index of the first record that breaks the chain (see `first_break`), None when
+    all are intact."""
+    broken = first_break(records)
+    return None if broken is None else broken.index

@@ -200,3 +200,23 @@ class EventRecord:
     run_id: int | None = None
     job_id: int | None = None
     data: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """A secret as stored: sealed (see `security.sealing`), never its value.
+
+    `environment` is "" for a project secret, else the environment it is scoped to.
+    `key_id` names the master key that sealed it; `nonce` and `ciphertext` are AES-GCM's.
+    """
+
+    id: int
+    project_id: int
+    environment: str
+    name: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime

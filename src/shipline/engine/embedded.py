@@ -19,9 +19,12 @@ from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status, combine
 from shipline.engine.joblog import StoreObserver
 from shipline.engine.run_contexts import github_context
+from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
+from shipline.engine.trust import cache_scopes
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
+from shipline.security.masking import Masker
 from shipline.store.ports import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class EmbeddedRunner:
         lease_seconds: float = 60.0,
         poll_interval: float = 0.1,
         listeners: list[Callable[[str, float], None]] | None = None,
+        secrets: SecretService | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -61,6 +65,8 @@ class EmbeddedRunner:
         self.poll_interval = poll_interval
         # Told (conclusion, seconds) as each job ends: metrics.
         self.listeners = listeners if listeners is not None else []
+        # Opens the secrets a claimed job references (None: jobs get no secrets).
+        self.secrets = secrets
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0
@@ -211,7 +217,9 @@ class EmbeddedRunner:
             )
             return
         await asyncio.to_thread(self.runs.job_started, job.id)
-        observer = StoreObserver(self.store, self.clock, job.id, run.id)
+        # The server masks again what the runner masked (defence in depth).
+        masker = Masker(list(assignment.secrets.values()))
+        observer = StoreObserver(self.store, self.clock, job.id, run.id, masker=masker)
         watcher = asyncio.ensure_future(self._watch_cancel(job, cancel))
         runner = self.make_runner(observer, run)
         self.job_runners[job.id] = runner
@@ -222,7 +230,7 @@ class EmbeddedRunner:
             watcher.cancel()
             observer.flush()
         conclusion = result.conclusion
-        error = result.error
+        error = masker.mask(result.error) if result.error and masker else result.error
         if self._stopping.is_set() and conclusion is Conclusion.CANCELLED:
             error = self._stop_reason
         if conclusion is Conclusion.FAILURE and await asyncio.to_thread(
@@ -273,6 +281,11 @@ class EmbeddedRunner:
             result = combine(conclusions) if conclusions else Conclusion.SKIPPED
             needs[need] = {"result": str(result), "outputs": outputs}
         inputs = run.inputs if isinstance(run.inputs, dict) else {}
+        # Opened only now that a runner holds the job, and only what it references.
+        secrets = self.secrets.for_job(run, job, planned, plan.workflow) if self.secrets else {}
+        cache_scope, restore_scopes = cache_scopes(
+            project.name, run.ref, project.default_branch, run.trust
+        )
         assignment = JobAssignment(
             run_id=str(run.id),
             planned=planned,
@@ -282,6 +295,9 @@ class EmbeddedRunner:
             needs=needs,
             inputs=inputs,
             trust=run.trust,
+            secrets=secrets,
+            cache_scope=cache_scope,
+            cache_restore_scopes=restore_scopes,
         )
         return assignment, run
 

@@ -15,6 +15,7 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import StepRecord
 from shipline.domain.status import Status
 from shipline.runner.model import JobResult, StepResult
+from shipline.security.masking import Masker
 from shipline.store.ports import Store
 
 CHUNK_BYTES = 64 * 1024
@@ -24,8 +25,18 @@ FLUSH_DELAY = 0.2
 class StoreObserver:
     """Writes one job's steps and log lines to the store."""
 
-    def __init__(self, store: Store, clock: Clock, job_id: int, run_id: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        job_id: int,
+        run_id: int,
+        *,
+        masker: Masker | None = None,
+    ) -> None:
         self.store = store
+        # Lines arrive masked by the runner; the server masks its secrets again.
+        self.masker = masker if masker else None
         self.clock = clock
         self.job_id = job_id
         self.run_id = run_id
@@ -124,7 +135,8 @@ class StoreObserver:
             self._timer = None
         if not self.buffer:
             return
-        data = ("\n".join(self.buffer) + "\n").encode("utf-8", errors="replace")
+        lines = [self.masker.mask(line) for line in self.buffer] if self.masker else self.buffer
+        data = ("\n".join(lines) + "\n").encode("utf-8", errors="replace")
         self.buffer = []
         self.size = 0
         with self.store.transaction() as tx:

@@ -22,6 +22,7 @@ from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
 from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
+from shipline.engine.trust import trust_of
 from shipline.plan.compile import Plan, PlanError, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
@@ -179,6 +180,7 @@ class RunService:
                     ref=ref,
                     sha=sha,
                     actor=actor,
+                    trust=trust_of(request.event),
                     inputs=inputs,
                     event_payload=payload,
                     plan_digest=plan.digest if plan else "",

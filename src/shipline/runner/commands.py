@@ -88,7 +88,7 @@ class OutputProcessor:
             lines = block.split("\n")
             if "\r" in block:
                 lines = [line.rstrip("\r") for line in lines]
-            self.emit([self.masker.mask(line) for line in lines] if self.masker else lines)
+            self.emit(self.masker.mask_lines(block, lines) if self.masker else lines)
             return
         self._lines(block.split("\n"))
 

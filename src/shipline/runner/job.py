@@ -93,6 +93,8 @@ class _JobRun:
         self.result = JobResult(
             job.key, job.planned.job_id, job.planned.display_name, Conclusion.SUCCESS
         )
+        # `github.job` is the job's id, as on GitHub (the run's context leaves it empty).
+        self.github = {**job.github, "job": job.github.get("job") or job.planned.job_id}
         self.steps_ctx: dict[str, object] = {}
         self.env_file_values: dict[str, str] = {}
         self.path_prepend: list[str] = []
@@ -107,7 +109,7 @@ class _JobRun:
         planned = self.job.planned
         strategy = self.spec.strategy
         return {
-            "github": {**self.job.github, "workspace": str(self.env.workspace)},
+            "github": {**self.github, "workspace": str(self.env.workspace)},
             "env": {},
             "vars": dict(self.job.vars),
             "secrets": dict(self.job.secrets),
@@ -180,8 +182,19 @@ class _JobRun:
             if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
                 self.result.conclusion = Conclusion.CANCELLED
             self.result.finished = time.time()
+            self._mask_errors()
             obs.job_finished(self.result)
         return self.result
+
+    def _mask_errors(self) -> None:
+        """Error messages quote commands and values: mask them as the log is masked."""
+        if not self.masker:
+            return
+        if self.result.error:
+            self.result.error = self.masker.mask(self.result.error)
+        for step in self.result.steps:
+            if step.error:
+                step.error = self.masker.mask(step.error)
 
     def _minutes(self, value: float | str | None, where: str, line: int) -> float | None:
         if value is None:
@@ -448,7 +461,7 @@ class _JobRun:
     ) -> ActionCall:
         from shipline.runner.ports import ActionCall
 
-        github = self.job.github
+        github = self.github
         return ActionCall(
             uses=uses,
             inputs=inputs,
@@ -461,7 +474,9 @@ class _JobRun:
             artifacts=self.r.artifacts,
             caches=self.r.caches,
             source=self.r.source,
-            cache_scope=f"{github.get('repository', '')}@{github.get('ref', '')}",
+            cache_scope=self.job.cache_scope
+            or f"{github.get('repository', '')}@{github.get('ref', '')}",
+            cache_restore_scopes=self.job.cache_restore_scopes,
         )
 
     def _apply_action(self, call: ActionCall, result: StepResult) -> None:

@@ -34,6 +34,10 @@ class JobAssignment:
     inputs: Mapping[str, object] = field(default_factory=dict)
     debug: bool = False
     trust: Trust = Trust.TRUSTED
+    # Where caches are saved, and what else restores may read; decided by the server from
+    # (project, ref, trust). None: `<repository>@<ref>` (a local run).
+    cache_scope: str | None = None
+    cache_restore_scopes: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -103,3 +103,5 @@ class ActionCall:
     env_updates: dict[str, str] = field(default_factory=dict)
     path_updates: list[str] = field(default_factory=list)
     state: dict[str, str] = field(default_factory=dict)
+    # Scopes restores may also read, after `cache_scope` (decided by the server).
+    cache_restore_scopes: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
+from shipline.engine.secrets import SecretService
 from shipline.server import errors
 from shipline.server.api import (
     artifacts,
@@ -18,7 +19,9 @@ from shipline.server.api import (
     health,
     logs,
     projects,
+    provenance,
     runs,
+    secrets,
     tokens,
     users,
 )
@@ -36,15 +39,18 @@ def create_app(context: ServerContext) -> FastAPI:
         version="1",
         summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
     )
+    projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
     app.state.services = Services(
         context=context,
-        projects=ProjectService(context.store, context.clock, context.access, context.runs),
+        projects=projects_service,
         queries=queries,
         metrics=metrics,
+        secrets=SecretService(context.store, context.clock, context.keyring, projects_service),
     )
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
+    modules = (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets, provenance)
+    for module in modules:
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
+from shipline.security.sealing import Keyring
 from shipline.store.ports import Store
 
 
@@ -36,3 +37,13 @@ class ServerContext:
     # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
     # list object is handed to the runner; `/metrics` adds its histogram here.
     job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)
+    # The master keys of secrets (read on each use: a rotated key is picked up); None: this
+    # server keeps no secrets (setting one is refused).
+    keyring: Callable[[], Keyring] | None = None
+    # The signed provenance of an artifact by (run id, artifact name); None: none kept.
+    provenance: Callable[[int, str], bytes | None] | None = None
+    # The PEM of the server's provenance public key (`shipline keys public`).
+    signing_public_key: str | None = None
+    # Appends a signed checkpoint of the audit chain's head (the server calls it
+    # periodically and when it stops); None: no checkpoints.
+    audit_checkpoint: Callable[[], object] | None = None

@@ -31,6 +31,7 @@ from shipline.domain.records import (
     ProjectRecord,
     Role,
     RunRecord,
+    SecretRecord,
     StepRecord,
     TokenKind,
     TokenRecord,
@@ -309,6 +310,52 @@ class AuditStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SealedValue:
+    """What `SecretStore.put` writes: a value sealed by `security.sealing`."""
+
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+class SecretStore(Protocol):
+    """Sealed secrets of projects, unique by (project, environment, name); environment ""
+    is the project scope."""
+
+    def put(
+        self,
+        project_id: int,
+        environment: str,
+        name: str,
+        sealed: SealedValue,
+        *,
+        actor: str,
+        now: datetime,
+    ) -> tuple[SecretRecord, bool]:
+        """Create or replace; the bool is True when it was created."""
+        ...
+
+    def get(self, project_id: int, environment: str, name: str) -> SecretRecord | None: ...
+
+    def for_project(self, project_id: int) -> list[SecretRecord]:
+        """Every secret of the project, by environment then name."""
+        ...
+
+    def delete(self, project_id: int, environment: str, name: str) -> bool:
+        """False when there was no such secret."""
+        ...
+
+    def all(self, *, lock: bool = False) -> list[SecretRecord]:
+        """Every secret of every project (for a key rotation; `lock` keeps others from
+        writing secrets until the transaction ends)."""
+        ...
+
+    def reseal(self, secret_id: int, sealed: SealedValue) -> None:
+        """Replace the sealed value only (a key rotation: the value and metadata stay)."""
+        ...
+
+
 class EventStore(Protocol):
     def publish(
         self,
@@ -345,6 +392,7 @@ class Transaction(Protocol):
     tokens: TokenStore
     audit: AuditStore
     events: EventStore
+    secrets: SecretStore
 
 
 class Store(Protocol):

@@ -16,6 +16,7 @@ from shipline.domain.records import ProjectRecord, TokenKind
 from shipline.engine.access import AccessService, Principal
 from shipline.engine.service import RunService
 from shipline.scm.repository import GitRepository
+from shipline.security.keyfiles import SecretsKeySource
 from shipline.server.app import create_app
 from shipline.server.context import ServerContext
 from shipline.store.blobs import BlobStore
@@ -127,6 +128,7 @@ def build(tmp_path: Path, source: Path) -> tuple[ServerContext, SqlStore, Access
         log_poll_interval=0.02,
         artifacts=lambda run_id: LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id)),
         caches=LocalCacheStore(blobs, tmp_path / "caches.json").listed,
+        keyring=SecretsKeySource(tmp_path).keyring,
     )
     return context, store, access, token
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-from urllib.parse import quote
+import re
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -159,3 +161,60 @@ def test_xml_apostrophe_entity_is_masked() -> None:
     value = "it's-a-secret"
     assert masked(value, "<v>it&apos;s-a-secret</v>") == "<v>***</v>"
     assert masked(value, "<v>it&#x27;s-a-secret</v>") == "<v>***</v>"
+
+
+ODD = "Sh3ll s'ecret\"with $dollar `tick` & <lt> /slash+plus"
+
+
+def _bash(script: str, value: str) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        ["bash", "-c", script], env={"V": value}, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'printf "%q\\n" "$V"',  # bash's own quoting (`set -x` traces look alike)
+        "python3 -c 'import os, shlex; print(shlex.quote(os.environ[\"V\"]))'",
+        "printf '%s\\n' \"$V\" | sed \"s/'/'\\\\\\\\''/g\"",  # POSIX '...' quoting
+        "printf '%s\\n' \"$V\" | sed 's/[\\\\\"$`]/\\\\&/g'",  # inside \"...\"
+    ],
+)
+def test_shell_quoted_forms_printed_by_real_tools_are_masked(script: str) -> None:
+    printed = _bash(script, ODD).strip()
+    assert printed != ODD
+    out = masked(ODD, f"+ deploy --token {printed} done")
+    assert "s'ecret" not in out and "ecret" not in out, out
+    assert MASK in out
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        quote,
+        lambda v: re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(v, safe="")),
+        quote_plus,
+    ],
+)
+def test_url_encodings_with_and_without_slash_plus_and_lower_case_are_masked(
+    encode: Callable[[str], str],
+) -> None:
+    encoded = encode(ODD)
+    out = masked(ODD, f"GET /?t={encoded} HTTP/1.1")
+    assert "ecret" not in out
+    assert MASK in out
+
+
+def test_a_large_value_is_masked_too() -> None:
+    """Past the DFA's size limit the masker switches automaton, not behaviour."""
+    from shipline.security.masking import MAX_DFA_PATTERN_CHARS
+
+    lines = [f"line{i:04d}-" + "k" * 60 for i in range(MAX_DFA_PATTERN_CHARS // 400)]
+    pem = "\n".join(lines)
+    masker = Masker([pem])
+    assert masker.mask(f"x {lines[7]} y") == "x *** y"
+    assert masker.mask_lines(pem, pem.split("\n")) == ["***"] * len(lines)

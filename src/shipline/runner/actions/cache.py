@@ -162,7 +162,13 @@ class CacheAction:
             return
         keys = [key, *lines(call, "restore-keys")]
         version = cache_version(paths)
-        entry = call.caches.lookup(keys, version, call.cache_scope)
+        entry = None
+        # The run's own scope first, then those the server lets it read (the default
+        # branch's); it saves only to its own.
+        for scope in dict.fromkeys((call.cache_scope, *call.cache_restore_scopes)):
+            entry = call.caches.lookup(keys, version, scope)
+            if entry is not None:
+                break
         call.state.update({"primary-key": key, "matched-key": entry.key if entry else ""})
         call.outputs["cache-primary-key"] = key
         if entry is None:

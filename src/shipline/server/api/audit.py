@@ -1,12 +1,18 @@
-"""The audit trail (admins only), read-only: other methods on it answer 405."""
+"""The audit trail (admins only), read-only: other methods on it answer 405. `verify`
+checks the whole hash chain; `export` writes it as JSON lines."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
 from shipline.domain.records import Role
+from shipline.engine.audit import AuditTrail
+from shipline.security.provenance import load_public_key
 from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import AuditOut, ErrorOut, PageOut
@@ -40,3 +46,61 @@ def list_audit(
     return PageOut(
         items=[AuditOut.from_record(a) for a in page.items], next_cursor=page.next_cursor
     )
+
+
+class ChainBreakOut(BaseModel):
+    position: int = Field(description="0-based position of the record in the chain")
+    id: int
+    reason: str
+
+
+class AuditVerifyOut(BaseModel):
+    """`ok` false names the first record that breaks the chain; `head` is the last hash
+    (keep it elsewhere: a trail cut short from the end still verifies on its own)."""
+
+    ok: bool
+    records: int
+    head: str
+    broken: ChainBreakOut | None
+    checkpoints: int = Field(description="signed checkpoints of the head that verified")
+    last_checkpoint_id: int | None
+
+
+@router.get("/audit/verify", summary="Check the audit trail's hash chain")
+def verify_audit(caller: Caller, svc: ServicesDep, request_id: RequestId) -> AuditVerifyOut:
+    """Recompute every link (admins only); reports the first edited, deleted, inserted or
+    reordered record."""
+    svc.projects.require_admin(caller, "audit.verify", request_id)
+    pem = svc.context.signing_public_key
+    public = load_public_key(pem.encode()) if pem is not None else None
+    verdict = AuditTrail(svc.context.store).verify(public)
+    broken = verdict.broken
+    return AuditVerifyOut(
+        ok=broken is None,
+        records=verdict.records,
+        head=verdict.head,
+        checkpoints=verdict.checkpoints,
+        last_checkpoint_id=verdict.last_checkpoint_id,
+        broken=None
+        if broken is None
+        else ChainBreakOut(position=broken.index, id=broken.record_id, reason=broken.reason),
+    )
+
+
+@router.get(
+    "/audit/export",
+    summary="Export the audit trail as JSON lines",
+    response_class=PlainTextResponse,
+)
+def export_audit(
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+    since: Annotated[datetime | None, Query(description="only records at or after")] = None,
+) -> PlainTextResponse:
+    """Oldest first, one record per line, as `GET /audit` shows them (admins only); an
+    export verifies offline with `shipline audit verify --file`."""
+    svc.projects.require_admin(caller, "audit.export", request_id)
+    records = AuditTrail(svc.context.store).export(since)
+    lines = "".join(AuditOut.from_record(r).model_dump_json() + "\n" for r in records)
+    return PlainTextResponse(lines, media_type="application/x-ndjson")

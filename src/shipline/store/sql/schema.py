@@ -240,3 +240,20 @@ events = Table(
 )
 Index("ix_events_run_id_id", events.c.run_id, events.c.id)
 Index("ix_events_job_id_id", events.c.job_id, events.c.id)
+
+# Sealed secrets (AES-256-GCM, see `security.sealing`); environment "" is the project scope.
+sealed_secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("project_id", "environment", "name"),
+)

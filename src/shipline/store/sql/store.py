@@ -17,6 +17,7 @@ from shipline.store.ports import (
     MembershipStore,
     ProjectStore,
     RunStore,
+    SecretStore,
     StepStore,
     Store,
     TokenStore,
@@ -29,6 +30,7 @@ from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
 from shipline.store.sql.projects import SqlProjectStore
 from shipline.store.sql.runs import SqlRunStore
+from shipline.store.sql.secrets import SqlSecretStore
 from shipline.store.sql.steps import SqlStepStore
 from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
 
@@ -50,6 +52,7 @@ class SqlTransaction:
     tokens: TokenStore
     audit: AuditStore
     events: EventStore
+    secrets: SecretStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -64,6 +67,7 @@ class SqlTransaction:
             tokens=SqlTokenStore(conn),
             audit=SqlAuditStore(conn),
             events=SqlEventStore(conn),
+            secrets=SqlSecretStore(conn),
         )
 
 

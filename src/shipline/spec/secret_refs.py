@@ -1,0 +1,80 @@
+"""Which secrets a job's definition names: the only ones the server will deliver to it.
+
+Every string of the job (its steps' `run`, `env`, `with`, `if`, names, working
+directories; the job's `env`, `outputs`, `if`; the workflow's `env`) is read as a template
+and each expression's static references to the `secrets` context are collected. A
+reference the analysis cannot name (`secrets[matrix.name]`, `toJSON(secrets)`) is reported
+as dynamic: the server delivers nothing for it, so such a job only gets the secrets it
+names literally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from shipline.spec.expressions import (
+    ExpressionError,
+    parse_expression,
+    parse_template,
+    references,
+)
+from shipline.spec.models import JobSpec, WorkflowSpec
+
+# GitHub provides this one to every job itself (the job token): not a stored secret.
+JOB_TOKEN_NAMES = frozenset({"GITHUB_TOKEN"})
+
+
+@dataclass(frozen=True, slots=True)
+class SecretReferences:
+    """The secret names a job uses literally (upper-cased), and whether it also indexes
+    `secrets` in a way only known at run time."""
+
+    names: frozenset[str] = frozenset()
+    dynamic: bool = False
+
+
+def _strings(value: object) -> list[str]:
+    """Every string inside a spec value (dataclasses, tuples, lists, dicts)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, tuple | list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return found
+
+
+def job_secret_references(workflow: WorkflowSpec, job: JobSpec) -> SecretReferences:
+    """The secrets `job` of `workflow` references (see the module's docstring)."""
+    names: set[str] = set()
+    dynamic = False
+    texts = _strings(workflow.env) + _strings(job)
+    conditions = [job.if_, *(step.if_ for step in job.steps)]
+    for text in texts:
+        if "secrets" not in text.lower():
+            continue
+        exprs = []
+        try:
+            if text in conditions and "${{" not in text:
+                exprs = [parse_expression(text)]
+            else:
+                exprs = [p.expr for p in parse_template(text).parts if p.expr is not None]
+        except ExpressionError:
+            continue  # lint reports it; the job fails when it evaluates it
+        for expr in exprs:
+            for ref in references(expr):
+                if ref.context != "secrets":
+                    continue
+                if ref.path and ref.path[0] is not None:
+                    names.add(ref.path[0].upper())
+                else:
+                    dynamic = True
+    return SecretReferences(frozenset(names - JOB_TOKEN_NAMES), dynamic)

@@ -1,0 +1,246 @@
+"""Secrets reaching jobs on the embedded runner: real store, git, bash and key file.
+
+A canary (random, with characters every encoding changes) is set as a secret; jobs print it
+raw and encoded, split across writes, and in errors and outputs. It must never appear in the
+stored logs, job outputs, errors or the audit trail (SECURITY-CASES 1, 2, 11-14, 18).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets as pysecrets
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shipline.domain.clock import SystemClock
+from shipline.domain.records import RunRecord, Trust
+from shipline.domain.status import Conclusion, Status
+from shipline.engine.access import AccessService, Principal
+from shipline.engine.embedded import EmbeddedRunner
+from shipline.engine.projects import ProjectService
+from shipline.engine.secrets import SecretService
+from shipline.engine.service import RunService, TriggerRequest
+from shipline.executors.shell import ShellExecutor
+from shipline.runner.job import JobRunner
+from shipline.runner.model import JobObserver
+from shipline.scm.git_checkout import GitSourceProvider
+from shipline.scm.repository import GitRepository
+from shipline.security.keyfiles import SecretsKeySource
+from shipline.store.blobs import BlobStore
+from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.store.sql.store import SqlStore
+
+WORKFLOW = r"""
+on: [push, pull_request]
+jobs:
+  leak:
+    runs-on: x
+    outputs:
+      plain: ${{ steps.o.outputs.plain }}
+      secret: ${{ steps.o.outputs.secret }}
+    env:
+      TOKEN: ${{ secrets.API_TOKEN }}
+      MULTI: ${{ secrets.PEM }}
+    steps:
+      - id: o
+        run: |
+          echo "raw: $TOKEN"
+          printf '%s' "$TOKEN" | base64 -w0; echo
+          printf 'user:%s' "$TOKEN" | base64 -w0; echo
+          python3 -c 'import os, urllib.parse as u; print(u.quote(os.environ["TOKEN"], safe=""))'
+          python3 -c 'import os, json; print(json.dumps(os.environ["TOKEN"]))'
+          printf '%q\n' "$TOKEN"
+          printf '%s' "${TOKEN:0:12}"; sleep 0.3; printf '%s\n' "${TOKEN:12}"
+          echo "$MULTI"
+          echo "has token: $([ -n "$TOKEN" ] && echo yes || echo no)"
+          echo "unreferenced: ${UNUSED:-absent}"
+          echo "plain=visible" >> "$GITHUB_OUTPUT"
+          echo "secret=pre-$TOKEN-post" >> "$GITHUB_OUTPUT"
+          echo "## summary $TOKEN" >> "$GITHUB_STEP_SUMMARY"
+          echo "::error title=t $TOKEN::bad $TOKEN"
+      - run: |
+          echo "exit with $TOKEN in the error"
+          exit 3
+  prod:
+    runs-on: x
+    environment: production
+    steps:
+      - run: |
+          echo "prod sees: ${{ secrets.DEPLOY == '' && 'nothing' || 'a value' }}"
+          echo "nope: ${{ secrets.NOPE != '' }}"
+  staging:
+    runs-on: x
+    environment: staging
+    env:
+      D: ${{ secrets.DEPLOY }}
+    steps:
+      - run: |
+          echo "staging deploy secret: ${D:-absent}"
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def canary() -> str:
+    return f"Cn4ry/{pysecrets.token_hex(16)}+'q\"u & <t> {pysecrets.token_hex(8)}"
+
+
+@dataclass
+class World:
+    store: SqlStore
+    runs: RunService
+    secrets: SecretService
+    runner: EmbeddedRunner
+    admin: Principal
+    tmp: Path
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    source = tmp_path / "source"
+    (source / ".shipline" / "workflows").mkdir(parents=True)
+    git(source, "init", "-q", "-b", "main")
+    git(source, "config", "user.email", "dev@example.com")
+    git(source, "config", "user.name", "Dev")
+    (source / ".shipline" / "workflows" / "ci.yml").write_text(textwrap.dedent(WORKFLOW))
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "pipeline")
+    store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    clock = SystemClock()
+    access = AccessService(store, clock)
+    token = access.bootstrap_admin(None)
+    assert token is not None
+    admin = access.authenticate(token)
+    mirrors = tmp_path / "mirrors"
+    runs = RunService(store, clock, lambda p: GitRepository(p.repository, mirrors / str(p.id)))
+    projects = ProjectService(store, clock, access, runs)
+    projects.create(admin, "app", str(source))
+    keys = SecretsKeySource(tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    service = SecretService(store, clock, keys.keyring, projects)
+    blobs = BlobStore(tmp_path / "blobs")
+
+    def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
+        return JobRunner(
+            ShellExecutor(kill_grace=1.0),
+            observer,
+            work_root=tmp_path / "work" / str(run.id),
+            artifacts=LocalArtifactStore(blobs, tmp_path / "runs" / str(run.id)),
+            caches=LocalCacheStore(blobs, tmp_path / "caches.json"),
+            source=GitSourceProvider(mirrors / str(run.project_id)),
+            host_env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+
+    runner = EmbeddedRunner(
+        store,
+        runs,
+        clock,
+        slots=2,
+        make_runner=make_runner,
+        owner="embedded:test",
+        poll_interval=0.05,
+        secrets=service,
+    )
+    return World(store, runs, service, runner, admin, tmp_path)
+
+
+def run_to_end(world: World, event: str) -> RunRecord:
+    with world.store.transaction() as tx:
+        project = tx.projects.get("app")
+    assert project is not None
+    run = world.runs.trigger(project, TriggerRequest(ref="main", event=event), actor="dev")[0]
+
+    async def scenario() -> RunRecord:
+        task = asyncio.ensure_future(world.runner.run())
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while asyncio.get_running_loop().time() < deadline:
+                with world.store.transaction() as tx:
+                    found = tx.runs.get(run.id)
+                assert found is not None
+                if found.status is Status.COMPLETED:
+                    return found
+                await asyncio.sleep(0.05)
+            raise AssertionError("the run did not complete")
+        finally:
+            await world.runner.stop(grace=5)
+            await task
+
+    return asyncio.run(scenario())
+
+
+def everything_stored(world: World, run_id: int) -> tuple[dict[str, str], str]:
+    """Each job's log, and every other stored text of the run (jobs, audit) as one string."""
+    with world.store.transaction() as tx:
+        jobs = tx.jobs.for_run(run_id)
+        logs = {j.key: b"".join(c.data for c in tx.logs.read(j.id)).decode() for j in jobs}
+        audit = list(tx.audit.iterate())
+    rest = json.dumps(
+        [[j.key, j.outputs, j.error] for j in jobs]
+        + [[a.action, a.target, a.reason, a.data] for a in audit],
+        default=str,
+    )
+    return logs, rest
+
+
+def test_a_trusted_job_gets_what_it_references_masked_in_every_form(world: World) -> None:
+    token, pem_body = canary(), pysecrets.token_hex(24)
+    pem = f"-----BEGIN KEY-----\n{pem_body[:24]}\n{pem_body[24:]}\n-----END KEY-----"
+    deploy_prod = canary()
+    world.secrets.set(world.admin, "app", "API_TOKEN", token)
+    world.secrets.set(world.admin, "app", "PEM", pem)
+    world.secrets.set(world.admin, "app", "DEPLOY", deploy_prod, environment="production")
+    world.secrets.set(world.admin, "app", "UNUSED", canary())
+    run = run_to_end(world, "push")
+    assert run.trust is Trust.TRUSTED
+    assert run.error is None, run.error
+    logs, rest = everything_stored(world, run.id)
+    everything = "\n".join(logs.values()) + rest
+    for value in (token, pem_body[:24], pem_body[24:], deploy_prod):
+        assert value not in everything
+    leak = logs["leak"]
+    assert "raw: ***" in leak
+    assert "has token: yes" in leak
+    assert "unreferenced: absent" in leak  # not referenced, not delivered
+    # Each printed form lost the part that would reveal the value.
+    for piece in (token[6:20], 'q\\"u', "%2B%27q"):
+        assert piece not in leak, piece
+    assert leak.count("***") >= 10
+    assert "prod sees: a value" in logs["prod"]
+    assert "nope: false" in logs["prod"]  # referenced but not set
+    assert "staging deploy secret: absent" in logs["staging"]  # scoped to production only
+    with world.store.transaction() as tx:
+        jobs = {j.key: j for j in tx.jobs.for_run(run.id)}
+        delivered = [a for a in tx.audit.iterate() if a.action == "secret.deliver"]
+    assert jobs["leak"].outputs == {"plain": "visible"}  # the output with the secret dropped
+    assert "Warning: skip output 'secret'" in leak
+    assert jobs["leak"].conclusion is Conclusion.FAILURE
+    by_job = {a.data["job"]: a.data for a in delivered}  # type: ignore[index]
+    assert by_job["leak"]["names"] == ["API_TOKEN", "PEM"]
+    assert by_job["prod"]["names"] == ["DEPLOY"]
+    assert by_job["prod"]["missing"] == ["NOPE"]
+    assert by_job["staging"]["names"] == []
+
+
+def test_an_untrusted_run_receives_no_secret_and_the_refusal_is_audited(world: World) -> None:
+    token = canary()
+    world.secrets.set(world.admin, "app", "API_TOKEN", token)
+    world.secrets.set(world.admin, "app", "DEPLOY", canary(), environment="production")
+    run = run_to_end(world, "pull_request")
+    assert run.trust is Trust.UNTRUSTED
+    logs, rest = everything_stored(world, run.id)
+    assert "has token: no" in logs["leak"]
+    assert "prod sees: nothing" in logs["prod"]
+    assert token not in "\n".join(logs.values()) + rest
+    with world.store.transaction() as tx:
+        refused = [a for a in tx.audit.iterate() if a.action == "secret.deliver"]
+    assert refused and all(a.decision == "denied" for a in refused)
+    assert all("untrusted" in a.reason for a in refused)
