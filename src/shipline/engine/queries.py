@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipline.domain.audit_chain import verify
 from shipline.domain.records import (
     AuditRecord,
     JobRecord,
@@ -96,6 +97,11 @@ class Queries:
             except ValueError as exc:  # the store's InvalidCursor is a ValueError
                 raise Invalid("invalid cursor", field="cursor") from exc
 
+    def workflows(self, project_id: int) -> list[RunRecord]:
+        """The newest run of each workflow the project has run, by workflow file."""
+        with self._store.transaction(write=False) as tx:
+            return tx.runs.latest_per_workflow(project_id)
+
     def run(self, run_id: int) -> RunRecord:
         """A run by id; `NotFound` when there is none."""
         with self._store.transaction(write=False) as tx:
@@ -152,6 +158,14 @@ class Queries:
                 )
             except ValueError as exc:
                 raise Invalid("invalid cursor", field="cursor") from exc
+
+    def audit_chain_break(self) -> AuditRecord | None:
+        """The first audit record that breaks the hash chain (edited, inserted, moved, or
+        after a deleted one), None when the whole trail is intact. Reads every record."""
+        with self._store.transaction(write=False) as tx:
+            records = list(tx.audit.iterate())
+        index = verify(records)
+        return None if index is None else records[index]
 
     # -- users -----------------------------------------------------------------------------
 
