@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
+import zipfile
+from pathlib import Path
 
 from shipline.domain.status import Conclusion
 from tests.integration.web.conftest import PASSWORD, Web, csrf, no_inline_code
@@ -169,3 +173,32 @@ def test_the_log_stream_numbers_lines_on_and_resumes(web: Web) -> None:
     resumed = sse(browser.get(url, headers={"Last-Event-ID": "0.2"}).text)
     assert [e for e, _ in resumed] == ["end"]
     assert browser.get(f"/ui/runs/{run_id}/jobs/999/log/events").status_code == 404
+
+
+def test_artifacts_are_listed_with_digests_and_downloaded(web: Web, tmp_path: Path) -> None:
+    web.project()
+    run_id = web.trigger()
+    assert web.context.artifacts is not None
+    wheel = tmp_path / "app.whl"
+    wheel.write_bytes(b"wheel bytes")
+    notes = tmp_path / "NOTES.txt"
+    notes.write_text("<script>notes</script>\n")
+    web.context.artifacts(run_id).put(
+        "dist", "build", [("app.whl", wheel), ("docs/<b>.txt", notes)]
+    )
+    web.user("viewer", role="viewer")
+    browser = web.signed_in("viewer")
+    page = browser.get(f"/ui/runs/{run_id}/artifacts")
+    assert page.status_code == 200
+    no_inline_code(page.text)
+    assert hashlib.sha256(b"wheel bytes").hexdigest() in page.text
+    assert "docs/&lt;b&gt;.txt" in page.text and "<b>.txt" not in page.text
+    archive = browser.get(f"/ui/runs/{run_id}/artifacts/dist/zip")
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+        assert sorted(z.namelist()) == ["app.whl", "docs/<b>.txt"]
+    one = browser.get(f"/ui/runs/{run_id}/artifacts/dist/files/docs/<b>.txt")
+    assert one.content == b"<script>notes</script>\n"
+    assert one.headers["content-disposition"].startswith("attachment")
+    assert one.headers["x-content-type-options"] == "nosniff"
+    assert web.browser().get(f"/ui/runs/{run_id}/artifacts/dist/zip").status_code == 303

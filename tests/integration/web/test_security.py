@@ -226,3 +226,28 @@ def test_hostile_names_and_log_lines_render_inert(web: Web) -> None:
     download = browser.get(f"/ui/runs/{run_id}/jobs/{job_id}/log.txt")
     assert "\x1b" not in download.text and download.headers["x-content-type-options"] == "nosniff"
     assert download.headers["content-type"].startswith("text/plain")
+
+
+def test_rerun_failed_from_the_form_starts_a_new_attempt(web: Web) -> None:
+    web.project()
+    run_id = web.trigger()
+    web.run_job(run_id, ["build"])
+    web.run_job(run_id, ["test"], Conclusion.FAILURE)
+    assert web.status(run_id) == (Status.COMPLETED, Conclusion.FAILURE)
+    web.user("dev", role="developer")
+    browser = web.signed_in("dev")
+    token = csrf(browser.get(f"/ui/runs/{run_id}").text)
+    response = browser.post(
+        f"/ui/runs/{run_id}/rerun", data={"csrf_token": token, "failed_only": "1"}
+    )
+    assert response.status_code == 303
+    with web.store.transaction() as tx:
+        run = tx.runs.get(run_id)
+        assert run is not None and run.attempt == 2
+        assert [j.key for j in tx.jobs.for_run(run_id, 2) if j.status is Status.QUEUED] == ["test"]
+    page = browser.get(f"/ui/runs/{run_id}").text
+    assert "Cancel run" in page and re.search(
+        r'class="node st-success[^"]*" data-live="job:build"', page
+    )
+    again = browser.post(f"/ui/runs/{run_id}/rerun", data={"csrf_token": token, "failed_only": "0"})
+    assert again.status_code == 409 and "Conflict" in again.text

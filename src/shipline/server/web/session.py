@@ -21,6 +21,7 @@ from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from shipline.engine.access import Principal
@@ -160,7 +161,9 @@ async def checked_form(request: Request, who: Viewer, svc: ServicesDep) -> dict[
     expected = getattr(request.state, "csrf", "")
     given = form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        _audit(svc, request, who.user_name, "dashboard.csrf", "missing or wrong CSRF token")
+        await run_in_threadpool(
+            _audit, svc, request, who.user_name, "dashboard.csrf", "missing or wrong CSRF token"
+        )
         raise CsrfRefused
     return form
 

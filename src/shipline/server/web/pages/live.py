@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from shipline.domain.records import LogChunk, Role
+from shipline.domain.status import Status
 from shipline.engine.queries import Queries, RunView
 from shipline.server.deps import RequestId, ServicesDep
 from shipline.server.follow import follow_log, follow_run
@@ -98,7 +99,7 @@ async def run_events(
                 yield b": keep-alive\n\n"
                 continue
             yield _sse("update", _update(view, request, context.clock.now()))
-            if view.run.status.value == "completed":
+            if view.run.status is Status.COMPLETED:
                 yield _sse("end", {})
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=_HEADERS)
