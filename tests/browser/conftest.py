@@ -5,6 +5,7 @@ downloaded: `scripts/test` installs the `chromium` package)."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from shipline.domain.records import TokenKind
 from shipline.security.tokens import new_token
 from tests.e2e.conftest import Repo
-from tests.e2e.test_server import Server
+from tests.e2e.test_server import Server, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery"
@@ -42,7 +43,7 @@ WORKFLOW = """
               echo waiting
               printf 'test_api.py::test_health \\033[32mPASSED\\033[0m\\n'
               printf 'test_api.py::test_orders \\033[32mPASSED\\033[0m\\n'
-              while [ ! -e "{release}" ]; do sleep 0.05; done
+              until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done
               echo released
       package:
         needs: test
@@ -51,12 +52,32 @@ WORKFLOW = """
 """
 
 
+class Release:
+    """What the `test` job waits for: someone listening on `port` (a port, not a file: in
+    the sandbox the test's files are not visible, while a trusted run has the network)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+
+    def touch(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.sockets.append(listener)
+
+    def close(self) -> None:
+        for listener in self.sockets:
+            listener.close()
+
+
 @dataclass
 class Site:
     server: Server
     url: str
     admin: dict[str, str]
-    release: Path
+    release: Release
 
     def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         return httpx.request(
@@ -77,9 +98,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    release = tmp_path / "release"
+    release = Release()
     repo = Repo(tmp_path / "repo")
-    repo.write(".shipline/workflows/ci.yml", WORKFLOW.format(release=release))
+    repo.write(".shipline/workflows/ci.yml", WORKFLOW.format(port=release.port))
     repo.commit("pipeline")
     token = new_token(TokenKind.USER)[0]
     server = Server(tmp_path / "state", {"SHIPLINE_ADMIN_TOKEN": token})
@@ -93,8 +114,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         assert role.status_code == 200
         yield found
     finally:
-        release.touch()
         server.kill()
+        release.close()
 
 
 @pytest.fixture
