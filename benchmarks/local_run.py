@@ -8,6 +8,10 @@ and prints a table of medians, ratios and the issue's targets:
 - W1: one job of 51 steps `true` against the same job with 1 step: the marginal cost of a
   step, start-up removed, (T51 - T1) / 50 (baseline: 51 against 1 runs of
   `bash --noprofile --norc -eo pipefail SCRIPT`, the way a step is started).
+- W1S: W1 through `--executor sandbox` against W1 through the shell executor, interleaved
+  pairs in the same run: what the sandbox (bubblewrap, the drop to uid 65534 when root, the
+  job's cgroup limits) adds per step. Target (issue 6): at most 15 ms per step over shell.
+  Skipped (with the reason) when the sandbox cannot run on this machine.
 - W2: 20 independent jobs of `sleep 0.5` with `--parallel 2`; ideal 5.0 s (baseline: 20
   sleeps through `xargs -P 2`).
 - W3: one step printing 200,000 lines (`seq 200000`), stdout to a file, against the same
@@ -45,6 +49,7 @@ W3_LINES = 200_000
 PEERS = {
     "W0": "Buildbot 434 ms, gitlab-ci-local 466 ms",
     "W1": "Buildbot 115 ms/step",
+    "W1S": "-",
     "W2": "Buildbot 11.2 s, gitlab-ci-local 5.6 s",
     "W3": "Buildbot 7.8 us/line, gitlab-ci-local 15 us/line",
 }
@@ -191,6 +196,28 @@ class Bench:
             (ship - bare) * 1e3, 3.0, "ms/step over bare",
         )  # fmt: skip
 
+    def w1s(self) -> Row:
+        """W1 with `--executor sandbox` against W1 with the shell executor, interleaved."""
+        many = make_repo(self.tmp, "w1s-many", [job_yaml("steps", ["true"] * W1_STEPS)])
+        one = make_repo(self.tmp, "w1s-one", [job_yaml("steps", ["true"])])
+
+        def per_step(*flags: str) -> float:
+            return (self.run(many, *flags) - self.run(one, *flags)) / (W1_STEPS - 1)
+
+        pairs = []
+        per_step("--executor", "sandbox")  # warm-up
+        for _ in range(self.repeat):
+            shell = per_step()
+            sandbox = per_step("--executor", "sandbox")
+            pairs.append((sandbox, shell))
+        sandbox = statistics.median(p[0] for p in pairs)
+        shell = statistics.median(p[1] for p in pairs)
+        over = statistics.median(p[0] - p[1] for p in pairs)
+        return Row(
+            "W1S", "W1 per step: sandbox vs shell", ms(sandbox), f"shell {ms(shell)}",
+            f"{sandbox / shell:.1f}x", over * 1e3, 15.0, "ms/step over shell",
+        )  # fmt: skip
+
     def w2(self) -> Row:
         jobs = [job_yaml(f"sleep{i:02d}", [f"sleep {W2_SLEEP}"]) for i in range(W2_JOBS)]
         repo = make_repo(self.tmp, "w2", jobs)
@@ -274,9 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=5, help="runs of W0, W1, W3 (median)")
     parser.add_argument("--repeat-w2", type=int, default=2, help="runs of W2 (median)")
-    parser.add_argument("--only", default="W0,W1,W2,W3", help="comma-separated workloads")
+    parser.add_argument("--only", default="W0,W1,W1S,W2,W3", help="comma-separated workloads")
     args = parser.parse_args(argv)
     wanted = [w.strip().upper() for w in args.only.split(",") if w.strip()]
+    if "W1S" in wanted:
+        from shipline.executors.sandbox import probe
+
+        why = probe()
+        if why is not None:
+            print(f"W1S skipped: the sandbox cannot run here ({why})")
+            wanted.remove("W1S")
     unknown = sorted(set(wanted) - set(PEERS))
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(unknown)}")
@@ -287,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shipline-bench-") as tmp:
         bench = Bench(Path(tmp), args.repeat, args.repeat_w2)
         print(f"shipline: {' '.join(bench.shipline)}\n")
-        workloads = {"W0": bench.w0, "W1": bench.w1, "W2": bench.w2, "W3": bench.w3}
+        workloads = {
+            "W0": bench.w0, "W1": bench.w1, "W1S": bench.w1s, "W2": bench.w2, "W3": bench.w3
+        }  # fmt: skip
         try:
             rows = [workloads[name]() for name in wanted]
         except BenchmarkError as error:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipline.domain.sizes import parse_size
 
 __all__ = ["Settings", "default_state_dir", "sqlite_url"]
 
@@ -69,6 +71,12 @@ class Settings(BaseSettings):
     runner_slots: int = Field(default_factory=_cpu_count, ge=1, le=1024)
     shutdown_grace: float = Field(default=30.0, ge=0)
     admin_token: SecretStr | None = None
+    executor: Literal["auto", "sandbox", "shell"] = "auto"
+    sandbox_limits: Literal["auto", "cgroup", "rlimit"] = "auto"
+    sandbox_memory: str = ""
+    sandbox_processes: int = Field(default=4096, ge=16)
+    sandbox_network_trusted: bool = True
+    sandbox_network_untrusted: bool = False
 
     @classmethod
     def with_flags(cls, **flags: Any) -> Settings:
@@ -83,7 +91,16 @@ class Settings(BaseSettings):
         object.__setattr__(self, "state_dir", state_dir)
         if not self.database_url:
             object.__setattr__(self, "database_url", sqlite_url(state_dir / DATABASE_FILE))
+        if self.sandbox_memory and parse_size(self.sandbox_memory) is None:
+            raise ValueError(f"sandbox_memory: not a size like 4G or 512M: {self.sandbox_memory!r}")
         return self
+
+    @property
+    def sandbox_memory_bytes(self) -> int:
+        """Each job's memory limit: `sandbox_memory`, by default half this machine's."""
+        if self.sandbox_memory:
+            return parse_size(self.sandbox_memory) or 0
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
     @property
     def admin_token_value(self) -> str | None:

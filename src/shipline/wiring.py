@@ -3,6 +3,7 @@ source provider, and builds the object graph from them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -14,11 +15,14 @@ from typing import TYPE_CHECKING
 from shipline.executors import sandbox
 from shipline.executors.base import Executor
 from shipline.executors.shell import ShellExecutor
+from shipline.runner.isolation import SandboxPolicy
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
+
+log = logging.getLogger("shipline.runner")
 
 if TYPE_CHECKING:
     from shipline.domain.records import RunRecord
@@ -67,13 +71,46 @@ def executor_unavailable(name: str) -> str | None:
     return f"no executor {name!r} (executors: {', '.join(EXECUTORS)})"
 
 
-def make_executor(name: str) -> Executor:
-    """The executor named `name` (one of `EXECUTORS`)."""
+def make_executor(name: str, *, limits: str = "auto", warning: str | None = None) -> Executor:
+    """The executor named `name` (one of `EXECUTORS`); `warning` is a shell executor's
+    reason to be there instead of the sandbox (shown in every job's log)."""
     if name == "sandbox":
-        return sandbox.SandboxExecutor()
+        return sandbox.SandboxExecutor(limits=limits)
     if name == "shell":
-        return ShellExecutor()
+        return ShellExecutor(warning=warning)
     raise ValueError(f"no executor {name!r} (executors: {', '.join(EXECUTORS)})")
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox is required (`--executor sandbox`) and cannot run here."""
+
+
+def choose_executor(choice: str, limits: str = "auto") -> tuple[str, str | None]:
+    """The executor a runner uses for `choice` (`auto`, `sandbox`, `shell`), probed on this
+    machine: `(name, warning)`, the warning set when `auto` falls back to `shell`.
+    Raises `SandboxUnavailable` when `sandbox` is required and cannot run."""
+    if choice == "shell":
+        return "shell", None
+    why = sandbox.probe(limits)
+    if why is None:
+        return "sandbox", None
+    if choice == "sandbox":
+        raise SandboxUnavailable(why)
+    return "shell", (
+        f"the sandbox does not work on this machine ({why}); steps run UNISOLATED with the "
+        "shell executor. Install bubblewrap (Debian: apt-get install bubblewrap), or start "
+        "with --executor sandbox to refuse to run steps without it."
+    )
+
+
+def sandbox_policy(settings: Settings) -> SandboxPolicy:
+    """The embedded runner's isolation policy, from the settings."""
+    return SandboxPolicy(
+        trusted_network=settings.sandbox_network_trusted,
+        untrusted_network=settings.sandbox_network_untrusted,
+        memory=settings.sandbox_memory_bytes,
+        processes=settings.sandbox_processes,
+    )
 
 
 # Variables of the server's environment that steps on the embedded runner inherit. Nothing
@@ -107,11 +144,17 @@ def server_owner(state_dir: Path) -> str:
 
 
 def server_job_runners(
-    state_dir: Path, host_env: Mapping[str, str]
+    state_dir: Path,
+    host_env: Mapping[str, str],
+    *,
+    executor: tuple[str, str | None] = ("shell", None),
+    limits: str = "auto",
+    policy: SandboxPolicy | None = None,
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
-    """`make_runner` of the embedded runner: shell executor, the run's files under
-    `state_dir/runs/<run id>`, caches and blobs shared, checkouts from the project's
-    mirror (the one `RunService` fetched the run's commit into)."""
+    """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
+    `policy`, the run's files under `state_dir/runs/<run id>`, caches and blobs shared,
+    checkouts from the project's mirror (the one `RunService` fetched the run's commit
+    into)."""
     blobs = BlobStore(state_dir / "blobs")
     caches = LocalCacheStore(blobs, state_dir / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
@@ -119,13 +162,15 @@ def server_job_runners(
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
         run_dir = state_dir / "runs" / str(run.id)
         return JobRunner(
-            ShellExecutor(),
+            make_executor(executor[0], limits=limits, warning=executor[1]),
             observer,
             work_root=run_dir / "jobs",
             artifacts=LocalArtifactStore(blobs, run_dir),
             caches=caches,
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
             host_env=env,
+            policy=policy,
+            ephemeral=True,
         )
 
     return make_runner
@@ -156,8 +201,9 @@ def build_server(
     settings: Settings, *, host_env: Mapping[str, str] | None = None
 ) -> tuple[ServerContext, EmbeddedRunner]:
     """The server's object graph: state directory (0700), store (migrations run), clock,
-    services, and the embedded runner. `host_env` (default: this process's environment)
-    is filtered to `SERVER_HOST_ENV` before any step sees it."""
+    services, and the embedded runner with its executor chosen (`choose_executor`: raises
+    `SandboxUnavailable` when the sandbox is required and cannot run). `host_env` (default:
+    this process's environment) is filtered to `SERVER_HOST_ENV` before any step sees it."""
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
     from shipline.engine.embedded import EmbeddedRunner
@@ -174,12 +220,23 @@ def build_server(
         clock,
         lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
     )
+    executor = choose_executor(settings.executor, settings.sandbox_limits)
+    if executor[1] is not None:
+        log.warning("WARNING: %s", executor[1])
+    else:
+        log.info("embedded runner: steps run with the %s executor", executor[0])
     runner = EmbeddedRunner(
         store,
         runs,
         clock,
         slots=settings.runner_slots,
-        make_runner=server_job_runners(state_dir, os.environ if host_env is None else host_env),
+        make_runner=server_job_runners(
+            state_dir,
+            os.environ if host_env is None else host_env,
+            executor=executor,
+            limits=settings.sandbox_limits,
+            policy=sandbox_policy(settings),
+        ),
         owner=server_owner(state_dir),
     )
     context = ServerContext(

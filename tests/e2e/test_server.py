@@ -31,7 +31,9 @@ WORKFLOW = """
           - run: echo "hello from $(cat version.txt)"
 """
 
-# A step that runs until the test creates the file `release` (never, when it is None).
+# A step that runs until the test releases it by listening on `port` (never, when the test
+# never does). A port, not a file: the step runs in the sandbox, where the test's files are
+# not visible, while a trusted run's network is on.
 SLOW = """
     on: workflow_dispatch
     jobs:
@@ -40,7 +42,7 @@ SLOW = """
         steps:
           - run: |
               echo started
-              while [ ! -e "{release}" ]; do sleep 0.05; done
+              until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done
               echo finished
 """
 
@@ -138,11 +140,37 @@ def admin_token() -> str:
     return new_token(TokenKind.USER)[0]
 
 
-def project_repo(tmp_path: Path, release: Path | None = None) -> Repo:
+class Release:
+    """What a slow step waits for: someone listening on `port`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+
+    def touch(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.sockets.append(listener)
+
+    def close(self) -> None:
+        for listener in self.sockets:
+            listener.close()
+
+
+@pytest.fixture
+def release() -> Iterator[Release]:
+    waiting = Release()
+    yield waiting
+    waiting.close()
+
+
+def project_repo(tmp_path: Path, release: Release | None = None) -> Repo:
     repo = Repo(tmp_path / "repo")
     repo.workflow(WORKFLOW)
     if release is not None:
-        repo.workflow(SLOW.format(release=release), name="slow.yml")
+        repo.workflow(SLOW.format(port=release.port), name="slow.yml")
     repo.write("version.txt", "1.2.3\n")
     repo.commit("pipeline")
     return repo
@@ -306,12 +334,13 @@ def test_a_malformed_admin_token_is_refused_with_a_message(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_sigterm_lets_a_running_step_finish_within_the_grace(start: Start, tmp_path: Path) -> None:
+def test_sigterm_lets_a_running_step_finish_within_the_grace(
+    start: Start, tmp_path: Path, release: Release
+) -> None:
     token = admin_token()
     env = {"SHIPLINE_ADMIN_TOKEN": token, "SHIPLINE_SHUTDOWN_GRACE": "60"}
     server = start(env)
     cli = client(server, token, tmp_path)
-    release = tmp_path / "release"
     project_repo(tmp_path, release)
     assert cli("projects", "create", "app", "--repo", "repo").returncode == 0
     triggered = cli("projects", "trigger", "app", "--workflow", "slow.yml", "--json")
@@ -340,7 +369,7 @@ def test_sigterm_cancels_steps_that_outlive_the_grace_and_says_why(
     env = {"SHIPLINE_ADMIN_TOKEN": token, "SHIPLINE_SHUTDOWN_GRACE": "1"}
     server = start(env)
     cli = client(server, token, tmp_path)
-    project_repo(tmp_path, tmp_path / "never")
+    project_repo(tmp_path, Release())
     assert cli("projects", "create", "app", "--repo", "repo").returncode == 0
     (run,) = json.loads(
         cli("projects", "trigger", "app", "--workflow", "slow.yml", "--json").stdout
@@ -397,13 +426,12 @@ def test_a_port_in_use_is_exit_1_with_the_reason(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_after_kill_9_a_restarted_server_retries_the_job_it_left_running(
-    start: Start, tmp_path: Path
+    start: Start, tmp_path: Path, release: Release
 ) -> None:
     token = admin_token()
     env = {"SHIPLINE_ADMIN_TOKEN": token}
     server = start(env)
     cli = client(server, token, tmp_path)
-    release = tmp_path / "release"
     project_repo(tmp_path, release)
     assert cli("projects", "create", "app", "--repo", "repo").returncode == 0
     (run,) = json.loads(

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from shipline.executors.base import JobEnv, StepExit, StepProcess
+from shipline.executors.base import Isolation, JobEnv, StepExit, StepProcess
 from shipline.executors.sandbox import SandboxExecutor, probe
 
 REASON = probe()
@@ -34,10 +37,17 @@ def make_job(base: Path, key: str) -> JobEnv:
 
 
 def sandboxed(
-    job: JobEnv, script: str, *, network: bool = True, timeout: float | None = None
+    job: JobEnv,
+    script: str,
+    *,
+    network: bool = True,
+    timeout: float | None = None,
+    limits: str = "auto",
 ) -> tuple[str, StepExit]:
-    """Run `script` as one sandboxed step of `job` (setup, step, destroy)."""
-    executor = SandboxExecutor(network=network, kill_grace=0.5)
+    """Run `script` as one sandboxed step of `job` (setup, step, destroy), with the network
+    as given and the memory and process limits of `job.isolation`."""
+    executor = SandboxExecutor(kill_grace=0.5, limits=limits)
+    job = replace(job, isolation=replace(job.isolation, network=network))
 
     async def scenario() -> tuple[str, StepExit]:
         await executor.setup(job)
@@ -189,3 +199,92 @@ def test_a_step_ignoring_sigterm_is_killed_on_timeout_with_its_grandchildren(
     assert output == "ready\n"
     assert exit_.timed_out
     assert list(host_pids_with(f"M={marker}")) == []
+
+
+def limited(job: JobEnv, *, memory: int | None = None, processes: int | None = None) -> JobEnv:
+    return replace(job, isolation=Isolation(memory=memory, processes=processes))
+
+
+@pytest.mark.parametrize("mechanism", ["auto", "rlimit"])
+def test_a_memory_hog_is_stopped_by_the_memory_limit(job: JobEnv, mechanism: str) -> None:
+    job = limited(job, memory=64 << 20)
+    hog = "python3 -c 'x = bytearray(512 << 20); print(\"allocated\")'; echo exit=$?"
+
+    output, _ = sandboxed(job, hog, limits=mechanism)
+
+    assert "allocated" not in output
+    assert "exit=0" not in output
+    if mechanism == "auto" and SandboxExecutor(limits="auto").limiter.hierarchy is not None:
+        # Killed by the kernel (137) or refused memory (MemoryError, 1): either way not 0.
+        assert re.search(r"exit=(137|1)\b", output)
+    assert subprocess.run(["true"], check=False).returncode == 0  # the runner is unharmed
+
+
+@as_root
+def test_a_fork_bomb_is_stopped_by_the_process_limit(job: JobEnv) -> None:
+    job = limited(job, processes=64)
+    marker = secrets.token_hex(8)
+    bomb = f"export M={marker}; bomb() {{ bomb | bomb & }}; bomb; sleep 30"
+    executor = SandboxExecutor(kill_grace=0.5)
+
+    output, exit_ = sandboxed(job, bomb, timeout=3)
+
+    assert exit_.timed_out or exit_.exit_code != 0
+    if executor.limiter.hierarchy is not None:
+        assert exit_.reason is not None and "process limit (64" in exit_.reason
+    else:
+        assert "Resource temporarily unavailable" in output
+    assert list(host_pids_with(f"M={marker}")) == []
+    # The runner can still start processes.
+    assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_a_limit_that_did_not_end_the_step_gives_no_reason(job: JobEnv) -> None:
+    _, exit_ = sandboxed(limited(job, memory=256 << 20, processes=64), "exit 3")
+    assert exit_.exit_code == 3
+    assert exit_.reason is None
+
+
+def test_another_running_jobs_workspace_and_environment_are_not_visible(tmp_path: Path) -> None:
+    secret = "job-a-" + secrets.token_hex(12)
+    first = make_job(tmp_path / "runs", "job-a")
+    second = make_job(tmp_path / "runs", "job-b")
+    executor = SandboxExecutor(kill_grace=0.5)
+    spy = (
+        f"ls {first.workspace}; cat {first.workspace}/notes.txt;"
+        " cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n';"
+        " ps -eo args 2>/dev/null || true; echo end"
+    )
+
+    async def scenario() -> str:
+        await executor.setup(first)
+        await executor.setup(second)
+        (first.workspace / "notes.txt").write_text(secret)
+        try:
+            running = await executor.start(
+                first,
+                StepProcess(
+                    "a",
+                    ("sh", "-c", f"echo started; sleep 20 # {secret}"),
+                    {"PATH": PATH, "TOKEN": secret},
+                    first.workspace,
+                ),
+            )
+            tail = executor.tail(running)
+            assert await anext(tail) == b"started\n"
+            spying = await executor.start(
+                second, StepProcess("b", ("sh", "-c", spy), {"PATH": PATH}, second.workspace)
+            )
+            output = b"".join([chunk async for chunk in executor.tail(spying)])
+            await executor.wait(spying)
+            await executor.kill(running)
+            return output.decode(errors="replace")
+        finally:
+            await executor.destroy(first)
+            await executor.destroy(second)
+
+    output = asyncio.run(asyncio.wait_for(scenario(), 30))
+
+    assert output.endswith("end\n")
+    assert secret not in output
+    assert "No such file or directory" in output

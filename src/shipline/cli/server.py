@@ -75,6 +75,14 @@ def server(
         show_default=False,
         help="Jobs the embedded runner runs at once [env SHIPLINE_RUNNER_SLOTS; CPUs].",
     ),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        metavar="auto|sandbox|shell",
+        show_default=False,
+        help="How the embedded runner runs steps [env SHIPLINE_EXECUTOR; auto: the sandbox "
+        "when it works here, else shell with a warning; sandbox: refuse to start without it].",
+    ),
 ) -> None:
     """Run the Shipline server: REST API, embedded runner and schedules.
 
@@ -89,6 +97,7 @@ def server(
         state_dir=state_dir,
         database_url=database,
         runner_slots=runner_slots,
+        executor=executor,
     )
     _configure_logging()
     context, runner, scheduler = _build(settings)
@@ -115,11 +124,13 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
     from shipline.cli.common import fail_usage
     from shipline.cli.settings_flags import fail, shown_url
     from shipline.engine.errors import Invalid
-    from shipline.wiring import build_scheduler, build_server
+    from shipline.wiring import SandboxUnavailable, build_scheduler, build_server
 
     where = shown_url(settings.database_url)
     try:
         context, runner = build_server(settings)
+    except SandboxUnavailable as exc:
+        fail(f"--executor sandbox: the sandbox cannot run here: {exc}")
     except OSError as exc:
         fail(f"cannot use the state directory {settings.state_dir}: {exc.strerror or exc}")
     except Exception as exc:  # a database that cannot be opened or migrated

@@ -281,6 +281,7 @@ class EmbeddedRunner:
             github=github_context(run, project, payload),
             needs=needs,
             inputs=inputs,
+            trust=run.trust,
         )
         return assignment, run
 

@@ -11,6 +11,7 @@ in this order, for each job:
     wait(handle) -> StepExit        the exit, once the process is gone
     kill(handle)                    at any time: ends the step's whole process group
     destroy(job)                    once, at the end, whatever happened before
+    describe(job) -> lines          what isolation the job's steps get, for the job's log
 
 Contract (checked by `tests/contract/test_executor_contract.py` for every implementation):
 - `setup` creates the job's directories and is idempotent.
@@ -35,11 +36,25 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Isolation:
+    """What a job's steps may use: the network, memory (bytes) and processes (at once).
+
+    None means no limit of the job's own. An executor that cannot enforce a field says so
+    in `describe`; none silently claims to.
+    """
+
+    network: bool = True
+    memory: int | None = None
+    processes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobEnv:
     """Where a job lives on the machine that runs it.
 
     `root` holds everything of the job: `workspace` (GITHUB_WORKSPACE), `temp`
     (RUNNER_TEMP, also where step scripts and command files go) and `tool_cache`.
+    `isolation` is what the runner's policy and the job's `sandbox:` key allow its steps.
     """
 
     key: str
@@ -47,6 +62,7 @@ class JobEnv:
     workspace: Path
     temp: Path
     tool_cache: Path
+    isolation: Isolation = Isolation()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +78,13 @@ class StepProcess:
 
 @dataclass(frozen=True, slots=True)
 class StepExit:
-    """How a step's process ended."""
+    """How a step's process ended; `reason` says why when a limit of the job ended it
+    (the memory limit's out-of-memory kill, the process limit refusing forks)."""
 
     exit_code: int
     timed_out: bool = False
     cancelled: bool = False
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,3 +112,5 @@ class Executor(Protocol):
     async def kill(self, handle: StepHandle) -> None: ...
 
     async def destroy(self, job: JobEnv) -> None: ...
+
+    def describe(self, job: JobEnv) -> list[str]: ...

@@ -13,6 +13,10 @@ supplementary groups and no new privileges (`setpriv`), inside the sandbox: a us
 namespace mapping the step to the outer root would keep root's file access. The job's
 writable directories are handed to that uid before each step.
 
+Each job's `Isolation` decides the rest: with `network=False` the step gets an empty
+network namespace (loopback only, not the host's); `memory` and `processes` become the
+job's cgroup limits (or rlimits; see `limits.py`), and a step a limit ended says so.
+
 Output, timeouts and kills are the shell executor's, by composition: the bwrap process is
 the step's process group; when it ends, `--die-with-parent` kills the sandbox's init and
 with it the whole PID namespace. `wait`, `kill` and `destroy` return only once the
@@ -24,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shipline.executors.base import JobEnv, StepExit, StepHandle, StepProcess
+from shipline.executors.limits import JobCgroup, Limiter
 from shipline.executors.shell import ShellExecutor
 
 # The unprivileged user and group steps run as when the runner is root.
@@ -39,7 +46,7 @@ STEP_UID = 65534
 STEP_GID = 65534
 # System directories bound read-only (or re-created as symlinks, for merged /usr).
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# How long to look for the sandbox's init, and to wait for its namespace to empty.
+# How long bwrap may take to tell the sandbox's init, and its namespace to empty.
 _FIND_INIT = 2.0
 _NAMESPACE_GONE = 5.0
 
@@ -50,6 +57,8 @@ class _Sandboxed:
 
     inner: StepHandle
     job: JobEnv
+    cgroup: JobCgroup | None = None
+    counters: tuple[int, int] = (0, 0)
     init_pidfd: asyncio.Task[int | None] | None = None
     gone: asyncio.Task[None] | None = None
 
@@ -62,23 +71,35 @@ def home_of(job: JobEnv) -> Path:
 class SandboxExecutor:
     """Runs each step in a bubblewrap sandbox; see the module docstring.
 
-    `network=False` gives each step an empty network namespace (loopback only, not the
-    host's). `kill_grace` is the shell executor's: SIGTERM reaches bwrap, which takes the
-    sandbox down at once.
+    `kill_grace` is the shell executor's: SIGTERM reaches bwrap, which takes the sandbox
+    down at once. `limits` picks how memory and process limits are enforced: `auto` (cgroups
+    when this process may create them, else rlimits), `cgroup` or `rlimit`.
     """
 
     name = "sandbox"
 
-    def __init__(self, *, network: bool = True, kill_grace: float = 5.0) -> None:
-        self.network = network
+    def __init__(self, *, kill_grace: float = 5.0, limits: str = "auto") -> None:
         self._shell = ShellExecutor(kill_grace=kill_grace)
         self._steps: dict[str, list[_Sandboxed]] = {}
+        self._cgroups: dict[str, JobCgroup | None] = {}
         self._drop = os.geteuid() == 0
+        self.limiter = Limiter(limits, drop=self._drop)
+
+    def describe(self, job: JobEnv) -> list[str]:
+        who = f"uid {STEP_UID} (nobody)" if self._drop else "the runner's uid in its own namespaces"
+        network = "on" if job.isolation.network else "off (loopback only)"
+        return [
+            f"Executor sandbox (bubblewrap): steps run as {who}, with a private /tmp, "
+            "read-only system directories and only the job's own directories writable; "
+            f"network {network}; {self.limiter.describe(job.isolation)}"
+        ]
 
     async def setup(self, job: JobEnv) -> None:
         await self._shell.setup(job)
         home = home_of(job)
         home.mkdir(mode=0o700, exist_ok=True)
+        if job.key not in self._cgroups:
+            self._cgroups[job.key] = self.limiter.prepare(job.key, job.isolation)
 
     async def start(self, job: JobEnv, process: StepProcess) -> StepHandle:
         if not process.argv:
@@ -92,12 +113,20 @@ class SandboxExecutor:
         env["HOME"] = str(home_of(job))
         # The environment travels in bwrap's own environment (inherited by the step), never
         # on its command line.
-        wrapped = replace(process, argv=self.command(job, process), env=env, cwd=job.root)
-        inner = await self._shell.start(job, wrapped)
-        step = _Sandboxed(inner, job)
-        pid = self._shell.pid_of(inner)
-        if pid is not None:
-            step.init_pidfd = asyncio.create_task(find_child(pid, _FIND_INIT))
+        cgroup = self._cgroups.get(job.key)
+        argv = (*self.limiter.prefix(cgroup, job.isolation), *self.command(job, process))
+        wrapped = replace(process, argv=argv, env=env, cwd=job.root)
+        counters = cgroup.counters() if cgroup is not None else (0, 0)
+        # bwrap tells the sandbox's init pid on this pipe (`--info-fd`) once it is running.
+        info_read, info_write = os.pipe()
+        os.set_blocking(info_read, False)
+        wrapped = replace(wrapped, argv=_with_info_fd(wrapped.argv, info_write))
+        try:
+            inner = await self._shell.start(job, wrapped, pass_fds=(info_write,))
+        finally:
+            os.close(info_write)
+        step = _Sandboxed(inner, job, cgroup, counters)
+        step.init_pidfd = asyncio.create_task(init_pidfd(info_read))
         self._steps.setdefault(job.key, []).append(step)
         return StepHandle(step_key=process.step_key, native=step)
 
@@ -112,7 +141,7 @@ class SandboxExecutor:
             cwd=process.cwd,
             writable=(job.workspace, job.temp, job.tool_cache, home_of(job)),
             read_only=read_only,
-            network=self.network,
+            network=job.isolation.network,
             drop=self._drop,
         )
 
@@ -124,6 +153,10 @@ class SandboxExecutor:
         exit_ = await self._shell.wait(step.inner)
         await _namespace_gone(step)
         self._hand_over(step.job, os.geteuid(), os.getegid())
+        if exit_.exit_code != 0 and step.cgroup is not None:
+            reason = step.cgroup.reason(step.counters)
+            if reason is not None:
+                exit_ = replace(exit_, reason=reason)
         return exit_
 
     async def kill(self, handle: StepHandle) -> None:
@@ -135,6 +168,9 @@ class SandboxExecutor:
         await self._shell.destroy(job)
         for step in self._steps.pop(job.key, []):
             await _namespace_gone(step)
+        cgroup = self._cgroups.pop(job.key, None)
+        if cgroup is not None:
+            cgroup.release()
         with contextlib.suppress(OSError):  # setup may have failed
             self._hand_over(job, os.geteuid(), os.getegid())
         # Nothing a step wrote into its home survives the job.
@@ -199,12 +235,7 @@ def sandbox_argv(
         "--tmpfs",
         "/tmp",
     ]
-    for directory in SYSTEM_DIRS:
-        path = Path(directory)
-        if path.is_symlink():
-            argv += ["--symlink", str(path.readlink()), directory]
-        elif path.is_dir():
-            argv += ["--ro-bind", directory, directory]
+    argv += _system_dirs()
     made: set[Path] = {Path("/"), *(Path(d) for d in SYSTEM_DIRS), Path("/tmp")}
     for path in writable:
         argv += _bind(path, "--bind", made)
@@ -221,6 +252,20 @@ def sandbox_argv(
             "--",
         ]
     return (*argv, *program)
+
+
+@functools.cache
+def _system_dirs() -> tuple[str, ...]:
+    """bwrap options showing the host's system directories read-only (looked up once: a
+    runner's machine does not change its layout under it)."""
+    argv: list[str] = []
+    for directory in SYSTEM_DIRS:
+        path = Path(directory)
+        if path.is_symlink():
+            argv += ["--symlink", str(path.readlink()), directory]
+        elif path.is_dir():
+            argv += ["--ro-bind", directory, directory]
+    return tuple(argv)
 
 
 def _bind(path: Path, option: str, made: set[Path]) -> list[str]:
@@ -275,39 +320,52 @@ async def _init_exited(init_pidfd: asyncio.Task[int | None]) -> None:
         os.close(fd)
 
 
-async def find_child(pid: int, seconds: float) -> int | None:
-    """A pidfd of `pid`'s first child (the sandbox's init), looked for up to `seconds`
-    while `pid` runs; None if there is none (any more) or pidfds are unavailable."""
+def _with_info_fd(argv: tuple[str, ...], fd: int) -> tuple[str, ...]:
+    """`argv` (a limits prefix, then bwrap's command line) with `--info-fd fd` for bwrap."""
+    at = argv.index("bwrap") + 1
+    return (*argv[:at], "--info-fd", str(fd), *argv[at:])
+
+
+async def init_pidfd(info_read: int) -> int | None:
+    """A pidfd of the sandbox's init, from what bwrap writes on its `--info-fd` (one JSON
+    object with `child-pid`); None when bwrap ended before telling, or the init is gone
+    already."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    delay = 0.001
-    while loop.time() < deadline:
-        child = _child_of(pid)
-        if child is not None:
-            try:
-                return os.pidfd_open(child)
-            except (AttributeError, OSError):
-                return None
-        if not Path(f"/proc/{pid}").exists():
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return None
+    data = bytearray()
+    done: asyncio.Future[None] = loop.create_future()
 
-
-def _child_of(pid: int) -> int | None:
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    def readable() -> None:
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
+            chunk = os.read(info_read, 4096)
+        except BlockingIOError:
+            return
         except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
-        if len(fields) > 1 and int(fields[1]) == pid:
-            return int(entry.name)
-    return None
+            chunk = b""
+        data.extend(chunk)
+        if done.done():
+            return
+        if not chunk:
+            done.set_result(None)
+        with contextlib.suppress(ValueError):
+            json.loads(bytes(data))  # whole: bwrap writes it at once, then closes its end
+            done.set_result(None)
+
+    loop.add_reader(info_read, readable)
+    try:
+        await asyncio.wait_for(done, _FIND_INIT + _NAMESPACE_GONE)
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(info_read)
+        os.close(info_read)
+    try:
+        pid = int(json.loads(bytes(data))["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 async def await_exit(fd: int) -> None:
@@ -332,12 +390,16 @@ def _step_of(handle: StepHandle) -> _Sandboxed:
     return handle.native
 
 
-def probe() -> str | None:
+def probe(limits: str = "auto") -> str | None:
     """None when sandboxed steps work on this machine, else why not.
 
-    Works means: bwrap is installed and a sandboxed `id -u` runs (as 65534 when this
-    process is root).
+    Works means: bwrap is installed, a sandboxed `id -u` runs (as 65534 when this process
+    is root), and the limit mechanism `limits` (see `Limiter`) is available.
     """
+    try:
+        Limiter(limits, drop=os.geteuid() == 0)
+    except RuntimeError as exc:
+        return str(exc)
     if shutil.which("bwrap") is None:
         return "bwrap not found (install the Debian package bubblewrap)"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:

@@ -125,9 +125,21 @@ class ShellExecutor:
 
     name = "shell"
 
-    def __init__(self, kill_grace: float = 5.0) -> None:
+    def __init__(self, kill_grace: float = 5.0, *, warning: str | None = None) -> None:
         self.kill_grace = kill_grace
+        # Why this executor runs instead of the sandbox (a runner's fallback), or None.
+        self.warning = warning
         self._runs: dict[str, list[_Run]] = {}
+
+    def describe(self, job: JobEnv) -> list[str]:
+        lines = [
+            "Executor shell: steps run on this machine as the runner's user, NOT isolated: "
+            "they can read what that user can, and no network, memory or process limit "
+            "applies."
+        ]
+        if self.warning:
+            lines.insert(0, f"Warning: {self.warning}")
+        return lines
 
     async def setup(self, job: JobEnv) -> None:
         for path in (job.root, job.workspace, job.temp, job.tool_cache):
@@ -137,7 +149,11 @@ class ShellExecutor:
         job.root.chmod(0o700)
         job.temp.chmod(0o700)
 
-    async def start(self, job: JobEnv, process: StepProcess) -> StepHandle:
+    async def start(
+        self, job: JobEnv, process: StepProcess, *, pass_fds: tuple[int, ...] = ()
+    ) -> StepHandle:
+        """Start the step (see `Executor.start`); `pass_fds` are descriptors its process
+        inherits (for executors built on this one: bwrap's `--info-fd`)."""
         if not process.argv:
             raise ValueError(f"step {process.step_key!r} has an empty argv")
         try:
@@ -151,6 +167,7 @@ class ShellExecutor:
                 # Own session, so its process group is the step's and nothing of the
                 # runner's; set by the spawn itself (no preexec_fn), which keeps vfork.
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except OSError as exc:
             run = _failed_start(process, exc)
@@ -166,11 +183,6 @@ class ShellExecutor:
         as a shell would, and it exits 126 or 127 (for executors that check first)."""
         del job  # a run that never started has nothing to end
         return StepHandle(step_key=process.step_key, native=_failed_start(process, exc))
-
-    def pid_of(self, handle: StepHandle) -> int | None:
-        """The pid (and process group) of a started step; None if it never started."""
-        run = _run_of(handle)
-        return None if run.proc is None else run.proc.pid
 
     async def tail(self, handle: StepHandle) -> AsyncIterator[bytes]:
         run = _run_of(handle)

@@ -23,6 +23,7 @@ from shipline.runner.commands import OutputProcessor
 from shipline.runner.context import EvaluationFailed, Evaluator, JobState, runner_context
 from shipline.runner.environment import command_file_env, default_env
 from shipline.runner.files import CommandFileError, read_key_values, read_paths
+from shipline.runner.isolation import SandboxPolicy, isolation_for
 from shipline.runner.model import JobAssignment, JobObserver, JobResult, StepResult
 from shipline.runner.shells import ShellError, render, resolve_shell
 from shipline.security.masking import Masker
@@ -51,8 +52,14 @@ class JobRunner:
         caches: CacheStore,
         source: SourceProvider,
         host_env: Mapping[str, str],
+        policy: SandboxPolicy | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.executor = executor
+        self.policy = policy or SandboxPolicy()
+        # Each job starts from an empty directory and leaves nothing behind (a server's
+        # runner); `shipline run` removes them itself, unless asked to keep them.
+        self.ephemeral = ephemeral
         self.observer = observer
         self.work_root = work_root
         self.artifacts = artifacts
@@ -76,7 +83,10 @@ class _JobRun:
         self.job = job
         self.cancel = cancel
         root = job_directory(runner.work_root, job.key)
-        self.env = JobEnv(job.key, root, root / "workspace", root / "temp", root / "tool_cache")
+        isolation, self.refused = isolation_for(runner.policy, job.trust, job.planned.spec.sandbox)
+        self.env = JobEnv(
+            job.key, root, root / "workspace", root / "temp", root / "tool_cache", isolation
+        )
         self.state = JobState(workspace=self.env.workspace)
         self.masker = Masker(list(job.secrets.values()))
         self.spec = job.planned.spec
@@ -140,7 +150,13 @@ class _JobRun:
             obs.job_finished(self.result)
             return self.result
         try:
+            if self.r.ephemeral:
+                await asyncio.to_thread(remove_job_dir, self.env.root)
             await self.r.executor.setup(self.env)
+            for line in self.r.executor.describe(self.env):
+                self.log(line)
+            for refused in self.refused:
+                self.log(f"Warning: {refused}")
             timeout = self._minutes(
                 self.spec.timeout_minutes, "timeout-minutes", self.spec.pos.line
             )
@@ -159,6 +175,8 @@ class _JobRun:
             self.log(f"Error: {exc}")
         finally:
             await self.r.executor.destroy(self.env)
+            if self.r.ephemeral:
+                await asyncio.to_thread(remove_job_dir, self.env.root)
             if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
                 self.result.conclusion = Conclusion.CANCELLED
             self.result.finished = time.time()
@@ -320,6 +338,10 @@ class _JobRun:
         exit_ = await self._execute(process, step.key)
         result.exit_code = exit_.exit_code
         self._read_files(files, result)
+        if exit_.reason and not exit_.cancelled:
+            # A limit of the job's sandbox was involved: say which, whatever ended the step.
+            self.log(f"Error: {exit_.reason}", step.key)
+            result.error = exit_.reason
         if exit_.timed_out:
             self.log(f"Error: the step exceeded its timeout of {timeout:g} minutes", step.key)
             return Conclusion.FAILURE

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shipline.domain.records import Trust
 from shipline.domain.status import Conclusion
 from shipline.plan.compile import PlannedJob
 from shipline.plan.events import Event
@@ -18,7 +19,8 @@ class JobAssignment:
     """One job to run, with everything it may see.
 
     `github` is the `github` context; `needs` the results of the jobs it needs (`outputs`,
-    `result`); `secrets` only the values this job may receive (never logged or persisted).
+    `result`); `secrets` only the values this job may receive (never logged or persisted);
+    `trust` the run's trust class, decided by the server (it picks the sandbox's defaults).
     """
 
     run_id: str
@@ -31,6 +33,7 @@ class JobAssignment:
     secrets: Mapping[str, str] = field(default_factory=dict)
     inputs: Mapping[str, object] = field(default_factory=dict)
     debug: bool = False
+    trust: Trust = Trust.TRUSTED
 
     @property
     def key(self) -> str:

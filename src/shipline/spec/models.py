@@ -86,6 +86,16 @@ class Concurrency:
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxRequest:
+    """`jobs.<id>.sandbox` (a Shipline extension): limits a job asks for; None where it
+    asks nothing. Only ever tightens the runner's policy."""
+
+    network: bool | None = None
+    memory: int | None = None
+    processes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentRef:
     """`environment`: the deploy environment a job targets."""
 
@@ -160,6 +170,7 @@ class JobSpec:
     uses: str | None = None  # a reusable workflow call (not supported yet: fails the job)
     container: Data = None  # not supported by the shell executor yet: fails the job
     services: Data = None  # not supported yet: fails the job
+    sandbox: SandboxRequest | None = None
     pos: Pos = field(default_factory=Pos)
 
     def unsupported(self) -> str | None:

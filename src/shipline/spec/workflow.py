@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from shipline.spec._workflow_inputs import case_insensitive_duplicates
 from shipline.spec._workflow_jobs import check_job, check_step_keys
+from shipline.spec._workflow_sandbox import read_sandbox
 from shipline.spec._workflow_triggers import TriggerReader
 from shipline.spec.diagnostics import Diagnostic, has_errors
 from shipline.spec.models import (
@@ -58,6 +59,7 @@ JOB_KEYS = (
     "secrets",
     "snapshot",
     "cancel-timeout-minutes",
+    "sandbox",  # Shipline's extension: see _workflow_sandbox.py
 )
 STEP_KEYS = (
     "id",
@@ -241,6 +243,7 @@ class _Loader:
             uses=r.string(mapping.get("uses"), f"{path}.uses", allow_null=True),
             container=to_python(mapping.get("container")),
             services=to_python(mapping.get("services")),
+            sandbox=read_sandbox(r, mapping.get("sandbox"), f"{path}.sandbox"),
             pos=Pos(key.line, key.col),
         )
 

@@ -124,6 +124,9 @@ class FakeExecutor:
         self.calls.append(f"kill:{handle.step_key}")
         await _kill(_run_of(handle))
 
+    def describe(self, job: JobEnv) -> list[str]:
+        return ["Executor fake: no process runs."]
+
     async def destroy(self, job: JobEnv) -> None:
         self.calls.append(f"destroy:{job.key}")
         for run in list(self._runs.get(job.key, [])):
