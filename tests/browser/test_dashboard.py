@@ -84,9 +84,10 @@ def test_sign_in_watch_a_run_read_its_log_and_cancel_it(
     assert problems == []
 
 
-def test_keyboard_and_narrow_screens(site: Site, browser_page: Any) -> None:
+def test_a_run_turns_green_live_then_keyboard_and_narrow_screens(
+    site: Site, browser_page: Any
+) -> None:
     page = browser_page
-    site.release.touch()
     run_id = site.trigger()
     page.goto(f"{site.url}/ui/login")
     page.keyboard.press("Tab")
@@ -95,6 +96,22 @@ def test_keyboard_and_narrow_screens(site: Site, browser_page: Any) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url("**/ui/")
+
+    # live: the page is not reloaded (the marker survives) while the run goes green
+    page.goto(f"{site.url}/ui/runs/{run_id}")
+    page.locator('g.node[data-live="job:test"] tspan.text', has_text="Running").wait_for(
+        timeout=TIMEOUT
+    )
+    page.evaluate("window.stillThisPage = true")
+    site.release.touch()
+    page.locator(".log .line", has_text="released").wait_for(timeout=TIMEOUT)
+    page.locator(".run-head .badge", has_text="Success").wait_for(timeout=TIMEOUT)
+    package = page.locator('g.node[data-live="job:package"] tspan.text', has_text="Success")
+    package.wait_for(timeout=TIMEOUT)
+    page.locator('[data-job="job:package"] .step-name', has_text="echo packaged").wait_for()
+    page.get_by_role("button", name="Re-run all jobs").wait_for()
+    assert page.evaluate("window.stillThisPage") is True
+
     page.set_viewport_size({"width": 380, "height": 800})
     for url in ("/ui/", "/ui/projects/web", f"/ui/runs/{run_id}", "/ui/tokens"):
         page.goto(f"{site.url}{url}")
