@@ -25,6 +25,10 @@ _TOKEN = re.compile(
     r"|(?P<bidi>[\u202a-\u202e\u2066-\u2069])"
     r"|(?P<ctl>[\x00-\x08\x0a-\x1f\x7f-\x9f])"
 )
+# Anything that needs the tokenizer: escapes, controls, bidi overrides (a plain line does not).
+_SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SGR_PARAMS = re.compile(r"[0-9;:]*")
+_SEPARATOR = re.compile(r"[;:]")
 _NAMES = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
 # xterm's default palette, to map 256-colour and true-colour codes to the nearest of 16.
 _PALETTE = (
@@ -101,9 +105,9 @@ class _Style:
         return tuple(found)
 
     def apply(self, params: str) -> None:
-        if not re.fullmatch(r"[0-9;:]*", params):
+        if not _SGR_PARAMS.fullmatch(params):
             return  # a private sequence (`ESC [ ? ...`): not SGR
-        codes = [int(p) if p else 0 for p in re.split(r"[;:]", params)] if params else [0]
+        codes = [int(p) if p else 0 for p in _SEPARATOR.split(params)] if params else [0]
         i = 0
         while i < len(codes):
             code = codes[i]
@@ -150,6 +154,8 @@ def _last_written(line: str) -> str:
 
 def render_line(line: str) -> tuple[Segment, ...]:
     """The line's visible text as segments; escape sequences never reach the output."""
+    if not _SPECIAL.search(line):
+        return (Segment(line),) if line else ()
     style = _Style()
     segments: list[Segment] = []
 
@@ -174,6 +180,14 @@ def render_line(line: str) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
+def _visible(match: re.Match[str]) -> str:
+    bidi = match.group("bidi")
+    return f"<U+{ord(bidi):04X}>" if bidi is not None else ""
+
+
 def plain(line: str) -> str:
-    """The line's visible text without any styling (for search and downloads)."""
-    return "".join(s.text for s in render_line(line))
+    """The line's visible text without any styling (for search and downloads): the text of
+    `render_line`'s segments, without building them."""
+    if not _SPECIAL.search(line):
+        return line
+    return _TOKEN.sub(_visible, _last_written(line.rstrip("\n")))

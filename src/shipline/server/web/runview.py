@@ -15,12 +15,12 @@ from shipline.domain.records import JobRecord, LogChunk, StepRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.engine.queries import JobView, RunView
 from shipline.plan.compile import PlannedJob
-from shipline.server.web.ansi import Segment, render_line
+from shipline.server.web.ansi import Segment, plain, render_line
 from shipline.server.web.dag import Node
 from shipline.server.web.status import PENDING, Badge, badge, duration, elapsed
 
 # A job log longer than this shows its last lines only (the download has all of it).
-MAX_LINES = 20_000
+MAX_LINES = 5_000
 
 
 def job_live(key: str) -> str:
@@ -161,19 +161,23 @@ class StepLog:
     open: bool = False
 
 
-def split_lines(chunks: Sequence[LogChunk], first: int) -> list[tuple[int | None, LogLine]]:
-    """Each chunk's lines, numbered from `first`, with the step that wrote them."""
-    found: list[tuple[int | None, LogLine]] = []
+def raw_lines(chunks: Sequence[LogChunk], first: int) -> list[tuple[int | None, int, str]]:
+    """Each chunk's lines as `(step, number, text)`, numbered from `first`."""
+    found: list[tuple[int | None, int, str]] = []
     number = first
     for chunk in chunks:
-        text = chunk.data.decode("utf-8", errors="replace")
-        parts = text.split("\n")
+        parts = chunk.data.decode("utf-8", errors="replace").split("\n")
         if parts and parts[-1] == "":
             parts.pop()
         for part in parts:
-            found.append((chunk.step_index, LogLine(number, render_line(part))))
+            found.append((chunk.step_index, number, part))
             number += 1
     return found
+
+
+def split_lines(chunks: Sequence[LogChunk], first: int) -> list[tuple[int | None, LogLine]]:
+    """Each chunk's lines, numbered from `first`, rendered, with the step that wrote them."""
+    return [(step, LogLine(n, render_line(text))) for step, n, text in raw_lines(chunks, first)]
 
 
 def step_logs(
@@ -194,16 +198,17 @@ def step_logs(
             [],
             failed or record.status is Status.IN_PROGRESS,
         )
-    lines = split_lines(chunks, 1)
-    total = len(lines)
+    raw = raw_lines(chunks, 1)
+    total = len(raw)
     needle = search.casefold()
-    if needle:
-        lines = [(i, line) for i, line in lines if needle in line.text.casefold()]
-    hidden = total - len(lines)
-    if len(lines) > MAX_LINES:
-        hidden += len(lines) - MAX_LINES
-        lines = lines[-MAX_LINES:]
-    for index, line in lines:
+    if needle:  # on the visible text, before rendering: only the kept lines are rendered
+        raw = [found for found in raw if needle in plain(found[2]).casefold()]
+    hidden = total - len(raw)
+    if len(raw) > MAX_LINES:
+        hidden += len(raw) - MAX_LINES
+        raw = raw[-MAX_LINES:]
+    for index, number, text in raw:
+        line = LogLine(number, render_line(text))
         if index not in logs:
             name = by_index[index].name if index in by_index else "Set up job"
             logs[index] = StepLog(index, name, None, "", [])

@@ -62,3 +62,8 @@ def test_no_control_character_survives_and_classes_come_from_the_table(text: str
         assert "\u202e" not in segment.text
         for cls in segment.classes:
             assert cls.replace("-", "").isalpha() and cls.startswith("ansi-")
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")))
+def test_plain_is_the_text_of_the_rendered_segments(text: str) -> None:
+    assert plain(text) == "".join(s.text for s in render_line(text))
