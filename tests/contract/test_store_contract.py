@@ -307,6 +307,21 @@ def test_runs_are_listed_newest_first_with_filters_and_cursors(store: SqlStore) 
         assert [r.id for r in running] == [web_runs[2]]
 
 
+def test_the_newest_run_of_each_workflow_file(store: SqlStore) -> None:
+    web, api = a_project(store, "web"), a_project(store, "api")
+    a_run(store, web, workflow_file="ci.yml", workflow_name="CI")
+    newest_ci = a_run(store, web, workflow_file="ci.yml", workflow_name="CI renamed")
+    deploy = a_run(store, web, workflow_file="deploy.yml", workflow_name="Deploy")
+    a_run(store, api, workflow_file="zzz.yml")
+    with store.transaction(write=False) as tx:
+        latest = tx.runs.latest_per_workflow(web)
+        assert [(r.id, r.workflow_file, r.workflow_name) for r in latest] == [
+            (newest_ci, "ci.yml", "CI renamed"),
+            (deploy, "deploy.yml", "Deploy"),
+        ]
+        assert tx.runs.latest_per_workflow(api + 1) == []
+
+
 def test_a_cursor_that_was_not_handed_out_is_refused(store: SqlStore) -> None:
     with store.transaction(write=False) as tx, pytest.raises(ValueError, match="cursor"):
         tx.runs.page(RunFilter(), cursor="not-a-cursor!")

@@ -170,6 +170,15 @@ class AccessService:
             self._audit_denial(tx, principal.user_name, action, reason, project_id, request_id)
         raise Forbidden(f"not allowed to {action} in this project (needs {role})")
 
+    def allows(self, principal: Principal, project_id: int, role: Role) -> bool:
+        """Whether `principal` has `role` in the project, asked without auditing: for
+        deciding what to offer (a dashboard's buttons). Acting still goes through
+        `require`, which audits a denial."""
+        if principal.is_admin:
+            return True
+        with self._store.transaction(write=False) as tx:
+            return denial_reason(tx, principal, project_id, role) is None
+
     def require_job(
         self, principal: Principal, job_id: int, *, action: str, request_id: str = ""
     ) -> None:

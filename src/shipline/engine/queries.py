@@ -96,6 +96,11 @@ class Queries:
             except ValueError as exc:  # the store's InvalidCursor is a ValueError
                 raise Invalid("invalid cursor", field="cursor") from exc
 
+    def workflows(self, project_id: int) -> list[RunRecord]:
+        """The newest run of each workflow the project has run, by workflow file."""
+        with self._store.transaction(write=False) as tx:
+            return tx.runs.latest_per_workflow(project_id)
+
     def run(self, run_id: int) -> RunRecord:
         """A run by id; `NotFound` when there is none."""
         with self._store.transaction(write=False) as tx:

@@ -23,7 +23,7 @@ from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
 from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
 from shipline.engine.trust import trust_of
-from shipline.plan.compile import Plan, PlanError, compile_plan
+from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
 from shipline.plan.triggers import triggered
@@ -276,6 +276,17 @@ class RunService:
         inputs = run.inputs if isinstance(run.inputs, dict) else {}
         github = {**github, "run_attempt": str(run.attempt)}
         return RunState(plan, github=github, inputs=inputs), plan
+
+    def planned_jobs(self, run_id: int) -> tuple[PlannedJob, ...]:
+        """Every job the run's plan holds (matrix cells of static matrices expanded), for
+        views that draw the whole DAG before its jobs are created. `NotFound` for no such
+        run, `Invalid` when its workflow no longer loads."""
+        with self.store.transaction(write=False) as tx:
+            run = tx.runs.get(run_id)
+            if run is None:
+                raise NotFound("no such run")
+            _, plan = self.state(tx, run)
+        return plan.jobs
 
     def replay(self, tx: Transaction, run: RunRecord) -> Replay:
         """Feed the stored jobs of the run's attempt into a fresh `RunState`.

@@ -1,12 +1,14 @@
 """`create_app(context)`: the FastAPI application over the services of a `ServerContext`.
 
 Routes live in `server.api` (one module per resource), under `/api/v1` except the probes
-and `/metrics`. The OpenAPI document is served at `/openapi.json` and is the reference.
+and `/metrics`; the dashboard (`server.web`) is mounted under `/ui`. The OpenAPI document
+is served at `/openapi.json` and is the reference.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
@@ -28,6 +30,7 @@ from shipline.server.api import (
 from shipline.server.context import ServerContext
 from shipline.server.deps import Services
 from shipline.server.observe import Metrics, RequestMiddleware
+from shipline.server.web.app import create_web_app
 
 
 def create_app(context: ServerContext) -> FastAPI:
@@ -53,4 +56,11 @@ def create_app(context: ServerContext) -> FastAPI:
     modules = (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets, provenance)
     for module in modules:
         app.include_router(module.router)
+    # The dashboard: server-rendered pages under /ui, signed in with a session cookie.
+    app.mount("/ui", create_web_app(app.state.services), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
     return app

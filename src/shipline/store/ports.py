@@ -134,6 +134,10 @@ class RunStore(Protocol):
         self, flt: RunFilter, *, limit: int = 20, cursor: str | None = None
     ) -> Page[RunRecord]: ...
 
+    def latest_per_workflow(self, project_id: int) -> list[RunRecord]:
+        """The newest run of each workflow file of the project, by file name."""
+        ...
+
     def set_status(
         self,
         run_id: int,

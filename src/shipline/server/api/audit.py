@@ -11,9 +11,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from shipline.domain.records import Role
-from shipline.engine.audit import AuditTrail
+from shipline.engine.audit import AuditTrail, AuditVerdict
 from shipline.security.provenance import load_public_key
 from shipline.server.api import API_PREFIX
+from shipline.server.context import ServerContext
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import AuditOut, ErrorOut, PageOut
 
@@ -66,14 +67,20 @@ class AuditVerifyOut(BaseModel):
     last_checkpoint_id: int | None
 
 
+def audit_verdict(context: ServerContext) -> AuditVerdict:
+    """The whole chain checked, with the signed checkpoints when the server has a key
+    (the API's `verify` and the dashboard's audit page)."""
+    pem = context.signing_public_key
+    public = load_public_key(pem.encode()) if pem is not None else None
+    return AuditTrail(context.store).verify(public)
+
+
 @router.get("/audit/verify", summary="Check the audit trail's hash chain")
 def verify_audit(caller: Caller, svc: ServicesDep, request_id: RequestId) -> AuditVerifyOut:
     """Recompute every link (admins only); reports the first edited, deleted, inserted or
     reordered record."""
     svc.projects.require_admin(caller, "audit.verify", request_id)
-    pem = svc.context.signing_public_key
-    public = load_public_key(pem.encode()) if pem is not None else None
-    verdict = AuditTrail(svc.context.store).verify(public)
+    verdict = audit_verdict(svc.context)
     broken = verdict.broken
     return AuditVerifyOut(
         ok=broken is None,

@@ -8,9 +8,8 @@ seq, `data:` `{"seq", "step", "text"}`), then `event: status` once the job has c
 and every chunk has been sent, then the stream ends. A client that reconnects sends
 `Last-Event-ID` and resumes after that chunk.
 
-The stream polls the store every `ServerContext.log_poll_interval` (0.1 s): simple, and
-correct with many servers sharing one database. On PostgreSQL a LISTEN/NOTIFY wake-up
-would replace the sleep in `_follow` (the poll stays, as the source of truth).
+The stream polls the store every `ServerContext.log_poll_interval` (0.1 s) through
+`server.follow.follow_log`, which the dashboard's live log tail shares.
 """
 
 from __future__ import annotations
@@ -19,15 +18,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from shipline.domain.records import LogChunk, Role
-from shipline.engine.queries import LogSlice, Queries
+from shipline.engine.queries import Queries
 from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
+from shipline.server.follow import follow_log
 from shipline.server.schemas import ErrorOut
 
 router = APIRouter(
@@ -37,9 +36,6 @@ router = APIRouter(
 )
 
 MAX_ID = 2**63 - 1
-BATCH = 500
-# A comment line now and then keeps proxies from closing a quiet stream.
-KEEPALIVE_SECONDS = 15.0
 
 
 def _text(chunk: LogChunk) -> str:
@@ -61,30 +57,17 @@ async def _follow(
     timeout: float,
 ) -> AsyncIterator[bytes]:
     """Chunks as they arrive, then the job's status; ends after `timeout` regardless."""
-    waited = 0.0
-    quiet = 0.0
-    while waited <= timeout:
-        part: LogSlice = await run_in_threadpool(
-            queries.logs, run_id, job_id, after=after, limit=BATCH
-        )
-        for chunk in part.chunks:
-            data = {"seq": chunk.seq, "step": chunk.step_index, "text": _text(chunk)}
-            yield _sse("log", data, chunk.seq)
-        after = part.next_seq
-        if part.done and len(part.chunks) < BATCH:
-            job = part.job
-            conclusion = job.conclusion.value if job.conclusion is not None else None
-            yield _sse("status", {"status": job.status.value, "conclusion": conclusion})
-            return
-        if part.chunks:
-            continue  # more may be waiting: read on without sleeping
-        # LISTEN/NOTIFY (PostgreSQL) would wake this sleep early; see the module docstring.
-        await anyio.sleep(interval)
-        waited += interval
-        quiet += interval
-        if quiet >= KEEPALIVE_SECONDS:
-            quiet = 0.0
+    async for item in follow_log(
+        queries, run_id, job_id, after, interval=interval, timeout=timeout
+    ):
+        if item is None:
             yield b": keep-alive\n\n"
+        elif isinstance(item, LogChunk):
+            data = {"seq": item.seq, "step": item.step_index, "text": _text(item)}
+            yield _sse("log", data, item.seq)
+        else:
+            conclusion = item.conclusion.value if item.conclusion is not None else None
+            yield _sse("status", {"status": item.status.value, "conclusion": conclusion})
 
 
 @router.get(

@@ -118,6 +118,19 @@ class SqlRunStore:
             query = query.where(runs.c.workflow_file == flt.workflow_file)
         return newest_first(self._conn, query, runs.c.id, _record, limit=limit, cursor=cursor)
 
+    def latest_per_workflow(self, project_id: int) -> list[RunRecord]:
+        newest = (
+            select(func.max(runs.c.id))
+            .where(runs.c.project_id == project_id)
+            .group_by(runs.c.workflow_file)
+        )
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(runs.c.id.in_(newest.scalar_subquery()))
+            .order_by(runs.c.workflow_file)
+        )
+        return [_record(row) for row in self._conn.execute(query)]
+
     def set_status(
         self,
         run_id: int,
