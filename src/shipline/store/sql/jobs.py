@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, case, func, insert, select, update
 
 from shipline.domain.records import JSON, JobRecord
 from shipline.domain.status import Conclusion, Status
@@ -110,6 +110,13 @@ class SqlJobStore:
         else:
             query = query.where(jobs.c.attempt == attempt)
         return [_record(row) for row in self._conn.execute(query.order_by(jobs.c.id))]
+
+    def progress(self, run_id: int, attempt: int) -> tuple[int, int]:
+        done = func.count(case((jobs.c.status == Status.COMPLETED.value, 1)))
+        row = self._conn.execute(
+            select(func.count(), done).where(jobs.c.run_id == run_id, jobs.c.attempt == attempt)
+        ).one()
+        return int(row[0]), int(row[1] or 0)
 
     def set_status(
         self,

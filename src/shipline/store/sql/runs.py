@@ -89,6 +89,13 @@ class SqlRunStore:
         row = self._conn.execute(select(*_RECORD_COLUMNS).where(runs.c.id == run_id)).first()
         return None if row is None else _record(row)
 
+    def lock(self, run_id: int) -> RunRecord | None:
+        """The run, its row locked until the transaction ends (PostgreSQL; SQLite's writing
+        transactions are serialised already)."""
+        query = select(*_RECORD_COLUMNS).where(runs.c.id == run_id).with_for_update()
+        row = self._conn.execute(query).first()
+        return None if row is None else _record(row)
+
     def _require(self, run_id: int, *, lock: bool = False) -> RunRecord:
         query = select(*_RECORD_COLUMNS).where(runs.c.id == run_id)
         if lock:

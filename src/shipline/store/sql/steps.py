@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -74,3 +75,16 @@ class SqlStepStore:
     def for_job(self, job_id: int) -> list[StepRecord]:
         query = select(steps).where(steps.c.job_id == job_id).order_by(steps.c.index)
         return [_record(row) for row in self._conn.execute(query)]
+
+    def for_jobs(self, job_ids: Sequence[int]) -> dict[int, list[StepRecord]]:
+        found: dict[int, list[StepRecord]] = {job_id: [] for job_id in job_ids}
+        if not found:
+            return found
+        query = (
+            select(steps)
+            .where(steps.c.job_id.in_(list(found)))
+            .order_by(steps.c.job_id, steps.c.index)
+        )
+        for row in self._conn.execute(query):
+            found[row.job_id].append(_record(row))
+        return found
