@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from shipline.domain.records import StepRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition, check_transition
 from shipline.store.sql._common import guarded
 from shipline.store.sql.schema import steps
+
+_FOR_JOBS = (
+    select(steps)
+    .where(steps.c.job_id.in_(bindparam("job_ids", expanding=True)))
+    .order_by(steps.c.job_id, steps.c.index)
+)
 
 
 def _record(row: Row[Any]) -> StepRecord:
@@ -80,11 +86,6 @@ class SqlStepStore:
         found: dict[int, list[StepRecord]] = {job_id: [] for job_id in job_ids}
         if not found:
             return found
-        query = (
-            select(steps)
-            .where(steps.c.job_id.in_(list(found)))
-            .order_by(steps.c.job_id, steps.c.index)
-        )
-        for row in self._conn.execute(query):
+        for row in self._conn.execute(_FOR_JOBS, {"job_ids": list(found)}):
             found[row.job_id].append(_record(row))
         return found
