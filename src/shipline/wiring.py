@@ -110,14 +110,14 @@ def server_job_runners(
     state_dir: Path, host_env: Mapping[str, str]
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: shell executor, the run's files under
-    `state_dir/runs/<run id>`, caches and blobs shared, checkouts from the project's
+    `attempt_dir` (per attempt), caches and blobs shared, checkouts from the project's
     mirror (the one `RunService` fetched the run's commit into)."""
     blobs = BlobStore(state_dir / "blobs")
     caches = LocalCacheStore(blobs, state_dir / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
-        run_dir = state_dir / "runs" / str(run.id)
+        run_dir = attempt_dir(state_dir, run.id, run.attempt)
         return JobRunner(
             ShellExecutor(),
             observer,
@@ -131,11 +131,21 @@ def server_job_runners(
     return make_runner
 
 
-def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
-    """The artifact index of a run, over the server's blob store (what the API lists and
-    serves; the same place the embedded runner's jobs upload to)."""
+def attempt_dir(state_dir: Path, run_id: int, attempt: int) -> Path:
+    """The files of one attempt of a run (its artifact index, its jobs' directories):
+    `runs/<id>` for the first, `runs/<id>/attempt-<n>` for re-runs, so that a re-run's
+    upload never replaces an earlier attempt's artifact of the same name."""
+    run_dir = state_dir / "runs" / str(run_id)
+    return run_dir if attempt <= 1 else run_dir / f"attempt-{attempt}"
+
+
+def run_artifacts(state_dir: Path) -> Callable[[int, int], LocalArtifactStore]:
+    """The artifact index of a run's attempt, over the server's blob store (what the API
+    lists and serves; the same place the embedded runner's jobs upload to)."""
     blobs = BlobStore(state_dir / "blobs")
-    return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
+    return lambda run_id, attempt: LocalArtifactStore(
+        blobs, attempt_dir(state_dir, run_id, attempt)
+    )
 
 
 def mirror_dir(state_dir: Path, project_id: int) -> Path:
