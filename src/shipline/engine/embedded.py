@@ -129,7 +129,11 @@ class EmbeddedRunner:
             while not self._stopping.is_set():
                 started = False
                 if self.busy < self.slots:
-                    jobs = await asyncio.to_thread(self._claim, self.slots - self.busy)
+                    try:
+                        jobs = await asyncio.to_thread(self._claim, self.slots - self.busy)
+                    except Exception:  # e.g. a deadlock PostgreSQL broke: nothing was claimed
+                        log.exception("cannot claim jobs now")
+                        jobs = []
                     for job in jobs:
                         self._start(job)
                     started = bool(jobs)
@@ -180,8 +184,8 @@ class EmbeddedRunner:
                 )
                 if job is None:
                     break
-                self.runs.started(tx, job)
                 claimed.append(job)
+            self.runs.started(tx, *claimed)
         return claimed
 
     def _renew_and_reap(self) -> None:

@@ -460,19 +460,25 @@ class RunService:
                 raise NotFound(f"no job {job_id}")
             self.started(tx, job)
 
-    def started(self, tx: Transaction, job: JobRecord) -> None:
-        """`job_started` inside the caller's transaction (the one that claimed the job)."""
+    def started(self, tx: Transaction, *jobs: JobRecord) -> None:
+        """`job_started` for claimed jobs, inside the caller's transaction (the one that
+        claimed them). The runs change first and the events follow, so that the event
+        feed's lock (PostgreSQL) is taken after the runs' rows, as everywhere else."""
         now = self.clock.now()
-        run = tx.runs.get(job.run_id)
-        if run is not None and run.status is Status.QUEUED:
-            run = tx.runs.lock(run.id)  # two jobs of the run starting at once: one moves it
-            if run is not None and run.status is Status.QUEUED:
-                try:
-                    tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
-                    tx.events.publish("run.started", now=now, run_id=run.id)
-                except InvalidTransition:
-                    pass  # another job of the run started at the same moment: it is running
-        tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job.id)
+        started: list[int] = []
+        for run_id in sorted({job.run_id for job in jobs}):
+            run = tx.runs.get(run_id)
+            if run is None or run.status is not Status.QUEUED:
+                continue
+            try:  # `set_status` locks the run: of two jobs starting at once, one moves it
+                tx.runs.set_status(run_id, Status.IN_PROGRESS, now=now)
+                started.append(run_id)
+            except InvalidTransition:
+                pass  # another job of the run started at the same moment: it is running
+        for run_id in started:
+            tx.events.publish("run.started", now=now, run_id=run_id)
+        for job in jobs:
+            tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job.id)
 
     def job_finished(
         self,
@@ -492,14 +498,14 @@ class RunService:
         run_id: int | None = None
         try:
             with self.store.transaction() as tx:
-                if before is not None:
-                    before(tx)
                 job = tx.jobs.get(job_id)
                 if job is None:
                     raise NotFound(f"no job {job_id}")
                 run_id = job.run_id
                 run = tx.runs.lock(job.run_id)  # one change of a run at a time
                 assert run is not None
+                if before is not None:  # after the run's lock: events take the feed's
+                    before(tx)
                 job = tx.jobs.get(job_id)
                 assert job is not None
                 if job.status is Status.COMPLETED:
