@@ -157,16 +157,16 @@ def server_job_runners(
     policy: SandboxPolicy | None = None,
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
-    `policy`, the run's files under `state_dir/runs/<run id>`, caches and blobs shared,
+    `policy`, the run's files under `attempt_dir` (per attempt), caches and blobs shared,
     checkouts from the project's mirror (the one `RunService` fetched the run's commit
     into). With `provenance`, every artifact a job uploads gets signed provenance beside
-    it."""
+    it (per attempt, like the artifacts)."""
     blobs = BlobStore(state_dir / "blobs")
     caches = LocalCacheStore(blobs, state_dir / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
-        run_dir = state_dir / "runs" / str(run.id)
+        run_dir = attempt_dir(state_dir, run.id, run.attempt)
         artifacts: ArtifactStore = LocalArtifactStore(blobs, run_dir)
         if provenance is not None:
             from shipline.engine.provenance import SignedArtifacts
@@ -187,16 +187,28 @@ def server_job_runners(
     return make_runner
 
 
-def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
-    """The artifact index of a run, over the server's blob store (what the API lists and
-    serves; the same place the embedded runner's jobs upload to)."""
+def attempt_dir(state_dir: Path, run_id: int, attempt: int) -> Path:
+    """The files of one attempt of a run (its artifact index, its jobs' directories):
+    `runs/<id>` for the first, `runs/<id>/attempt-<n>` for re-runs, so that a re-run's
+    upload never replaces an earlier attempt's artifact of the same name."""
+    run_dir = state_dir / "runs" / str(run_id)
+    return run_dir if attempt <= 1 else run_dir / f"attempt-{attempt}"
+
+
+def run_artifacts(state_dir: Path) -> Callable[[int, int], LocalArtifactStore]:
+    """The artifact index of a run's attempt, over the server's blob store (what the API
+    lists and serves; the same place the embedded runner's jobs upload to)."""
     blobs = BlobStore(state_dir / "blobs")
-    return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
+    return lambda run_id, attempt: LocalArtifactStore(
+        blobs, attempt_dir(state_dir, run_id, attempt)
+    )
 
 
-def run_provenance(state_dir: Path) -> Callable[[int, str], bytes | None]:
-    """The signed provenance of a run's artifact, by (run id, artifact name)."""
-    return lambda run_id, name: ProvenanceFiles(state_dir / "runs" / str(run_id)).load(name)
+def run_provenance(state_dir: Path) -> Callable[[int, int, str], bytes | None]:
+    """The signed provenance of an artifact, by (run id, attempt, artifact name)."""
+    return lambda run_id, attempt, name: ProvenanceFiles(
+        attempt_dir(state_dir, run_id, attempt)
+    ).load(name)
 
 
 def mirror_dir(state_dir: Path, project_id: int) -> Path:

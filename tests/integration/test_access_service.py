@@ -136,6 +136,24 @@ def test_missing_malformed_and_unknown_tokens_are_refused(
     assert err.value.code == "unauthenticated"
 
 
+def test_every_failed_authentication_is_audited_by_the_service(
+    access: AccessService, store: SqlStore, admin: Principal
+) -> None:
+    forged = "shp_u_" + "A" * 43
+    for bad in (None, "shp_u_short", forged):
+        with pytest.raises(Unauthenticated):
+            access.authenticate(bad, request_id="req-1", target="GET /api/v1/runs/7")
+    with store.transaction(write=False) as tx:
+        denied = [a for a in tx.audit.iterate() if a.action == "authenticate"]
+    assert [(a.actor, a.decision, a.reason) for a in denied] == [
+        ("anonymous", "denied", "missing"),
+        ("anonymous", "denied", "malformed"),
+        ("anonymous", "denied", "unknown"),
+    ]
+    assert {(a.target, a.request_id) for a in denied} == {("GET /api/v1/runs/7", "req-1")}
+    assert all(forged not in str(a) for a in denied)  # never the token
+
+
 def test_revoked_token_is_refused(access: AccessService, admin: Principal) -> None:
     plaintext, record = access.create_token(admin, "ci", None)
     assert access.authenticate(plaintext).token_id == record.id

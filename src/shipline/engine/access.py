@@ -111,11 +111,35 @@ class AccessService:
     # -- authentication --------------------------------------------------------------
 
     def authenticate(
-        self, plaintext: str | None, *, allowed: frozenset[TokenKind] = USER_TOKENS
+        self,
+        plaintext: str | None,
+        *,
+        allowed: frozenset[TokenKind] = USER_TOKENS,
+        request_id: str = "",
+        target: str = "",
     ) -> Principal:
         """The principal a bearer token stands for, or `Unauthenticated` when it is
         missing, malformed, unknown, revoked, expired, of a kind this endpoint does not
-        accept, or bound to a user or job that is gone."""
+        accept, or bound to a user or job that is gone.
+
+        Every failure is audited (actor `anonymous`, the reason, `target` — what was
+        asked for, e.g. `GET /api/v1/runs/7` — and the request id; never the token)."""
+        try:
+            return self._authenticate(plaintext, allowed)
+        except Unauthenticated as exc:
+            with self._store.transaction() as tx:
+                tx.audit.append(
+                    actor="anonymous",
+                    action="authenticate",
+                    now=self._clock.now(),
+                    decision="denied",
+                    target=target[:200],
+                    reason=exc.reason,
+                    request_id=request_id,
+                )
+            raise
+
+    def _authenticate(self, plaintext: str | None, allowed: frozenset[TokenKind]) -> Principal:
         if not plaintext:
             raise Unauthenticated("missing", "authentication required")
         kind = parse_kind(plaintext)

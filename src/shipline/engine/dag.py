@@ -3,8 +3,8 @@
 `RunState` knows the plan, which jobs finished and how; `decide()` says which jobs may start
 now and which are skipped (a false `if`, a need that did not run, a cancelled run), expanding
 matrices built from earlier jobs' outputs on the way. It holds no processes, no clock and no
-I/O: `shipline run` drives it in memory, the server rebuilds it from stored job records after
-each change, and both get the same answers.
+I/O: `shipline run` drives it in memory, the server replays it from stored job records (and
+keeps it between a run's changes, see `RunService.live`), and both get the same answers.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
 """The embedded runner: the server's own slots that claim queued jobs and run them.
 
 It uses the same `JobRunner` as `shipline run`, writes steps and logs to the store as they
-happen, and reports each job's end to the `RunService`, which moves the run forward. Jobs
-are claimed with a lease renewed while they run; a server killed mid-job leaves leases
-that `recover()` (at the next start) or the lease reaper (on any server) resolves: the job
-is retried once, or failed with the reason, and never runs twice at the same time.
+happen (in batches, see `StoreObserver`), and reports each job's end to the `RunService`,
+which moves the run forward. Jobs are claimed with a lease renewed while they run; a server
+killed mid-job leaves leases that `recover()` (at the next start) or the lease reaper (on
+any server) resolves: the job is retried once, or failed with the reason, and never runs
+twice at the same time.
+
+A job costs three transactions when nothing goes wrong: the claim (which also marks the
+run started; free slots are filled in one claim), a read of what the job needs, and its
+end (its last steps and log lines, its result, the run moving on). One watcher polls the
+store for cancellations of all running jobs.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status, combine
 from shipline.engine.joblog import StoreObserver
-from shipline.engine.run_contexts import github_context
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 MakeRunner = Callable[[JobObserver, RunRecord], JobRunner]
 # A job is tried this many times in all when its runner is lost (server killed, runner gone).
 MAX_TRIES = 2
+# Events read per query by the cancellation watcher (the store's default page).
+EVENTS_BATCH = 500
 
 
 class EmbeddedRunner:
@@ -68,6 +75,8 @@ class EmbeddedRunner:
         # Opens the secrets a claimed job references (None: jobs get no secrets).
         self.secrets = secrets
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        # Running jobs' runs, for the cancellation watcher.
+        self.run_of: dict[int, int] = {}
         self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0
         self._stopping = asyncio.Event()
@@ -121,27 +130,37 @@ class EmbeddedRunner:
             loop.call_soon_threadsafe(self._wake.set)
 
         self.runs.queued_listeners.append(wake)
-        while not self._stopping.is_set():
-            started = False
-            if self.busy < self.slots:
-                job = await asyncio.to_thread(self._claim)
-                if job is not None:
-                    self._start(job)
-                    started = True
-            if loop.time() - last_reap > self.lease_seconds / 3:
-                last_reap = loop.time()
-                await asyncio.to_thread(self._renew_and_reap)
-            if not started:
-                self._wake.clear()
-                waits = [
-                    asyncio.ensure_future(self._stopping.wait()),
-                    asyncio.ensure_future(self._wake.wait()),
-                ]
-                await asyncio.wait(
-                    waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                for wait in waits:
-                    wait.cancel()
+        watcher = asyncio.ensure_future(self._watch_cancel())
+        try:
+            while not self._stopping.is_set():
+                started = False
+                if self.busy < self.slots:
+                    try:
+                        jobs = await asyncio.to_thread(self._claim, self.slots - self.busy)
+                    except Exception:  # e.g. a deadlock PostgreSQL broke: nothing was claimed
+                        log.exception("cannot claim jobs now")
+                        jobs = []
+                    for job in jobs:
+                        self._start(job)
+                    started = bool(jobs)
+                if loop.time() - last_reap > self.lease_seconds / 3:
+                    last_reap = loop.time()
+                    await asyncio.to_thread(self._renew_and_reap)
+                if not started:
+                    await self._sleep(self.poll_interval)
+        finally:
+            watcher.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until woken, stopped, or `seconds` passed."""
+        self._wake.clear()
+        waits = [
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
 
     async def stop(self, grace: float, reason: str = "server shutting down") -> None:
         """Stop claiming; running jobs get `grace` seconds, then are cancelled."""
@@ -160,28 +179,40 @@ class EmbeddedRunner:
 
     # -- one job ---------------------------------------------------------------------------
 
-    def _claim(self) -> JobRecord | None:
+    def _claim(self, free: int) -> list[JobRecord]:
+        """Up to `free` queued jobs, claimed and their runs marked started, in one
+        transaction."""
+        claimed: list[JobRecord] = []
         with self.store.transaction() as tx:
-            return tx.jobs.claim(
-                self.owner, None, lease_seconds=self.lease_seconds, now=self.clock.now()
-            )
+            for _ in range(free):
+                job = tx.jobs.claim(
+                    self.owner, None, lease_seconds=self.lease_seconds, now=self.clock.now()
+                )
+                if job is None:
+                    break
+                claimed.append(job)
+            self.runs.started(tx, *claimed)
+        return claimed
 
     def _renew_and_reap(self) -> None:
-        for job_id in list(self.running):
+        if self.running:
             with self.store.transaction() as tx:
-                tx.jobs.renew_lease(
-                    job_id, self.owner, lease_seconds=self.lease_seconds, now=self.clock.now()
-                )
+                for job_id in list(self.running):
+                    tx.jobs.renew_lease(
+                        job_id, self.owner, lease_seconds=self.lease_seconds, now=self.clock.now()
+                    )
         self.reap()
 
     def _start(self, job: JobRecord) -> None:
         cancel = asyncio.Event()
         task = asyncio.ensure_future(self._guarded(job, cancel))
         self.running[job.id] = (task, cancel)
+        self.run_of[job.id] = job.run_id
         self.busy += 1
 
         def done(_: asyncio.Task[None]) -> None:
             self.running.pop(job.id, None)
+            self.run_of.pop(job.id, None)
             self.busy -= 1
             self._wake.set()  # a slot is free: claim now
 
@@ -206,7 +237,7 @@ class EmbeddedRunner:
 
     async def _execute(self, job: JobRecord, cancel: asyncio.Event) -> None:
         try:
-            assignment, run = await asyncio.to_thread(self._assignment, job)
+            assignment, run, last_seq = await asyncio.to_thread(self._assignment, job)
         except Exception as exc:
             log.exception("cannot prepare job %s", job.id)
             await asyncio.to_thread(
@@ -216,19 +247,22 @@ class EmbeddedRunner:
                 error=f"cannot prepare the job: {exc}",
             )
             return
-        await asyncio.to_thread(self.runs.job_started, job.id)
         # The server masks again what the runner masked (defence in depth).
         masker = Masker(list(assignment.secrets.values()))
-        observer = StoreObserver(self.store, self.clock, job.id, run.id, masker=masker)
-        watcher = asyncio.ensure_future(self._watch_cancel(job, cancel))
+        observer = StoreObserver(
+            self.store, self.clock, job.id, run.id, masker=masker, first_seq=last_seq + 1
+        )
         runner = self.make_runner(observer, run)
         self.job_runners[job.id] = runner
         try:
             result = await runner.run(assignment, cancel)
+        except BaseException:
+            await observer.settle()
+            await asyncio.to_thread(observer.flush)
+            raise
         finally:
             self.job_runners.pop(job.id, None)
-            watcher.cancel()
-            observer.flush()
+        await observer.settle()
         conclusion = result.conclusion
         error = masker.mask(result.error) if result.error and masker else result.error
         if self._stopping.is_set() and conclusion is Conclusion.CANCELLED:
@@ -237,39 +271,76 @@ class EmbeddedRunner:
             self._continue_on_error, run, job
         ):
             conclusion = Conclusion.SUCCESS
-        await asyncio.to_thread(
-            self.runs.job_finished, job.id, conclusion, outputs=result.outputs, error=error
-        )
+        try:
+            await asyncio.to_thread(
+                self.runs.job_finished,
+                job.id,
+                conclusion,
+                outputs=result.outputs,
+                error=error,
+                before=observer.write_pending,
+            )
+        except Exception:
+            await asyncio.to_thread(observer.flush)  # the log is kept whatever happens next
+            raise
 
-    async def _watch_cancel(self, job: JobRecord, cancel: asyncio.Event) -> None:
-        """Stop the job when the service publishes `job.cancel` for it or its run ends."""
-        with self.store.transaction() as tx:
-            after = tx.events.last_id()
-        while not cancel.is_set():
+    async def _watch_cancel(self) -> None:
+        """Stop running jobs when the service publishes `job.cancel` for them or their run
+        ends (one poll of the store for all of them)."""
+        after: int | None = None
+        while True:
             await asyncio.sleep(0.25)
-            with self.store.transaction() as tx:
-                events = tx.events.since(after, job_id=job.id)
-                run = tx.runs.get(job.run_id)
-            if events:
-                after = events[-1].id
-            if any(e.kind == "job.cancel" for e in events) or (
-                run is not None and run.status is Status.COMPLETED
-            ):
-                cancel.set()
+            if not self.running:
+                after = None  # idle: from the newest event when jobs run again
+                continue
+            watched = dict(self.run_of)
+            try:
+                after, stop = await asyncio.to_thread(self._cancelled, after, watched)
+            except Exception:
+                log.exception("cannot read cancellations")
+                continue
+            for job_id in stop:
+                entry = self.running.get(job_id)
+                if entry is not None:
+                    entry[1].set()
 
-    def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord]:
-        with self.store.transaction() as tx:
+    def _cancelled(self, after: int | None, watched: dict[int, int]) -> tuple[int, set[int]]:
+        """The last event id seen, and the watched jobs to stop."""
+        stop: set[int] = set()
+        with self.store.transaction(write=False) as tx:
+            if after is None:
+                after = tx.events.last_id()
+            while True:
+                events = tx.events.since(after)
+                for event in events:
+                    if event.kind == "job.cancel" and event.job_id in watched:
+                        stop.add(event.job_id)
+                if events:
+                    after = events[-1].id
+                if len(events) < EVENTS_BATCH:
+                    break
+            for run_id in set(watched.values()):
+                run = tx.runs.get(run_id)
+                if run is not None and run.status is Status.COMPLETED:
+                    stop.update(j for j, r in watched.items() if r == run_id)
+        return after, stop
+
+    def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord, int]:
+        """What the job's runner needs (and the job's last log seq), in one read."""
+        with self.store.transaction(write=False) as tx:
             run = tx.runs.get(job.run_id)
-            assert run is not None
+            if run is None:
+                raise LookupError(f"run {job.run_id} is gone")
+            found = self.runs.planned(tx, run, job.key)
+            if found is None:
+                raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
+            planned, plan = found
+            github = self.runs.github(tx, run)
             project = tx.projects.get_by_id(run.project_id)
-            assert project is not None
-            _, payload = tx.runs.definition(run.id)
-            replay = self.runs.replay(tx, run)
-            siblings = tx.jobs.for_run(run.id, run.attempt)
-        plan = replay.plan
-        planned = replay.planned.get(job.key)
-        if planned is None:
-            raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
+            if project is None:
+                raise LookupError(f"project {run.project_id} is gone")
+            siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
+            last_seq = tx.logs.last_seq(job.id)
         needs: dict[str, object] = {}
         for need in planned.needs:
             records = [s for s in siblings if s.job_id == need]
@@ -291,7 +362,7 @@ class EmbeddedRunner:
             planned=planned,
             workflow=plan.workflow,
             event=plan.event,
-            github=github_context(run, project, payload),
+            github=github,
             needs=needs,
             inputs=inputs,
             trust=run.trust,
@@ -299,10 +370,8 @@ class EmbeddedRunner:
             cache_scope=cache_scope,
             cache_restore_scopes=restore_scopes,
         )
-        return assignment, run
+        return assignment, run, last_seq
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:
-        with self.store.transaction() as tx:
-            replay = self.runs.replay(tx, run)
-        planned = replay.planned.get(job.key)
-        return planned is not None and replay.state.continue_on_error(planned)
+        with self.store.transaction(write=False) as tx:
+            return self.runs.continue_on_error(tx, run, job.key)

@@ -1,14 +1,22 @@
 """A `JobObserver` that stores what a running job does: its steps and its log.
 
-Log lines are gathered into chunks (sequence numbers make appends idempotent) and written
-when a chunk is large, a step changes, or 200 ms after the first unwritten line, so a live
-follower sees output promptly without one write per line.
+What the job reports is kept in order and written in batches, one transaction each: 200 ms
+after the first unwritten change (a step starting or ending, log lines), when a log chunk
+is large, or — for whatever is left when the job ends — in the transaction that records the
+job's end (`write_pending`, see `EmbeddedRunner`). A live follower sees output within about
+200 ms; a short job costs no transaction of its own. Log lines are gathered into chunks
+with sequence numbers (idempotent appends); a chunk ends at a step change or at 64 KiB.
+Timed batches are written in a worker thread, so the event loop never waits for the
+database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 
 from shipline.domain.clock import Clock
@@ -16,14 +24,38 @@ from shipline.domain.records import StepRecord
 from shipline.domain.status import Status
 from shipline.runner.model import JobResult, StepResult
 from shipline.security.masking import Masker
-from shipline.store.ports import Store
+from shipline.store.ports import Store, Transaction
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 FLUSH_DELAY = 0.2
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A step's record to write, and the event that announces it."""
+
+    record: StepRecord
+    event: str
+    at: datetime
+    data: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    seq: int
+    data: bytes
+    step_index: int | None
+    at: datetime
+
+
 class StoreObserver:
-    """Writes one job's steps and log lines to the store."""
+    """Writes one job's steps and log lines to the store.
+
+    `first_seq`: the sequence number of the job's next log chunk (one more than the
+    store's `last_seq`), when the caller read it already.
+    """
 
     def __init__(
         self,
@@ -33,6 +65,7 @@ class StoreObserver:
         run_id: int,
         *,
         masker: Masker | None = None,
+        first_seq: int | None = None,
     ) -> None:
         self.store = store
         # Lines arrive masked by the runner; the server masks its secrets again.
@@ -40,16 +73,22 @@ class StoreObserver:
         self.clock = clock
         self.job_id = job_id
         self.run_id = run_id
-        self.seq = self._last_seq() + 1
+        self.seq = self._last_seq() + 1 if first_seq is None else first_seq
         self.step_index: dict[str, int] = {}
         self.started_at: dict[int, datetime] = {}
         self.current_step: int | None = None
         self.buffer: list[str] = []
         self.size = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Changes not written yet, in order; swapped out under `_pending_lock` (held for
+        # a moment only: the event loop appends to it), written under `_write_lock`.
+        self._pending: list[_Step | _Chunk] = []
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writing: asyncio.Future[None] | None = None
 
     def _last_seq(self) -> int:
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             return tx.logs.last_seq(self.job_id)
 
     # -- JobObserver -----------------------------------------------------------------------
@@ -58,94 +97,151 @@ class StoreObserver:
         return None
 
     def step_started(self, job_key: str, step_key: str, name: str) -> None:
-        self.flush()
+        self._cut()
         index = len(self.step_index)
         self.step_index[step_key] = index
         self.current_step = index
-        self.started_at[index] = self.clock.now()
-        with self.store.transaction() as tx:
-            tx.steps.upsert(
-                StepRecord(
-                    self.job_id,
-                    index,
-                    step_key,
-                    name,
-                    Status.IN_PROGRESS,
-                    started_at=self.started_at[index],
-                )
-            )
-            tx.events.publish(
-                "step.started",
-                now=self.clock.now(),
-                run_id=self.run_id,
-                job_id=self.job_id,
-                data={"step": index, "name": name},
-            )
+        now = self.clock.now()
+        self.started_at[index] = now
+        record = StepRecord(self.job_id, index, step_key, name, Status.IN_PROGRESS, started_at=now)
+        self._add(_Step(record, "step.started", now, {"step": index, "name": name}))
 
     def output(self, job_key: str, step_key: str, lines: list[str]) -> None:
         index = self.step_index.get(step_key, self.current_step)
         if index != self.current_step:
-            self.flush()
+            self._cut()
             self.current_step = index
         self.buffer.extend(lines)
         self.size += sum(len(line) + 1 for line in lines)
         if self.size >= CHUNK_BYTES:
-            self.flush()
-        elif self._timer is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: flushed at the end
-                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+            self._cut()
+        self._schedule()
 
     def step_finished(self, job_key: str, result: StepResult) -> None:
-        self.flush()
+        self._cut()
         index = self.step_index.get(result.key)
         if index is None:  # a skipped step never started: give it its place now
             index = len(self.step_index)
             self.step_index[result.key] = index
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            tx.steps.upsert(
-                StepRecord(
-                    self.job_id,
-                    index,
-                    result.key,
-                    result.name,
-                    Status.COMPLETED,
-                    result.conclusion,
-                    result.exit_code,
-                    started_at=self.started_at.get(index, now),
-                    finished_at=now,
-                )
-            )
-            tx.events.publish(
-                "step.completed",
-                now=now,
-                run_id=self.run_id,
-                job_id=self.job_id,
-                data={"step": index, "conclusion": str(result.conclusion)},
-            )
+        record = StepRecord(
+            self.job_id,
+            index,
+            result.key,
+            result.name,
+            Status.COMPLETED,
+            result.conclusion,
+            result.exit_code,
+            started_at=self.started_at.get(index, now),
+            finished_at=now,
+        )
+        data: dict[str, object] = {"step": index, "conclusion": str(result.conclusion)}
+        self._add(_Step(record, "step.completed", now, data))
 
     def job_finished(self, result: JobResult) -> None:
-        self.flush()
+        self._cut()
 
     # -- writing -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Write everything reported so far, now, in this thread."""
+        self._cancel_timer()
+        self._cut()
+        self._write_batch()
+
+    async def settle(self) -> None:
+        """Stop timed writes and wait for the one in flight (the job has ended; what is
+        still pending goes with `write_pending` or `flush`)."""
+        self._cancel_timer()
+        self._cut()
+        if self._writing is not None:
+            with contextlib.suppress(Exception):  # logged by `_write_batch`
+                await self._writing
+            self._writing = None
+
+    def write_pending(self, tx: Transaction) -> None:
+        """Write what is pending in the caller's transaction. The pending changes stay
+        until `flush` (appends and step records are idempotent), so that a caller whose
+        transaction failed can still `flush` them."""
+        self._cut()
+        with self._pending_lock:
+            batch = list(self._pending)
+        self._write_to(tx, batch)
+
+    def _add(self, change: _Step | _Chunk) -> None:
+        with self._pending_lock:
+            self._pending.append(change)
+        self._schedule()
+
+    def _cut(self) -> None:
+        """The buffered lines become a chunk."""
         if not self.buffer:
             return
         lines = [self.masker.mask(line) for line in self.buffer] if self.masker else self.buffer
         data = ("\n".join(lines) + "\n").encode("utf-8", errors="replace")
         self.buffer = []
         self.size = 0
-        with self.store.transaction() as tx:
-            tx.logs.append(self.job_id, self.seq, data, self.current_step)
+        with self._pending_lock:
+            self._pending.append(_Chunk(self.seq, data, self.current_step, self.clock.now()))
+        self.seq += 1
+
+    def _schedule(self) -> None:
+        if self._timer is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: flushed at the end
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._due)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _due(self) -> None:
+        """The timer: write the batch in a worker thread, after the previous one."""
+        self._timer = None
+        self._cut()
+        previous = self._writing
+        self._writing = asyncio.ensure_future(self._write_after(previous))
+
+    async def _write_after(self, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        await asyncio.to_thread(self._write_batch)
+
+    def _write_batch(self) -> None:
+        with self._write_lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                with self.store.transaction() as tx:
+                    self._write_to(tx, batch)
+            except Exception:
+                log.exception("job %s: cannot write its steps and log now", self.job_id)
+                with self._pending_lock:  # kept for the next batch, in order
+                    self._pending[0:0] = batch
+                raise
+
+    def _write_to(self, tx: Transaction, batch: list[_Step | _Chunk]) -> None:
+        last_step = {c.record.index: i for i, c in enumerate(batch) if isinstance(c, _Step)}
+        for i, change in enumerate(batch):
+            if isinstance(change, _Chunk):
+                tx.logs.append(self.job_id, change.seq, change.data, change.step_index)
+                tx.events.publish(
+                    "log",
+                    now=change.at,
+                    run_id=self.run_id,
+                    job_id=self.job_id,
+                    data={"seq": change.seq},
+                )
+                continue
+            if last_step[change.record.index] == i:  # a later record of the step wins
+                tx.steps.upsert(change.record)
             tx.events.publish(
-                "log",
-                now=self.clock.now(),
+                change.event,
+                now=change.at,
                 run_id=self.run_id,
                 job_id=self.job_id,
-                data={"seq": self.seq},
+                data=change.data,
             )
-        self.seq += 1

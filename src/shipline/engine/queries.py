@@ -116,10 +116,9 @@ class Queries:
             if run is None:
                 raise NotFound("no such run")
             project = tx.projects.get_by_id(run.project_id)
-            jobs = tuple(
-                JobView(job, tuple(sorted(tx.steps.for_job(job.id), key=lambda s: s.index)))
-                for job in tx.jobs.for_run(run.id, run.attempt)
-            )
+            records = tx.jobs.for_run(run.id, run.attempt)
+            steps = tx.steps.for_jobs([job.id for job in records])
+            jobs = tuple(JobView(job, tuple(steps[job.id])) for job in records)
         return RunView(run, project.name if project is not None else "", jobs)
 
     def job_view(self, run_id: int, job_id: int) -> JobView:

@@ -1,9 +1,12 @@
 """Runs on the server: trigger, advance, finish, cancel — every change persisted with its
 event and audit record in one transaction.
 
-The scheduling decisions come from `engine.dag.RunState`, rebuilt from the stored jobs after
-each change, so the server decides exactly as `shipline run` does. Workflow files are read
-by the server from the project's repository at the run's commit, never from a client.
+The scheduling decisions come from `engine.dag.RunState`, so the server decides exactly as
+`shipline run` does. The store is the source of truth: a run's state is replayed from its
+stored jobs when this process has not seen the run yet (or the store shows that another
+process changed it), and otherwise kept in memory and moved forward with each change this
+process makes (`RunService.live`). Workflow files are read by the server from the
+project's repository at the run's commit, never from a client.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from shipline.domain.clock import Clock
@@ -29,6 +34,7 @@ from shipline.plan.inputs import InputError, resolve_inputs
 from shipline.plan.triggers import triggered
 from shipline.spec.diagnostics import Severity
 from shipline.spec.expressions import ExpressionError
+from shipline.spec.models import WorkflowSpec
 from shipline.spec.workflow import load_workflow
 from shipline.store.ports import NewJob, NewRun, Store, Transaction
 
@@ -55,8 +61,22 @@ class TriggerRequest:
     inputs: Mapping[str, str] | None = None
 
 
-# How many runs' compiled plans `RunService` keeps in memory.
+# How many runs' compiled plans and live states `RunService` keeps in memory.
 PLAN_CACHE = 512
+
+
+@dataclass(slots=True)
+class _Live:
+    """A run's replayed state kept between changes (see `RunService.live`), with the
+    counts of its attempt's stored jobs it reflects: completed is final within an attempt
+    and jobs are never removed, so equal counts in the store mean nobody else changed what
+    scheduling depends on."""
+
+    replay: Replay
+    attempt: int
+    cancelled: bool
+    jobs: int
+    completed: int
 
 
 class RunService:
@@ -69,6 +89,7 @@ class RunService:
         self.clock = clock
         self.repositories = repositories
         self._plans: OrderedDict[int, tuple[Plan, dict[str, object]]] = OrderedDict()
+        self._live: OrderedDict[int, _Live] = OrderedDict()
         self._plans_lock = threading.Lock()
         # Called when jobs were queued (the embedded runner wakes up to claim them).
         self.queued_listeners: list[Callable[[], None]] = []
@@ -169,43 +190,77 @@ class RunService:
             "sender": {"login": actor},
         }
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            run = tx.runs.create(
-                NewRun(
-                    project_id=project.id,
-                    workflow_file=path,
-                    workflow_name=name,
-                    workflow_text=text,
-                    event=request.event,
-                    ref=ref,
-                    sha=sha,
-                    actor=actor,
-                    trust=trust_of(request.event),
-                    inputs=inputs,
-                    event_payload=payload,
-                    plan_digest=plan.digest if plan else "",
-                    concurrency_group=group,
-                ),
-                now=now,
-            )
-            tx.audit.append(
-                actor=actor,
-                action="run.trigger",
-                now=now,
-                project_id=project.id,
-                target=f"run:{run.id}",
-                data={"workflow": path, "ref": ref, "sha": sha, "event": request.event},
-            )
-            tx.events.publish("run.created", now=now, run_id=run.id)
-            if error is not None:
-                run = tx.runs.set_status(
-                    run.id, Status.COMPLETED, Conclusion.FAILURE, now=now, error=error
+        created: list[int] = []
+        try:
+            with self.store.transaction() as tx:
+                return self._create_run(
+                    tx,
+                    project,
+                    spec if error is None else None,
+                    created,
+                    now=now,
+                    new=NewRun(
+                        project_id=project.id,
+                        workflow_file=path,
+                        workflow_name=name,
+                        workflow_text=text,
+                        event=request.event,
+                        ref=ref,
+                        sha=sha,
+                        actor=actor,
+                        trust=trust_of(request.event),
+                        inputs=inputs,
+                        event_payload=payload,
+                        plan_digest=plan.digest if plan else "",
+                        concurrency_group=group,
+                    ),
+                    error=error,
+                    group=group,
+                    cancel_in_progress=cancel_in_progress,
                 )
-                tx.events.publish("run.completed", now=now, run_id=run.id)
-                return run
-            if group is not None and not self._admit(tx, run, group, cancel_in_progress):
-                return tx.runs.get(run.id) or run
-            return self._advance(tx, run)
+        except BaseException:
+            for run_id in created:  # the run's id may be used again: nothing of it stays
+                self._forget(run_id)
+            raise
+
+    def _create_run(
+        self,
+        tx: Transaction,
+        project: ProjectRecord,
+        spec: WorkflowSpec | None,
+        created: list[int],
+        *,
+        now: datetime,
+        new: NewRun,
+        error: str | None,
+        group: str | None,
+        cancel_in_progress: bool,
+    ) -> RunRecord:
+        run = tx.runs.create(new, now=now)
+        created.append(run.id)
+        if spec is not None:  # the workflow is parsed once: the run's plan is kept
+            with suppress(PlanError):  # `state` reports it
+                plan = compile_plan(spec, run_event(run, project, new.event_payload))
+                self._cache_plan(run.id, plan, github_context(run, project, new.event_payload))
+        path, ref, sha, actor = new.workflow_file, new.ref, new.sha, new.actor
+        tx.audit.append(
+            actor=actor,
+            action="run.trigger",
+            now=now,
+            project_id=project.id,
+            target=f"run:{run.id}",
+            data={"workflow": path, "ref": ref, "sha": sha, "event": new.event},
+        )
+        tx.events.publish("run.created", now=now, run_id=run.id)
+        if error is not None:
+            run = tx.runs.set_status(
+                run.id, Status.COMPLETED, Conclusion.FAILURE, now=now, error=error
+            )
+            tx.events.publish("run.completed", now=now, run_id=run.id)
+            return run
+        if group is not None and not self._admit(tx, run, group, cancel_in_progress):
+            return tx.runs.get(run.id) or run
+        return self._advance(tx, run)
 
     def _admit(self, tx: Transaction, run: RunRecord, group: str, cancel_in_progress: bool) -> bool:
         """GitHub's concurrency groups: one running and one pending run per group.
@@ -248,11 +303,23 @@ class RunService:
     # -- moving forward ------------------------------------------------------------------
 
     def state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
-        """A fresh `RunState` for the run's plan (nothing recorded yet).
+        """A fresh `RunState` for the run's plan (nothing recorded yet)."""
+        plan, github = self._plan(tx, run)
+        inputs = run.inputs if isinstance(run.inputs, dict) else {}
+        github = {**github, "run_attempt": str(run.attempt)}
+        return RunState(plan, github=github, inputs=inputs), plan
 
-        A run's definition never changes, so its compiled plan is kept (per run id, the
-        most recent runs): parsing the workflow at every job's start and end made a run's
-        cost quadratic in its jobs.
+    def github(self, tx: Transaction, run: RunRecord) -> dict[str, object]:
+        """The run's `github` context (kept with its plan)."""
+        _, github = self._plan(tx, run)
+        return {**github, "run_attempt": str(run.attempt)}
+
+    def _plan(self, tx: Transaction, run: RunRecord) -> tuple[Plan, dict[str, object]]:
+        """The run's compiled plan and `github` context.
+
+        A run's definition never changes, so both are kept (per run id, the most recent
+        runs): parsing the workflow at every job's start and end made a run's cost
+        quadratic in its jobs.
         """
         with self._plans_lock:
             cached = self._plans.get(run.id)
@@ -268,14 +335,20 @@ class RunService:
                 raise Invalid(f"run {run.id}: its workflow no longer loads")
             plan = compile_plan(spec, run_event(run, project, payload))
             cached = (plan, github_context(run, project, payload))
-            with self._plans_lock:
-                self._plans[run.id] = cached
-                while len(self._plans) > PLAN_CACHE:
-                    self._plans.popitem(last=False)
-        plan, github = cached
-        inputs = run.inputs if isinstance(run.inputs, dict) else {}
-        github = {**github, "run_attempt": str(run.attempt)}
-        return RunState(plan, github=github, inputs=inputs), plan
+            self._cache_plan(run.id, *cached)
+        return cached
+
+    def _cache_plan(self, run_id: int, plan: Plan, github: dict[str, object]) -> None:
+        with self._plans_lock:
+            self._plans[run_id] = (plan, github)
+            while len(self._plans) > PLAN_CACHE:
+                self._plans.popitem(last=False)
+
+    def _forget(self, run_id: int) -> None:
+        """Drop what this process keeps of a run (after a failed transaction, a cancel)."""
+        with self._plans_lock:
+            self._plans.pop(run_id, None)
+            self._live.pop(run_id, None)
 
     def planned_jobs(self, run_id: int) -> tuple[PlannedJob, ...]:
         """Every job the run's plan holds (matrix cells of static matrices expanded), for
@@ -299,63 +372,126 @@ class RunService:
         if run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED:
             state.cancel()
         replay = Replay(state, plan, stored)
-        while True:
-            decisions = state.decide()
-            for decision in decisions:
-                replay.planned[decision.job.key] = decision.job
-                if decision.job.key not in replay.stored:
-                    replay.new.append(decision)
-                    replay.stored[decision.job.key] = placeholder(decision.job)
-            replayed = False
-            for key, job in list(state.running.items()):
-                record = replay.stored.get(key)
-                if record is not None and record.status is Status.COMPLETED:
-                    state.record(
-                        Finished(
-                            key,
-                            job.job_id,
-                            record.conclusion or Conclusion.FAILURE,
-                            outputs_of(record),
-                        )
-                    )
-                    replayed = True
-            if not decisions and not replayed:
-                return replay
+        _catch_up(replay)
+        return replay
 
-    def _advance(self, tx: Transaction, run: RunRecord) -> RunRecord:
+    def live(self, tx: Transaction, run: RunRecord) -> Replay:
+        """The run's replayed state, kept in memory between its changes.
+
+        Equal to `replay` (the store is the source of truth): rebuilt from the stored jobs
+        when this process has none for the run's attempt, or when the store's counts of the
+        attempt's jobs differ from the kept state's (another server changed the run). The
+        caller changing the run must hold it (`tx.runs.lock`), record what it changes with
+        `_note` and keep the result with `_keep` in the same transaction. The kept records
+        of jobs not completed may lag behind the store (claims are not followed): only
+        completion, which scheduling depends on, is current.
+        """
+        cancelled = run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED
+        with self._plans_lock:
+            live = self._live.get(run.id)
+        current = (
+            live is not None
+            and live.attempt == run.attempt
+            and live.cancelled == cancelled
+            and tx.jobs.progress(run.id, run.attempt) == (live.jobs, live.completed)
+        )
+        if live is not None and current:
+            live.replay.new = []
+            return live.replay
+        return self.replay(tx, run)
+
+    def _keep(self, run: RunRecord, replay: Replay) -> None:
+        """Keep the run's state after a change (see `live`)."""
+        cancelled = run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED
+        records = replay.stored.values()
+        done = sum(1 for r in records if r.status is Status.COMPLETED)
+        live = _Live(replay, run.attempt, cancelled, len(replay.stored), done)
+        with self._plans_lock:
+            self._live[run.id] = live
+            self._live.move_to_end(run.id)
+            while len(self._live) > PLAN_CACHE:
+                self._live.popitem(last=False)
+
+    def planned(self, tx: Transaction, run: RunRecord, key: str) -> tuple[PlannedJob, Plan] | None:
+        """A stored job's place in the run's plan (from the kept state when there is one)."""
+        with self._plans_lock:
+            live = self._live.get(run.id)
+        if live is not None and live.attempt == run.attempt:
+            found = live.replay.planned.get(key)
+            if found is not None:
+                return found, live.replay.plan
+        replay = self.replay(tx, run)
+        found = replay.planned.get(key)
+        return None if found is None else (found, replay.plan)
+
+    def continue_on_error(self, tx: Transaction, run: RunRecord, key: str) -> bool:
+        """Does the job's `continue-on-error` turn its failure into a success?"""
+        with self._plans_lock:
+            live = self._live.get(run.id)
+        if live is not None and live.attempt == run.attempt and key in live.replay.planned:
+            state = live.replay.state
+            planned = live.replay.planned[key]
+        else:
+            replay = self.replay(tx, run)
+            state = replay.state
+            found = replay.planned.get(key)
+            if found is None:
+                return False
+            planned = found
+        return state.continue_on_error(planned)
+
+    def _advance(self, tx: Transaction, run: RunRecord, replay: Replay | None = None) -> RunRecord:
         """Create the jobs that became ready, skip those that will not run, and complete
         the run when nothing is left. Idempotent: jobs already stored are not created again.
         """
         now = self.clock.now()
-        replay = self.replay(tx, run)
+        if replay is None:
+            replay = self.live(tx, run)
+        else:
+            _catch_up(replay)
         if replay.new:
             jobs = [new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
             for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
+                replay.stored[created.key] = created
                 kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
                 tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
+            replay.new = []
             for listener in self.queued_listeners:
                 listener()
         if replay.state.finished() and run.status is not Status.COMPLETED:
             run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
             self._release(tx, run)
+        self._keep(run, replay)
         return run
 
     def job_started(self, job_id: int) -> None:
         """A runner began a claimed job: the run is in progress."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
             job = tx.jobs.get(job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
-            run = tx.runs.get(job.run_id)
-            if run is not None and run.status is Status.QUEUED:
-                try:
-                    tx.runs.set_status(run.id, Status.IN_PROGRESS, now=now)
-                    tx.events.publish("run.started", now=now, run_id=run.id)
-                except InvalidTransition:
-                    pass  # another job of the run started at the same moment: it is running
-            tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job_id)
+            self.started(tx, job)
+
+    def started(self, tx: Transaction, *jobs: JobRecord) -> None:
+        """`job_started` for claimed jobs, inside the caller's transaction (the one that
+        claimed them). The runs change first and the events follow, so that the event
+        feed's lock (PostgreSQL) is taken after the runs' rows, as everywhere else."""
+        now = self.clock.now()
+        started: list[int] = []
+        for run_id in sorted({job.run_id for job in jobs}):
+            run = tx.runs.get(run_id)
+            if run is None or run.status is not Status.QUEUED:
+                continue
+            try:  # `set_status` locks the run: of two jobs starting at once, one moves it
+                tx.runs.set_status(run_id, Status.IN_PROGRESS, now=now)
+                started.append(run_id)
+            except InvalidTransition:
+                pass  # another job of the run started at the same moment: it is running
+        for run_id in started:
+            tx.events.publish("run.started", now=now, run_id=run_id)
+        for job in jobs:
+            tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job.id)
 
     def job_finished(
         self,
@@ -364,54 +500,77 @@ class RunService:
         *,
         outputs: Mapping[str, str] | None = None,
         error: str | None = None,
+        before: Callable[[Transaction], None] | None = None,
     ) -> JobRecord:
-        """A job ended: store it, apply fail-fast, and advance its run."""
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            job = tx.jobs.get(job_id)
-            if job is None:
-                raise NotFound(f"no job {job_id}")
-            if job.status is Status.COMPLETED:
-                return job  # a repeated report changes nothing
-            job = tx.jobs.set_status(
-                job_id,
-                Status.COMPLETED,
-                conclusion,
-                now=now,
-                outputs=dict(outputs or {}),
-                error=error,
-            )
-            tx.events.publish(
-                "job.completed",
-                now=now,
-                run_id=job.run_id,
-                job_id=job_id,
-                data={"conclusion": str(conclusion)},
-            )
-            run = tx.runs.get(job.run_id)
-            assert run is not None
-            if conclusion is Conclusion.FAILURE:
-                self._fail_fast(tx, run, job)
-            self._advance(tx, run)
-            return job
+        """A job ended: store it, apply fail-fast, and advance its run.
 
-    def _fail_fast(self, tx: Transaction, run: RunRecord, failed: JobRecord) -> None:
-        replay = self.replay(tx, run)
+        `before` writes what the job's runner still holds (its last steps and log lines)
+        in the same transaction, first.
+        """
+        now = self.clock.now()
+        run_id: int | None = None
+        try:
+            with self.store.transaction() as tx:
+                job = tx.jobs.get(job_id)
+                if job is None:
+                    raise NotFound(f"no job {job_id}")
+                run_id = job.run_id
+                run = tx.runs.lock(job.run_id)  # one change of a run at a time
+                assert run is not None
+                if before is not None:  # after the run's lock: events take the feed's
+                    before(tx)
+                job = tx.jobs.get(job_id)
+                assert job is not None
+                if job.status is Status.COMPLETED:
+                    return job  # a repeated report changes nothing
+                replay = self.live(tx, run) if job.attempt == run.attempt else None
+                job = tx.jobs.set_status(
+                    job_id,
+                    Status.COMPLETED,
+                    conclusion,
+                    now=now,
+                    outputs=dict(outputs or {}),
+                    error=error,
+                )
+                tx.events.publish(
+                    "job.completed",
+                    now=now,
+                    run_id=job.run_id,
+                    job_id=job_id,
+                    data={"conclusion": str(conclusion)},
+                )
+                if replay is None:  # a job of an earlier attempt: nothing to advance
+                    return job
+                _note(replay, job)
+                if conclusion is Conclusion.FAILURE:
+                    self._fail_fast(tx, run, job, replay)
+                self._advance(tx, run, replay)
+                return job
+        except BaseException:
+            if run_id is not None:
+                self._forget(run_id)
+            raise
+
+    def _fail_fast(
+        self, tx: Transaction, run: RunRecord, failed: JobRecord, replay: Replay
+    ) -> None:
         planned = replay.planned.get(failed.key)
         if planned is None or not replay.state.is_fail_fast(planned):
             return
         now = self.clock.now()
+        # The store's statuses: the kept state does not follow claims (queued or running).
         for sibling in tx.jobs.for_run(run.id, run.attempt):
             if sibling.job_id != failed.job_id or sibling.id == failed.id:
                 continue
             if sibling.status is Status.QUEUED:
-                tx.jobs.set_status(
+                cancelled = tx.jobs.set_status(
                     sibling.id,
                     Status.COMPLETED,
                     Conclusion.CANCELLED,
                     now=now,
                     error="fail-fast: another matrix cell failed",
                 )
+                _note(replay, cancelled)
             elif sibling.status is Status.IN_PROGRESS:
                 tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=sibling.id)
 
@@ -424,7 +583,7 @@ class RunService:
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            run = tx.runs.get(run_id)
+            run = tx.runs.lock(run_id)
             if run is None:
                 raise NotFound(f"no run {run_id}")
             if run.status is not Status.COMPLETED:
@@ -483,7 +642,7 @@ class RunService:
     def cancel(self, run_id: int, *, actor: str) -> RunRecord:
         """Cancel a run: queued jobs end cancelled, running ones are told to stop."""
         with self.store.transaction() as tx:
-            run = tx.runs.get(run_id)
+            run = tx.runs.lock(run_id)
             if run is None:
                 raise NotFound(f"no run {run_id}")
             if run.status is Status.COMPLETED:
@@ -512,3 +671,47 @@ class RunService:
         )
         tx.events.publish("run.completed", now=now, run_id=run.id)
         return run
+
+
+def _note(replay: Replay, record: JobRecord) -> None:
+    """A stored job changed: the kept state learns it (a completed job is recorded)."""
+    replay.stored[record.key] = record
+    if record.status is Status.COMPLETED:
+        job = replay.state.running.get(record.key)
+        if job is not None:
+            replay.state.record(
+                Finished(
+                    record.key,
+                    job.job_id,
+                    record.conclusion or Conclusion.FAILURE,
+                    outputs_of(record),
+                )
+            )
+
+
+def _catch_up(replay: Replay) -> None:
+    """Decide until nothing changes: new decisions become `replay.new` (placeholders in
+    `stored` until created), stored jobs that completed are recorded."""
+    state = replay.state
+    while True:
+        decisions = state.decide()
+        for decision in decisions:
+            replay.planned[decision.job.key] = decision.job
+            if decision.job.key not in replay.stored:
+                replay.new.append(decision)
+                replay.stored[decision.job.key] = placeholder(decision.job)
+        replayed = False
+        for key, job in list(state.running.items()):
+            record = replay.stored.get(key)
+            if record is not None and record.status is Status.COMPLETED:
+                state.record(
+                    Finished(
+                        key,
+                        job.job_id,
+                        record.conclusion or Conclusion.FAILURE,
+                        outputs_of(record),
+                    )
+                )
+                replayed = True
+        if not decisions and not replayed:
+            return

@@ -30,8 +30,9 @@ class ServerContext:
     # A live log stream ends after this long even if its job has not completed (the client
     # reconnects with Last-Event-ID), so that no request lives forever.
     log_stream_timeout: float = 3600.0
-    # The artifacts of a run (the blob store's index for it); None: the server keeps none.
-    artifacts: Callable[[int], ArtifactStore] | None = None
+    # The artifacts of a run's attempt, `(run id, attempt)` (the blob store's index for
+    # it); None: the server keeps none.
+    artifacts: Callable[[int, int], ArtifactStore] | None = None
     # The cache entries whose scope starts with a prefix (`<project>@`), newest first.
     caches: Callable[[str], list[CacheInfo]] | None = None
     # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
@@ -41,7 +42,7 @@ class ServerContext:
     # server keeps no secrets (setting one is refused).
     keyring: Callable[[], Keyring] | None = None
     # The signed provenance of an artifact by (run id, artifact name); None: none kept.
-    provenance: Callable[[int, str], bytes | None] | None = None
+    provenance: Callable[[int, int, str], bytes | None] | None = None
     # The PEM of the server's provenance public key (`shipline keys public`).
     signing_public_key: str | None = None
     # Appends a signed checkpoint of the audit chain's head (the server calls it

@@ -126,6 +126,11 @@ class RunStore(Protocol):
 
     def get(self, run_id: int) -> RunRecord | None: ...
 
+    def lock(self, run_id: int) -> RunRecord | None:
+        """`get`, and no other transaction changes the run (or locks it) until this one
+        ends: changes to one run (a job's end, cancel, re-run) are serialised by it."""
+        ...
+
     def definition(self, run_id: int) -> tuple[str, JSON]:
         """The workflow text and the event payload the run was created with."""
         ...
@@ -179,6 +184,11 @@ class JobStore(Protocol):
         """The jobs of an attempt (default: the run's current attempt), in creation order."""
         ...
 
+    def progress(self, run_id: int, attempt: int) -> tuple[int, int]:
+        """How many jobs the attempt has, and how many of them completed (a cheap check
+        that a cached view of the run is still current)."""
+        ...
+
     def set_status(
         self,
         job_id: int,
@@ -213,6 +223,10 @@ class StepStore(Protocol):
     def upsert(self, step: StepRecord) -> None: ...
 
     def for_job(self, job_id: int) -> list[StepRecord]: ...
+
+    def for_jobs(self, job_ids: Sequence[int]) -> dict[int, list[StepRecord]]:
+        """The steps of each of the jobs, in step order (one query for a run's jobs)."""
+        ...
 
 
 class LogStore(Protocol):
@@ -405,6 +419,11 @@ class Store(Protocol):
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
         """`write=False` promises reads only: readers then need not queue for the writer
         (SQLite's write lock); a write inside such a transaction is an error."""
+        ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Inside the block, this thread's `transaction(write=False)` blocks share one
+        read-only transaction (one request: authentication, access check, query)."""
         ...
 
     def close(self) -> None: ...

@@ -23,6 +23,7 @@ from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
 from shipline.store.sql.store import SqlStore
 from shipline.testing import FrozenClock
+from shipline.wiring import attempt_dir
 
 CI = """
     on: [push, workflow_dispatch]
@@ -126,7 +127,9 @@ def build(tmp_path: Path, source: Path) -> tuple[ServerContext, SqlStore, Access
         runs=runs,
         runner_slots=4,
         log_poll_interval=0.02,
-        artifacts=lambda run_id: LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id)),
+        artifacts=lambda run_id, attempt: LocalArtifactStore(
+            blobs, attempt_dir(tmp_path, run_id, attempt)
+        ),
         caches=LocalCacheStore(blobs, tmp_path / "caches.json").listed,
         keyring=SecretsKeySource(tmp_path).keyring,
     )

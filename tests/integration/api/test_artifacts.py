@@ -16,7 +16,7 @@ def test_artifacts_are_listed_and_downloaded(api: Api, tmp_path: Path) -> None:
         "/api/v1/projects/app/runs", json={"workflow": "ci.yml"}, headers=api.auth()
     ).json()["items"][0]
     context = api.client.app.state.services.context  # type: ignore[attr-defined]
-    store = context.artifacts(run["id"])
+    store = context.artifacts(run["id"], 1)
     wheel = tmp_path / "app-1.0-py3-none-any.whl"
     wheel.write_bytes(b"wheel bytes")
     notes = tmp_path / "NOTES.txt"
@@ -46,6 +46,39 @@ def test_artifacts_are_listed_and_downloaded(api: Api, tmp_path: Path) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     anonymous = api.client.get(f"/api/v1/runs/{run['id']}/artifacts")
     assert anonymous.status_code == 401
+
+
+def test_a_rerun_keeps_the_artifacts_of_earlier_attempts(api: Api, tmp_path: Path) -> None:
+    api.project()
+    run = api.client.post(
+        "/api/v1/projects/app/runs", json={"workflow": "ci.yml"}, headers=api.auth()
+    ).json()["items"][0]
+    context = api.client.app.state.services.context  # type: ignore[attr-defined]
+    first = tmp_path / "first.txt"
+    first.write_text("attempt 1\n")
+    context.artifacts(run["id"], 1).put("report", "build", [("report.txt", first)])
+    cancelled = api.client.post(f"/api/v1/runs/{run['id']}/cancel", headers=api.auth())
+    assert cancelled.status_code == 200, cancelled.text
+    rerun = api.client.post(f"/api/v1/runs/{run['id']}/rerun", json={}, headers=api.auth())
+    assert rerun.status_code == 200 and rerun.json()["attempt"] == 2, rerun.text
+    second = tmp_path / "second.txt"
+    second.write_text("attempt 2\n")
+    # The same name in attempt 2, as a re-run's job uploads it: no conflict, no overwrite.
+    context.artifacts(run["id"], 2).put("report", "build", [("report.txt", second)])
+
+    def report(query: str) -> bytes:
+        url = f"/api/v1/runs/{run['id']}/artifacts/report/files/report.txt{query}"
+        response = api.client.get(url, headers=api.auth())
+        assert response.status_code == 200, response.text
+        return response.content
+
+    assert report("") == b"attempt 2\n"  # the current attempt by default
+    assert report("?attempt=2") == b"attempt 2\n"
+    assert report("?attempt=1") == b"attempt 1\n"
+    listed = api.client.get(f"/api/v1/runs/{run['id']}/artifacts?attempt=1", headers=api.auth())
+    assert [a["name"] for a in listed.json()["items"]] == ["report"]
+    beyond = api.client.get(f"/api/v1/runs/{run['id']}/artifacts?attempt=3", headers=api.auth())
+    assert beyond.status_code == 404
 
 
 def test_caches_are_listed_per_project(api: Api, tmp_path: Path) -> None:

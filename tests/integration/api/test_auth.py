@@ -20,6 +20,22 @@ def test_no_token_or_a_bad_one_is_401_in_the_error_shape_and_audited(api: Api) -
     assert all(forged not in str(a) for a in denied)
 
 
+def test_the_run_endpoints_authenticate_in_their_read_and_audit_a_refusal(api: Api) -> None:
+    api.project()
+    run = api.client.post(
+        "/api/v1/projects/app/runs", json={"workflow": "ci.yml"}, headers=api.auth()
+    ).json()["items"][0]
+    paths = ["/api/v1/projects/app/runs", f"/api/v1/runs/{run['id']}"]
+    for path in paths:
+        assert api.client.get(path, headers=api.auth()).status_code == 200
+        refused = api.client.get(path, headers=api.auth("shp_u_" + "A" * 43))
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthenticated"
+    with api.store.transaction() as tx:
+        denied = [a for a in tx.audit.iterate() if a.action == "authenticate"]
+    assert [(a.target, a.reason) for a in denied] == [(f"GET {p}", "unknown") for p in paths]
+
+
 def test_a_token_is_shown_once_listed_without_its_secret_and_refused_once_revoked(
     api: Api,
 ) -> None:

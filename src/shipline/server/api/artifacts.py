@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path as FsPath
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -64,14 +64,25 @@ class ArtifactPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _store(svc: ServicesDep, caller: Caller, run_id: int, request_id: str) -> ArtifactStore:
-    svc.projects.authorize_run(
+# Artifacts are kept per attempt: a re-run's upload does not replace an earlier one's.
+AttemptParam = Annotated[
+    int | None,
+    Query(ge=1, le=10_000, description="the run's attempt (default: its current one)"),
+]
+
+
+def _store(
+    svc: ServicesDep, caller: Caller, run_id: int, request_id: str, attempt: int | None
+) -> ArtifactStore:
+    run = svc.projects.authorize_run(
         caller, run_id, Role.VIEWER, action="artifact.read", request_id=request_id
     )
     artifacts = svc.context.artifacts
     if artifacts is None:
         raise NotFound("this server keeps no artifacts")
-    return artifacts(run_id)
+    if attempt is not None and attempt > run.attempt:
+        raise NotFound(f"run {run_id} has no attempt {attempt}", field="attempt")
+    return artifacts(run_id, run.attempt if attempt is None else attempt)
 
 
 def _artifact(store: ArtifactStore, name: str) -> ArtifactRecord:
@@ -83,10 +94,15 @@ def _artifact(store: ArtifactStore, name: str) -> ArtifactRecord:
 
 @router.get("/runs/{run_id}/artifacts", summary="List a run's artifacts")
 def list_artifacts(
-    run_id: RunId, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+    attempt: AttemptParam = None,
 ) -> ArtifactPage:
-    """Every artifact the run's jobs uploaded, with each file's SHA-256 (viewer and up)."""
-    store = _store(svc, caller, run_id, request_id)
+    """Every artifact the jobs of the run's attempt (default: the current one) uploaded,
+    with each file's SHA-256 (viewer and up)."""
+    store = _store(svc, caller, run_id, request_id, attempt)
     return ArtifactPage(items=[ArtifactOut.from_record(r) for r in store.list()])
 
 
@@ -96,10 +112,15 @@ def list_artifacts(
     response_class=FileResponse,
 )
 def download_artifact(
-    run_id: RunId, name: Name, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    name: Name,
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+    attempt: AttemptParam = None,
 ) -> FileResponse:
     """The artifact's files in a zip, at the paths they were uploaded with."""
-    store = _store(svc, caller, run_id, request_id)
+    store = _store(svc, caller, run_id, request_id, attempt)
     record = _artifact(store, name)
     handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)  # noqa: SIM115
     handle.close()
@@ -120,10 +141,16 @@ def download_artifact(
     response_class=FileResponse,
 )
 def download_artifact_file(
-    run_id: RunId, name: Name, path: str, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    name: Name,
+    path: str,
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+    attempt: AttemptParam = None,
 ) -> FileResponse:
     """One file, as uploaded; `X-Content-SHA256` carries its digest."""
-    store = _store(svc, caller, run_id, request_id)
+    store = _store(svc, caller, run_id, request_id, attempt)
     record = _artifact(store, name)
     file = next((f for f in record.files if f.path == path), None)
     if file is None:

@@ -17,6 +17,7 @@ from shipline.security.provenance import (
     load_public_key,
 )
 from shipline.server.api import API_PREFIX
+from shipline.server.api.artifacts import AttemptParam
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import ErrorOut
 
@@ -38,15 +39,24 @@ MEDIA_TYPE = "application/vnd.in-toto.provenance+dsse"
     responses={200: {"content": {MEDIA_TYPE: {}}}},
 )
 def artifact_provenance(
-    run_id: RunId, name: Name, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    name: Name,
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+    attempt: AttemptParam = None,
 ) -> Response:
     """SLSA v1 provenance (an in-toto Statement in a DSSE envelope, Ed25519) the server
-    signed when the artifact was stored; verify it with `shipline verify`."""
-    svc.projects.authorize_run(
+    signed when the artifact was stored (in the run's attempt, default its current one);
+    verify it with `shipline verify`."""
+    run = svc.projects.authorize_run(
         caller, run_id, Role.VIEWER, action="artifact.read", request_id=request_id
     )
+    if attempt is not None and attempt > run.attempt:
+        raise NotFound(f"run {run_id} has no attempt {attempt}", field="attempt")
     load = svc.context.provenance
-    envelope = load(run_id, name) if load is not None else None
+    wanted = run.attempt if attempt is None else attempt
+    envelope = load(run_id, wanted, name) if load is not None else None
     if envelope is None:
         raise NotFound(f"no provenance for artifact {name!r} in this run", field="name")
     return Response(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from shipline.domain.records import Role
 from shipline.domain.status import Status
 from shipline.engine.service import TriggerRequest
 from shipline.server.api import API_PREFIX
-from shipline.server.deps import Caller, RequestId, ServicesDep
+from shipline.server.deps import Caller, Credentials, RequestId, ServicesDep, authenticated
 from shipline.server.schemas import ErrorOut, JobOut, PageOut, RerunCreate, RunCreate, RunOut
 from shipline.store.ports import RunFilter
 
@@ -53,8 +53,9 @@ def trigger_runs(
 @router.get("/projects/{project}/runs", summary="List a project's runs")
 def list_runs(
     project: ProjectParam,
-    caller: Caller,
+    credentials: Credentials,
     svc: ServicesDep,
+    request: Request,
     request_id: RequestId,
     status: Annotated[Status | None, Query()] = None,
     branch: Filter = None,
@@ -66,17 +67,19 @@ def list_runs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageOut[RunOut]:
     """Newest first; `branch` matches runs of `refs/heads/<branch>`."""
-    record = svc.projects.authorize(
-        caller, project, Role.VIEWER, action="run.list", request_id=request_id
-    )
-    flt = RunFilter(
-        project_id=record.id,
-        status=status,
-        ref=f"refs/heads/{branch}" if branch is not None else None,
-        event=event,
-        workflow_file=workflow,
-    )
-    page = svc.queries.runs_page(flt, limit=limit, cursor=cursor)
+    with svc.context.store.reading():  # one read transaction for the whole request
+        caller = authenticated(svc, credentials, request)
+        record = svc.projects.authorize(
+            caller, project, Role.VIEWER, action="run.list", request_id=request_id
+        )
+        flt = RunFilter(
+            project_id=record.id,
+            status=status,
+            ref=f"refs/heads/{branch}" if branch is not None else None,
+            event=event,
+            workflow_file=workflow,
+        )
+        page = svc.queries.runs_page(flt, limit=limit, cursor=cursor)
     return PageOut(
         items=[RunOut.from_record(r, record.name) for r in page.items],
         next_cursor=page.next_cursor,
@@ -84,11 +87,19 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", summary="Show a run with its jobs and steps")
-def get_run(run_id: RunId, caller: Caller, svc: ServicesDep, request_id: RequestId) -> RunOut:
-    svc.projects.authorize_run(
-        caller, run_id, Role.VIEWER, action="run.read", request_id=request_id
-    )
-    view = svc.queries.run_view(run_id)
+def get_run(
+    run_id: RunId,
+    credentials: Credentials,
+    svc: ServicesDep,
+    request: Request,
+    request_id: RequestId,
+) -> RunOut:
+    with svc.context.store.reading():  # one read transaction for the whole request
+        caller = authenticated(svc, credentials, request)
+        svc.projects.authorize_run(
+            caller, run_id, Role.VIEWER, action="run.read", request_id=request_id
+        )
+        view = svc.queries.run_view(run_id)
     jobs = [JobOut.from_record(j.job, j.steps) for j in view.jobs]
     return RunOut.from_record(view.run, view.project, jobs)
 
@@ -124,22 +135,35 @@ def rerun_run(
 
 @router.get("/runs/{run_id}/jobs", summary="List a run's jobs")
 def list_jobs(
-    run_id: RunId, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    credentials: Credentials,
+    svc: ServicesDep,
+    request: Request,
+    request_id: RequestId,
 ) -> PageOut[JobOut]:
     """The jobs of the run's current attempt, in creation order, with their steps."""
-    svc.projects.authorize_run(
-        caller, run_id, Role.VIEWER, action="job.list", request_id=request_id
-    )
-    view = svc.queries.run_view(run_id)
+    with svc.context.store.reading():  # one read transaction for the whole request
+        caller = authenticated(svc, credentials, request)
+        svc.projects.authorize_run(
+            caller, run_id, Role.VIEWER, action="job.list", request_id=request_id
+        )
+        view = svc.queries.run_view(run_id)
     return PageOut(items=[JobOut.from_record(j.job, j.steps) for j in view.jobs])
 
 
 @router.get("/runs/{run_id}/jobs/{job_id}", summary="Show a job with its steps")
 def get_job(
-    run_id: RunId, job_id: JobId, caller: Caller, svc: ServicesDep, request_id: RequestId
+    run_id: RunId,
+    job_id: JobId,
+    credentials: Credentials,
+    svc: ServicesDep,
+    request: Request,
+    request_id: RequestId,
 ) -> JobOut:
-    svc.projects.authorize_run(
-        caller, run_id, Role.VIEWER, action="job.read", request_id=request_id
-    )
-    view = svc.queries.job_view(run_id, job_id)
+    with svc.context.store.reading():  # one read transaction for the whole request
+        caller = authenticated(svc, credentials, request)
+        svc.projects.authorize_run(
+            caller, run_id, Role.VIEWER, action="job.read", request_id=request_id
+        )
+        view = svc.queries.job_view(run_id, job_id)
     return JobOut.from_record(view.job, view.steps)

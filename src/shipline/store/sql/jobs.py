@@ -10,10 +10,11 @@ write lock from its start (BEGIN IMMEDIATE), so claims are serialised.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, update
 
 from shipline.domain.records import JSON, JobRecord
 from shipline.domain.status import Conclusion, Status
@@ -26,28 +27,28 @@ from shipline.store.sql.schema import jobs, runs
 _CLAIM_BATCH = 100
 
 
+# The columns of a `JobRecord` (named as its fields), and the hot queries, built once.
+_COLUMNS = [jobs.c[f.name] for f in fields(JobRecord)]
+_NAMES = tuple(c.name for c in _COLUMNS)
+_GET = select(*_COLUMNS).where(jobs.c.id == bindparam("job_id"))
+_FOR_ATTEMPT = (
+    select(*_COLUMNS)
+    .where(jobs.c.run_id == bindparam("run_id"), jobs.c.attempt == bindparam("attempt"))
+    .order_by(jobs.c.id)
+)
+_PROGRESS = select(
+    func.count(), func.count(case((jobs.c.status == Status.COMPLETED.value, 1)))
+).where(jobs.c.run_id == bindparam("run_id"), jobs.c.attempt == bindparam("attempt"))
+
+
 def _record(row: Row[Any]) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        run_id=row.run_id,
-        attempt=row.attempt,
-        key=row.key,
-        job_id=row.job_id,
-        name=row.name,
-        status=Status(row.status),
-        conclusion=None if row.conclusion is None else Conclusion(row.conclusion),
-        matrix=row.matrix,
-        needs=strs(row.needs),
-        outputs=row.outputs,
-        runs_on=strs(row.runs_on),
-        timeout_minutes=row.timeout_minutes,
-        tries=row.tries,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        error=row.error,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    values = dict(zip(_NAMES, row, strict=True))
+    values["status"] = Status(values["status"])
+    conclusion = values["conclusion"]
+    values["conclusion"] = None if conclusion is None else Conclusion(conclusion)
+    values["needs"] = strs(values["needs"])
+    values["runs_on"] = strs(values["runs_on"])
+    return JobRecord(**values)
 
 
 def _fits(runs_on: object, labels: frozenset[str] | None) -> bool:
@@ -95,21 +96,24 @@ class SqlJobStore:
         query_insert = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
         with guarded(self._conn, f"a job of run {run_id} attempt {attempt}"):
             ids = list(self._conn.execute(query_insert, rows).scalars())
-        query = select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)
+        query = select(*_COLUMNS).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)
         return [_record(row) for row in self._conn.execute(query)]
 
     def get(self, job_id: int) -> JobRecord | None:
-        row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        row = self._conn.execute(_GET, {"job_id": job_id}).first()
         return None if row is None else _record(row)
 
     def for_run(self, run_id: int, attempt: int | None = None) -> list[JobRecord]:
-        query = select(jobs).where(jobs.c.run_id == run_id)
-        if attempt is None:
-            current = select(runs.c.attempt).where(runs.c.id == run_id).scalar_subquery()
-            query = query.where(jobs.c.attempt == current)
-        else:
-            query = query.where(jobs.c.attempt == attempt)
+        if attempt is not None:
+            found = self._conn.execute(_FOR_ATTEMPT, {"run_id": run_id, "attempt": attempt})
+            return [_record(row) for row in found]
+        current = select(runs.c.attempt).where(runs.c.id == run_id).scalar_subquery()
+        query = select(*_COLUMNS).where(jobs.c.run_id == run_id, jobs.c.attempt == current)
         return [_record(row) for row in self._conn.execute(query.order_by(jobs.c.id))]
+
+    def progress(self, run_id: int, attempt: int) -> tuple[int, int]:
+        row = self._conn.execute(_PROGRESS, {"run_id": run_id, "attempt": attempt}).one()
+        return int(row[0]), int(row[1] or 0)
 
     def set_status(
         self,
@@ -209,7 +213,7 @@ class SqlJobStore:
 
     def expired_leases(self, now: datetime) -> list[JobRecord]:
         query = (
-            select(jobs)
+            select(*_COLUMNS)
             .where(jobs.c.status == Status.IN_PROGRESS.value, jobs.c.lease_expires_at < now)
             .order_by(jobs.c.id)
         )

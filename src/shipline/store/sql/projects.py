@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select
 
 from shipline.domain.records import ProjectRecord
 from shipline.store.ports import Page
 from shipline.store.sql._common import guarded, newest_first
 from shipline.store.sql.schema import projects
+
+_BY_NAME = select(projects).where(projects.c.name == bindparam("name"))
+_BY_ID = select(projects).where(projects.c.id == bindparam("project_id"))
 
 
 def _record(row: Row[Any]) -> ProjectRecord:
@@ -44,11 +47,11 @@ class SqlProjectStore:
         return ProjectRecord(new_id, name, repository, default_branch, created)
 
     def get(self, name: str) -> ProjectRecord | None:
-        row = self._conn.execute(select(projects).where(projects.c.name == name)).first()
+        row = self._conn.execute(_BY_NAME, {"name": name}).first()
         return None if row is None else _record(row)
 
     def get_by_id(self, project_id: int) -> ProjectRecord | None:
-        row = self._conn.execute(select(projects).where(projects.c.id == project_id)).first()
+        row = self._conn.execute(_BY_ID, {"project_id": project_id}).first()
         return None if row is None else _record(row)
 
     def page(self, *, limit: int = 50, cursor: str | None = None) -> Page[ProjectRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from shipline.domain.records import JSON, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
@@ -18,29 +18,20 @@ from shipline.store.sql.schema import projects, runs
 _RECORD_COLUMNS = [c for c in runs.c if c.name not in ("workflow_text", "event_payload")]
 
 
+_NAMES = tuple(c.name for c in _RECORD_COLUMNS)
+# Built once: building a select of 20 columns costs more than running it.
+_SELECT = select(*_RECORD_COLUMNS)
+_GET = _SELECT.where(runs.c.id == bindparam("run_id"))
+_LOCK = _GET.with_for_update()
+
+
 def _record(row: Row[Any]) -> RunRecord:
-    return RunRecord(
-        id=row.id,
-        project_id=row.project_id,
-        number=row.number,
-        attempt=row.attempt,
-        workflow_file=row.workflow_file,
-        workflow_name=row.workflow_name,
-        event=row.event,
-        ref=row.ref,
-        sha=row.sha,
-        actor=row.actor,
-        status=Status(row.status),
-        conclusion=None if row.conclusion is None else Conclusion(row.conclusion),
-        trust=Trust(row.trust),
-        inputs=row.inputs,
-        concurrency_group=row.concurrency_group,
-        plan_digest=row.plan_digest,
-        error=row.error,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    values = dict(zip(_NAMES, row, strict=True))  # the columns are named as the fields
+    values["status"] = Status(values["status"])
+    conclusion = values["conclusion"]
+    values["conclusion"] = None if conclusion is None else Conclusion(conclusion)
+    values["trust"] = Trust(values["trust"])
+    return RunRecord(**values)
 
 
 class SqlRunStore:
@@ -86,14 +77,18 @@ class SqlRunStore:
         return self._require(run_id)
 
     def get(self, run_id: int) -> RunRecord | None:
-        row = self._conn.execute(select(*_RECORD_COLUMNS).where(runs.c.id == run_id)).first()
+        row = self._conn.execute(_GET, {"run_id": run_id}).first()
+        return None if row is None else _record(row)
+
+    def lock(self, run_id: int) -> RunRecord | None:
+        """The run, its row locked until the transaction ends (PostgreSQL; SQLite's writing
+        transactions are serialised already)."""
+        row = self._conn.execute(_LOCK, {"run_id": run_id}).first()
         return None if row is None else _record(row)
 
     def _require(self, run_id: int, *, lock: bool = False) -> RunRecord:
-        query = select(*_RECORD_COLUMNS).where(runs.c.id == run_id)
-        if lock:
-            query = query.with_for_update()
-        return _record(one_or_missing(self._conn.execute(query).first(), f"run {run_id}"))
+        found = self._conn.execute(_LOCK if lock else _GET, {"run_id": run_id}).first()
+        return _record(one_or_missing(found, f"run {run_id}"))
 
     def definition(self, run_id: int) -> tuple[str, JSON]:
         found = self._conn.execute(
@@ -105,7 +100,7 @@ class SqlRunStore:
     def page(
         self, flt: RunFilter, *, limit: int = 20, cursor: str | None = None
     ) -> Page[RunRecord]:
-        query = select(*_RECORD_COLUMNS)
+        query = _SELECT
         if flt.project_id is not None:
             query = query.where(runs.c.project_id == flt.project_id)
         if flt.status is not None:

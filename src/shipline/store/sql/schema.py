@@ -113,6 +113,16 @@ runs = Table(
 Index("ix_runs_project_id_id", runs.c.project_id, runs.c.id.desc())
 Index("ix_runs_status_id", runs.c.status, runs.c.id)
 Index("ix_runs_project_id_concurrency_group", runs.c.project_id, runs.c.concurrency_group)
+# A project's runs with a list filter, newest first (migration 0006).
+Index("ix_runs_project_id_status_id", runs.c.project_id, runs.c.status, runs.c.id.desc())
+Index("ix_runs_project_id_ref_id", runs.c.project_id, runs.c.ref, runs.c.id.desc())
+Index("ix_runs_project_id_event_id", runs.c.project_id, runs.c.event, runs.c.id.desc())
+Index(
+    "ix_runs_project_id_workflow_file_id",
+    runs.c.project_id,
+    runs.c.workflow_file,
+    runs.c.id.desc(),
+)
 
 jobs = Table(
     "jobs",

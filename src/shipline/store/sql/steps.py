@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from shipline.domain.records import StepRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition, check_transition
 from shipline.store.sql._common import guarded
 from shipline.store.sql.schema import steps
+
+_FOR_JOBS = (
+    select(steps)
+    .where(steps.c.job_id.in_(bindparam("job_ids", expanding=True)))
+    .order_by(steps.c.job_id, steps.c.index)
+)
 
 
 def _record(row: Row[Any]) -> StepRecord:
@@ -74,3 +81,11 @@ class SqlStepStore:
     def for_job(self, job_id: int) -> list[StepRecord]:
         query = select(steps).where(steps.c.job_id == job_id).order_by(steps.c.index)
         return [_record(row) for row in self._conn.execute(query)]
+
+    def for_jobs(self, job_ids: Sequence[int]) -> dict[int, list[StepRecord]]:
+        found: dict[int, list[StepRecord]] = {job_id: [] for job_id in job_ids}
+        if not found:
+            return found
+        for row in self._conn.execute(_FOR_JOBS, {"job_ids": list(found)}):
+            found[row.job_id].append(_record(row))
+        return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from shipline.store.ports import (
     UserStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
-from shipline.store.sql.engine import WRITE_OPTION, make_engine
+from shipline.store.sql.engine import WRITE_OPTION, is_sqlite, make_engine
 from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
@@ -84,15 +85,48 @@ class SqlStore:
             upgrade(url)
         self.url = url
         self.engine = make_engine(url)
+        self._local = threading.local()
+        # SQLite has one writer at a time: this process's writing transactions queue here,
+        # in order, instead of in SQLite's busy handler, which lets a waiter sleep up to
+        # 100 ms after the lock is free. (Other processes still meet the busy timeout.)
+        self._writer = threading.RLock() if is_sqlite(url) else None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SqlTransaction]:
         """One connection and one transaction: committed when the block ends, rolled back
         when it raises. `write=False` (reads only) lets SQLite readers run alongside the
-        writer instead of queueing for its lock."""
+        writer instead of queueing for its lock; inside `reading()` it is the block's
+        transaction."""
+        shared: SqlTransaction | None = getattr(self._local, "reading", None)
+        if shared is not None and not write:
+            yield shared
+            return
+        if write and self._writer is not None:
+            with self._writer:
+                yield from self._begin(write=True)
+        else:
+            yield from self._begin(write=write)
+
+    def _begin(self, *, write: bool) -> Iterator[SqlTransaction]:
         conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
         with conn, conn.begin():
             yield SqlTransaction.on(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The read-only transactions this thread opens inside the block are one: a
+        request's authentication, access check and query take one connection and one
+        snapshot. Writing transactions stay separate."""
+        if getattr(self._local, "reading", None) is not None:
+            yield
+            return
+        conn = self.engine.connect().execution_options(**{WRITE_OPTION: False})
+        with conn, conn.begin():
+            self._local.reading = SqlTransaction.on(conn)
+            try:
+                yield
+            finally:
+                self._local.reading = None
 
     def close(self) -> None:
         self.engine.dispose()

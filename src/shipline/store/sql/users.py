@@ -9,13 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipline.domain.records import MembershipRecord, Role, TokenKind, TokenRecord, UserRecord
 from shipline.store.ports import NotFound, Page
 from shipline.store.sql._common import guarded, newest_first, strs
 from shipline.store.sql.schema import memberships, tokens, users
+
+# The queries of every authenticated request, built once.
+_USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_TOKEN_BY_HASH = select(tokens).where(tokens.c.secret_hash == bindparam("secret_hash"))
+_ROLE = select(memberships.c.role).where(
+    memberships.c.project_id == bindparam("project_id"),
+    memberships.c.user_id == bindparam("user_id"),
+)
 
 
 def _user(row: Row[Any]) -> UserRecord:
@@ -67,7 +75,7 @@ class SqlUserStore:
         return None if row is None else _user(row)
 
     def get_by_id(self, user_id: int) -> UserRecord | None:
-        row = self._conn.execute(select(users).where(users.c.id == user_id)).first()
+        row = self._conn.execute(_USER_BY_ID, {"user_id": user_id}).first()
         return None if row is None else _user(row)
 
     def page(self, *, limit: int = 50, cursor: str | None = None) -> Page[UserRecord]:
@@ -108,9 +116,7 @@ class SqlMembershipStore:
 
     def role(self, project_id: int, user_id: int) -> Role | None:
         found = self._conn.execute(
-            select(memberships.c.role).where(
-                memberships.c.project_id == project_id, memberships.c.user_id == user_id
-            )
+            _ROLE, {"project_id": project_id, "user_id": user_id}
         ).scalar_one_or_none()
         return None if found is None else Role(found)
 
@@ -168,7 +174,7 @@ class SqlTokenStore:
         return found
 
     def find(self, secret_hash: str) -> TokenRecord | None:
-        row = self._conn.execute(select(tokens).where(tokens.c.secret_hash == secret_hash)).first()
+        row = self._conn.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
         return None if row is None else _token(row)
 
     def get(self, token_id: int) -> TokenRecord | None:

@@ -1,0 +1,116 @@
+"""The run state `RunService` keeps in memory between a run's changes agrees with a replay
+from the store, and a change made by another server (another `RunService` on the same
+database) is noticed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipline.domain.records import ProjectRecord, RunRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.engine.run_jobs import Replay
+from shipline.engine.service import RunService, TriggerRequest
+from shipline.scm.repository import GitRepository
+from shipline.store.sql.store import SqlStore
+from shipline.testing import FrozenClock
+from tests.integration.test_run_service import claim_all, source, world
+
+__all__ = ["source", "world"]  # fixtures, imported to be found
+
+World = tuple[RunService, SqlStore, ProjectRecord]
+
+
+def another_server(store: SqlStore, tmp_path: Path) -> RunService:
+    """A second service on the same database, as after a restart or on another server."""
+    return RunService(
+        store,
+        FrozenClock(),
+        lambda p: GitRepository(p.repository, tmp_path / "mirrors-2" / str(p.id)),
+    )
+
+
+def summary(replay: Replay) -> tuple[object, ...]:
+    state = replay.state
+    return (
+        sorted(replay.planned),
+        sorted(state.running),
+        sorted(job.key for job in state.pending),
+        {job_id: sorted(str(r.conclusion) for r in rs) for job_id, rs in state.results.items()},
+        state.finished(),
+        # What scheduling depends on: which stored jobs completed, and how (whether the
+        # others are queued or running is the store's to say).
+        sorted(
+            (key, str(record.conclusion))
+            for key, record in replay.stored.items()
+            if record.status is Status.COMPLETED
+        ),
+        sorted(replay.stored),
+    )
+
+
+def current(store: SqlStore, run_id: int) -> RunRecord:
+    with store.transaction(write=False) as tx:
+        run = tx.runs.get(run_id)
+    assert run is not None
+    return run
+
+
+def ci_run(service: RunService, project: ProjectRecord) -> RunRecord:
+    request = TriggerRequest(ref="main", workflow="ci.yml")
+    (run,) = service.trigger(project, request, actor="dev")
+    return run
+
+
+def test_the_kept_state_agrees_with_a_replay_after_every_change(
+    world: World, tmp_path: Path
+) -> None:
+    service, store, project = world
+    run = ci_run(service, project)
+    conclusions = iter([Conclusion.SUCCESS, Conclusion.SUCCESS, Conclusion.FAILURE])
+    rounds = 0
+    while ready := claim_all(store):
+        for job_id in ready:
+            service.job_finished(job_id, next(conclusions, Conclusion.SUCCESS))
+            fresh = another_server(store, tmp_path)  # knows nothing: replays the store
+            with store.transaction(write=False) as tx:
+                run = current(store, run.id)
+                kept = service.live(tx, run)
+                assert kept is service.live(tx, run)  # kept, not replayed each time
+                assert summary(kept) == summary(fresh.replay(tx, run))
+        rounds += 1
+    assert rounds == 3  # build, the three cells of test, report (if: always())
+    done = current(store, run.id)
+    assert done.status is Status.COMPLETED and done.conclusion is Conclusion.FAILURE
+
+
+def test_a_job_finished_by_another_server_is_noticed(world: World, tmp_path: Path) -> None:
+    service, store, project = world
+    other = another_server(store, tmp_path)
+    run = ci_run(service, project)
+    (build,) = claim_all(store)
+    service.job_finished(build, Conclusion.SUCCESS, outputs={"version": "1"})
+    first, *rest = claim_all(store)
+    other.job_finished(first, Conclusion.SUCCESS)  # this service's kept state is stale now
+    for job_id in rest:
+        service.job_finished(job_id, Conclusion.SUCCESS)
+    (report,) = claim_all(store)  # created once, when the last cell ended
+    service.job_finished(report, Conclusion.SUCCESS)
+    with store.transaction(write=False) as tx:
+        jobs = tx.jobs.for_run(run.id)
+    assert sorted(j.job_id for j in jobs) == ["build", "report", "test", "test", "test"]
+    done = current(store, run.id)
+    assert done.status is Status.COMPLETED and done.conclusion is Conclusion.SUCCESS
+
+
+def test_a_restarted_service_finishes_a_run_begun_before(world: World, tmp_path: Path) -> None:
+    service, store, project = world
+    run = ci_run(service, project)
+    (build,) = claim_all(store)
+    service.job_finished(build, Conclusion.SUCCESS, outputs={"version": "1"})
+    restarted = another_server(store, tmp_path)
+    for job_id in claim_all(store):
+        restarted.job_finished(job_id, Conclusion.SUCCESS)
+    (report,) = claim_all(store)
+    restarted.job_finished(report, Conclusion.SUCCESS)
+    done = current(store, run.id)
+    assert done.status is Status.COMPLETED and done.conclusion is Conclusion.SUCCESS
