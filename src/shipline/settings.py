@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     host, port: where the API listens. state_dir: the database (SQLite), blobs, mirrors
     and run directories. database_url: SQLAlchemy URL (default SQLite under state_dir;
     `postgresql+psycopg://user@host/db` for many servers). runner_slots: jobs the embedded
-    runner runs at once (default: the number of CPUs). shutdown_grace: seconds running
+    runner runs at once (default: the number of CPUs; 0: none, jobs go to remote runners
+    only). heartbeat_seconds, lease_seconds: how often remote runners renew their job
+    leases, and when a lease not renewed is lost (10 s, 30 s). shutdown_grace: seconds running
     steps get to finish on SIGTERM before they are cancelled. admin_token: the first
     admin's API token (`SHIPLINE_ADMIN_TOKEN`); generated and printed once when unset.
     """
@@ -66,7 +68,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: str = ""
-    runner_slots: int = Field(default_factory=_cpu_count, ge=1, le=1024)
+    runner_slots: int = Field(default_factory=_cpu_count, ge=0, le=1024)
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=86400)
     shutdown_grace: float = Field(default=30.0, ge=0)
     admin_token: SecretStr | None = None
 

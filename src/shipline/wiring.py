@@ -21,12 +21,15 @@ from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
 
 if TYPE_CHECKING:
-    from shipline.domain.records import RunRecord
+    from shipline.domain.records import ProjectRecord, RunRecord
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.leases import LeaseReaper
+    from shipline.engine.remote_files import Bundler
     from shipline.engine.schedules import Scheduler
+    from shipline.runner.remote.protocol import JobOut
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
     from shipline.store.sql.store import SqlStore
@@ -192,7 +195,64 @@ def build_server(
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
     )
+    add_remote_runners(context, settings)
     return context, runner
+
+
+def add_remote_runners(context: ServerContext, settings: Settings) -> None:
+    """Give the server what remote runners need: registration, the job queue over HTTP
+    with the lease policy of `settings`, and their jobs' files in the blob store."""
+    from shipline.engine.leases import LeasePolicy
+    from shipline.engine.remote import RemoteJobs
+    from shipline.engine.remote_files import JobFiles
+    from shipline.engine.runners import RunnerService
+
+    state_dir = settings.state_dir
+    blobs = BlobStore(state_dir / "blobs")
+    caches = LocalCacheStore(blobs, state_dir / "caches.json")
+    policy = LeasePolicy(
+        heartbeat_seconds=settings.heartbeat_seconds, lease_seconds=settings.lease_seconds
+    )
+    context.runners = RunnerService(context.store, context.clock, context.access)
+    context.remote = RemoteJobs(
+        context.store, context.clock, context.runs, context.access, policy=policy
+    )
+    context.job_files = JobFiles(
+        context.store,
+        blobs,
+        run_artifacts(state_dir),
+        caches,
+        caches.listed,
+        mirror_bundler(state_dir),
+    )
+
+
+def mirror_bundler(state_dir: Path) -> Bundler:
+    """Bundles of the server's mirrors, one at a time per project (a fetch into a mirror
+    must not race another)."""
+    import threading
+
+    from shipline.scm.repository import GitRepository
+
+    locks: dict[int, threading.Lock] = {}
+    guard = threading.Lock()
+
+    def bundle(project: ProjectRecord, sha: str, dest: Path) -> None:
+        with guard:
+            lock = locks.setdefault(project.id, threading.Lock())
+        with lock:
+            repo = GitRepository(project.repository, mirror_dir(state_dir, project.id))
+            repo.bundle(sha, dest)
+
+    return bundle
+
+
+def build_reaper(context: ServerContext) -> LeaseReaper:
+    """The reaper of remote runners' expired leases (every server runs one)."""
+    from shipline.engine.leases import LeasePolicy, LeaseReaper
+
+    policy = context.remote.policy if context.remote is not None else LeasePolicy()
+    return LeaseReaper(context.store, context.clock, context.runs, policy)
 
 
 def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:
@@ -212,3 +272,31 @@ def build_scheduler(context: ServerContext) -> Scheduler:
     from shipline.engine.schedules import Scheduler
 
     return Scheduler(context.store, context.runs, context.clock, context.runs.repositories)
+
+
+def remote_job_runners(
+    urls: list[str], executor: str, host_env: Mapping[str, str]
+) -> Callable[[JobObserver, JobOut, Path], JobRunner]:
+    """`make_runner` of `shipline runner`: the named executor, and the job's artifacts,
+    caches and source through the server, with the job's token."""
+    from shipline.runner.remote.connection import SyncConnection
+    from shipline.runner.remote.stores import (
+        BundleSource,
+        HttpArtifactStore,
+        HttpCacheStore,
+        JobFilesClient,
+    )
+
+    def make_runner(observer: JobObserver, job: JobOut, root: Path) -> JobRunner:
+        files = JobFilesClient(SyncConnection(urls, job.token), job.job_id, root / "blobs")
+        return JobRunner(
+            make_executor(executor),
+            observer,
+            work_root=root / "jobs",
+            artifacts=HttpArtifactStore(files),
+            caches=HttpCacheStore(files),
+            source=BundleSource(files, root / "source.git"),
+            host_env=host_env,
+        )
+
+    return make_runner

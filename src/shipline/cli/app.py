@@ -51,6 +51,8 @@ COMMANDS = {
     "runs": "runs",
     "projects": "projects",
     "tokens": "tokens",
+    "runner": "runner",
+    "runners": "runners",
 }
 
 

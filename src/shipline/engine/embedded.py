@@ -16,9 +16,10 @@ from datetime import timedelta
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
-from shipline.domain.status import Conclusion, Status, combine
+from shipline.domain.status import Conclusion, Status
+from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.joblog import StoreObserver
-from shipline.engine.run_contexts import github_context
+from shipline.engine.leases import REMOTE_OWNER
 from shipline.engine.service import RunService
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
@@ -83,6 +84,8 @@ class EmbeddedRunner:
         """Resolve jobs whose lease ran out (their runner or server is gone)."""
         with self.store.transaction() as tx:
             expired = tx.jobs.expired_leases(self.clock.now())
+        # Remote runners' jobs are `engine.leases.LeaseReaper`'s.
+        expired = [j for j in expired if not (j.lease_owner or "").startswith(REMOTE_OWNER)]
         for job in expired:
             self._lost(job, f"runner {job.lease_owner} stopped renewing its lease")
         return expired
@@ -250,42 +253,8 @@ class EmbeddedRunner:
                 cancel.set()
 
     def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord]:
-        with self.store.transaction() as tx:
-            run = tx.runs.get(job.run_id)
-            assert run is not None
-            project = tx.projects.get_by_id(run.project_id)
-            assert project is not None
-            _, payload = tx.runs.definition(run.id)
-            replay = self.runs.replay(tx, run)
-            siblings = tx.jobs.for_run(run.id, run.attempt)
-        plan = replay.plan
-        planned = replay.planned.get(job.key)
-        if planned is None:
-            raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
-        needs: dict[str, object] = {}
-        for need in planned.needs:
-            records = [s for s in siblings if s.job_id == need]
-            outputs: dict[str, object] = {}
-            for record in records:
-                if isinstance(record.outputs, dict):
-                    outputs.update(record.outputs)
-            conclusions = [r.conclusion for r in records if r.conclusion is not None]
-            result = combine(conclusions) if conclusions else Conclusion.SKIPPED
-            needs[need] = {"result": str(result), "outputs": outputs}
-        inputs = run.inputs if isinstance(run.inputs, dict) else {}
-        assignment = JobAssignment(
-            run_id=str(run.id),
-            planned=planned,
-            workflow=plan.workflow,
-            event=plan.event,
-            github=github_context(run, project, payload),
-            needs=needs,
-            inputs=inputs,
-        )
-        return assignment, run
+        prepared = prepare(self.store, self.runs, job)
+        return prepared.assignment, prepared.run
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:
-        with self.store.transaction() as tx:
-            replay = self.runs.replay(tx, run)
-        planned = replay.planned.get(job.key)
-        return planned is not None and replay.state.continue_on_error(planned)
+        return continue_on_error(self.store, self.runs, run, job)

@@ -18,6 +18,8 @@ from shipline.server.api import (
     health,
     logs,
     projects,
+    runner_jobs,
+    runners,
     runs,
     tokens,
     users,
@@ -45,6 +47,17 @@ def create_app(context: ServerContext) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
+    for module in (
+        auth,
+        users,
+        tokens,
+        projects,
+        runs,
+        logs,
+        artifacts,
+        audit,
+        runners,
+        runner_jobs,
+    ):
         app.include_router(module.router)
     return app

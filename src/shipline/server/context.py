@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from shipline.domain.artifacts import CacheInfo
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
+from shipline.engine.remote import RemoteJobs
+from shipline.engine.remote_files import JobFiles
+from shipline.engine.runners import RunnerService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
 from shipline.store.ports import Store
@@ -36,3 +39,8 @@ class ServerContext:
     # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
     # list object is handed to the runner; `/metrics` adds its histogram here.
     job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)
+    # Remote runners (`shipline runner`): registration and administration, jobs handed
+    # out over HTTP, and the files (source, artifacts, caches) of their jobs.
+    runners: RunnerService | None = None
+    remote: RemoteJobs | None = None
+    job_files: JobFiles | None = None

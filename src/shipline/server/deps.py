@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shipline.domain.records import TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.errors import Unauthenticated
 from shipline.engine.projects import ProjectService
@@ -67,6 +68,33 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The raw bearer token, for endpoints that check a kind other than a user token."""
+    return credentials.credentials if credentials is not None else None
+
+
+Bearer = Annotated[str | None, Depends(bearer)]
+
+
+def job_principal(request: Request, svc: ServicesDep, token: Bearer) -> Principal:
+    """The caller of an endpoint that takes job tokens only (a runner's job messages)."""
+    try:
+        return svc.context.access.authenticate(token, allowed=frozenset({TokenKind.JOB}))
+    except Unauthenticated as exc:
+        _audit_failure(svc, exc.reason, request)
+        raise
+
+
+JobCaller = Annotated[Principal, Depends(job_principal)]
+
+
+def audit_failure(svc: Services, reason: str, request: Request) -> None:
+    """Write a failed authentication to the audit trail (never the token)."""
+    _audit_failure(svc, reason, request)
 
 
 def _audit_failure(svc: Services, reason: str, request: Request) -> None:

@@ -16,7 +16,9 @@ from shipline.store.ports import (
     LogStore,
     MembershipStore,
     ProjectStore,
+    RunnerStore,
     RunStore,
+    ScheduleStore,
     StepStore,
     Store,
     TokenStore,
@@ -28,6 +30,7 @@ from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
 from shipline.store.sql.projects import SqlProjectStore
+from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
 from shipline.store.sql.steps import SqlStepStore
 from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
@@ -50,6 +53,8 @@ class SqlTransaction:
     tokens: TokenStore
     audit: AuditStore
     events: EventStore
+    runners: RunnerStore
+    schedules: ScheduleStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -64,6 +69,8 @@ class SqlTransaction:
             tokens=SqlTokenStore(conn),
             audit=SqlAuditStore(conn),
             events=SqlEventStore(conn),
+            runners=SqlRunnerStore(conn),
+            schedules=SqlScheduleStore(conn),
         )
 
 
