@@ -86,7 +86,7 @@ def test_cancelled_names_jobs_told_to_stop_after_their_claim(store: SqlStore) ->
     with store.transaction() as tx:
         # a cancel published before the claim (an earlier try) does not count
         tx.events.publish("job.cancel", now=T0, job_id=a)
-        for job_id in (a, b, c):
+        for _ in (a, b, c):
             tx.jobs.claim("runner:1", None, lease_seconds=30, now=T0)
         after = tx.events.last_id()
         for n, job_id in enumerate((a, b, c)):
