@@ -110,13 +110,14 @@ def server_owner(state_dir: Path) -> str:
 
 
 def server_job_runners(
-    state_dir: Path, host_env: Mapping[str, str]
+    state_dir: Path, host_env: Mapping[str, str], *, shared_dir: Path | None = None
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: shell executor, the run's files under
     `state_dir/runs/<run id>`, caches and blobs shared, checkouts from the project's
     mirror (the one `RunService` fetched the run's commit into)."""
-    blobs = BlobStore(state_dir / "blobs")
-    caches = LocalCacheStore(blobs, state_dir / "caches.json")
+    shared = shared_dir or state_dir
+    blobs = BlobStore(shared / "blobs")
+    caches = LocalCacheStore(blobs, shared / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
@@ -125,7 +126,7 @@ def server_job_runners(
             ShellExecutor(),
             observer,
             work_root=run_dir / "jobs",
-            artifacts=LocalArtifactStore(blobs, run_dir),
+            artifacts=LocalArtifactStore(blobs, shared / "runs" / str(run.id)),
             caches=caches,
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
             host_env=env,
@@ -136,7 +137,8 @@ def server_job_runners(
 
 def run_artifacts(state_dir: Path) -> Callable[[int], LocalArtifactStore]:
     """The artifact index of a run, over the server's blob store (what the API lists and
-    serves; the same place the embedded runner's jobs upload to)."""
+    serves; the same place the embedded runner's jobs upload to). `state_dir` is the
+    shared directory when the servers have one (`Settings.shared_dir`)."""
     blobs = BlobStore(state_dir / "blobs")
     return lambda run_id: LocalArtifactStore(blobs, state_dir / "runs" / str(run_id))
 
@@ -182,7 +184,11 @@ def build_server(
         runs,
         clock,
         slots=settings.runner_slots,
-        make_runner=server_job_runners(state_dir, os.environ if host_env is None else host_env),
+        make_runner=server_job_runners(
+            state_dir,
+            os.environ if host_env is None else host_env,
+            shared_dir=settings.shared_dir,
+        ),
         owner=server_owner(state_dir),
     )
     context = ServerContext(
@@ -192,8 +198,10 @@ def build_server(
         access=AccessService(store, clock),
         runs=runs,
         runner_slots=settings.runner_slots,
-        artifacts=run_artifacts(state_dir),
-        caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
+        artifacts=run_artifacts(settings.shared_dir),
+        caches=LocalCacheStore(
+            BlobStore(settings.shared_dir / "blobs"), settings.shared_dir / "caches.json"
+        ).listed,
     )
     add_remote_runners(context, settings)
     return context, runner
@@ -208,8 +216,9 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
     from shipline.engine.runners import RunnerService
 
     state_dir = settings.state_dir
-    blobs = BlobStore(state_dir / "blobs")
-    caches = LocalCacheStore(blobs, state_dir / "caches.json")
+    shared = settings.shared_dir
+    blobs = BlobStore(shared / "blobs")
+    caches = LocalCacheStore(blobs, shared / "caches.json")
     policy = LeasePolicy(
         heartbeat_seconds=settings.heartbeat_seconds, lease_seconds=settings.lease_seconds
     )
@@ -220,7 +229,7 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
     context.job_files = JobFiles(
         context.store,
         blobs,
-        run_artifacts(state_dir),
+        run_artifacts(shared),
         caches,
         caches.listed,
         mirror_bundler(state_dir),
