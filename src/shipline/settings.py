@@ -52,10 +52,11 @@ class Settings(BaseSettings):
     `postgresql+psycopg://user@host/db` for many servers). runner_slots: jobs the embedded
     runner runs at once (default: the number of CPUs; 0: none, jobs go to remote runners
     only). shared_dir: artifacts and caches (their blobs and indexes), a directory all
-    servers share (default: state_dir). heartbeat_seconds, lease_seconds: how often remote runners renew their job
-    leases, and when a lease not renewed is lost (10 s, 30 s). shutdown_grace: seconds running
-    steps get to finish on SIGTERM before they are cancelled. admin_token: the first
-    admin's API token (`SHIPLINE_ADMIN_TOKEN`); generated and printed once when unset.
+    servers share (default: state_dir). heartbeat_seconds, lease_seconds: how often
+    remote runners renew their job leases, and when a lease not renewed is lost (10 s,
+    30 s). shutdown_grace: seconds running steps get to finish on SIGTERM before they are
+    cancelled. admin_token: the first admin's API token (`SHIPLINE_ADMIN_TOKEN`);
+    generated and printed once when unset.
     """
 
     model_config = SettingsConfigDict(

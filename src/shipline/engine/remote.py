@@ -14,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, StepRecord, TokenKind
 from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
 from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition
 from shipline.engine.access import AccessService, Principal
 from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.errors import Conflict
@@ -82,6 +85,26 @@ class Waker:
         finally:
             with self._lock:
                 self._waiters.discard(entry)
+
+
+T = TypeVar("T")
+# Tries of a run-service call that a concurrent transaction may abort (a deadlock that
+# PostgreSQL detected and resolved by failing one side).
+TRIES = 3
+
+
+def _again(call: Callable[[], T]) -> T:
+    for attempt in range(TRIES):
+        try:
+            return call()
+        except (Conflict, InvalidTransition, LookupError):
+            raise
+        except Exception:
+            if attempt == TRIES - 1:
+                raise
+            log.warning("retrying after a failed transaction", exc_info=True)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class RemoteJobs:
@@ -145,7 +168,9 @@ class RemoteJobs:
                 runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
             )
             next_seq = tx.logs.last_seq(job.id) + 1
-        self.runs.job_started(job.id)
+            # A retried job keeps its earlier tries' steps; this try's follow them.
+            first_step = len(tx.steps.for_job(job.id))
+        _again(lambda: self.runs.job_started(job.id))
         try:
             prepared = prepare(self.store, self.runs, job)
         except Exception as exc:
@@ -184,6 +209,7 @@ class RemoteJobs:
             needs=dict(a.needs),  # type: ignore[arg-type]
             inputs=dict(a.inputs),  # type: ignore[arg-type]
             next_seq=next_seq,
+            first_step=first_step,
             lease_seconds=self.policy.lease_seconds,
             heartbeat_seconds=self.policy.heartbeat_seconds,
         )
@@ -195,20 +221,32 @@ class RemoteJobs:
         now = self.clock.now()
         owner = remote_owner(runner.id)
         lost: list[int] = []
-        with self.store.transaction() as tx:
+        # A lease is renewed once a heartbeat interval has passed since it was last
+        # renewed: runners may ask more often (their heartbeat is also the cancel channel)
+        # without a write each time.
+        due = now + timedelta(seconds=self.policy.lease_seconds - self.policy.heartbeat_seconds)
+        with self.store.transaction(write=False) as tx:
             held = {
                 a.job_id
                 for a in tx.runners.assignments(runner_id=runner.id, state=AssignmentState.RUNNING)
             }
-            for job_id in job_ids:
-                renewed = job_id in held and tx.jobs.renew_lease(
-                    job_id, owner, lease_seconds=self.policy.lease_seconds, now=now
-                )
-                if not renewed:
-                    lost.append(job_id)
-            alive = [j for j in job_ids if j not in lost]
-            cancel = tx.runners.cancelled(alive)
-        return HeartbeatOut(cancel=sorted(cancel), lost=lost)
+            jobs = {j: tx.jobs.get(j) for j in job_ids if j in held}
+        renew: list[int] = []
+        for job_id in job_ids:
+            job = jobs.get(job_id)
+            if job is None or job.status is not Status.IN_PROGRESS or job.lease_owner != owner:
+                lost.append(job_id)
+            elif job.lease_expires_at is None or job.lease_expires_at <= due:
+                renew.append(job_id)
+        if renew:
+            with self.store.transaction() as tx:
+                for job_id in renew:
+                    if not tx.jobs.renew_lease(
+                        job_id, owner, lease_seconds=self.policy.lease_seconds, now=now
+                    ):
+                        lost.append(job_id)
+        alive = [j for j in job_ids if j not in lost]
+        return HeartbeatOut(cancel=sorted(self._cancelled(alive)), lost=lost)
 
     async def watch(
         self, runner: RunnerRecord, job_ids: Sequence[int], wait: float
@@ -272,6 +310,15 @@ class RemoteJobs:
         holder = self.holder(principal, job_id, action="step.write")
         now = self.clock.now()
         completed = step.status is Status.COMPLETED
+        try:
+            self._step(principal, holder, step, now, completed)
+        except InvalidTransition as exc:
+            raise Conflict(str(exc), field="status") from exc
+
+    def _step(
+        self, principal: Principal, holder: Holder, step: StepIn, now: datetime, completed: bool
+    ) -> None:
+        job_id = holder.job.id
         with self.store.transaction() as tx:
             self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
             tx.steps.upsert(
@@ -299,18 +346,33 @@ class RemoteJobs:
             )
 
     def finish(self, principal: Principal, job_id: int, result: FinishIn) -> JobRecord:
-        """The job ended on the runner: record it and move its run on."""
-        holder = self.holder(principal, job_id, action="job.finish")
-        conclusion = result.conclusion
-        if conclusion is Conclusion.FAILURE:
-            with self.store.transaction(write=False) as tx:
-                run = tx.runs.get(holder.job.run_id)
-            if run is not None and continue_on_error(self.store, self.runs, run, holder.job):
-                conclusion = Conclusion.SUCCESS
-        if not self._end(holder.assignment, AssignmentState.FINISHED):
+        """The job ended on the runner: record it and move its run on. Safe to repeat
+        (a runner resends when it did not get the answer)."""
+        self.access.require_job(principal, job_id, action="job.finish")
+        with self.store.transaction(write=False) as tx:
+            assignment = tx.runners.assignment_by_token(principal.token_id)
+            job = tx.jobs.get(job_id)
+            run = tx.runs.get(job.run_id) if job is not None else None
+        if assignment is None or job is None or assignment.state is AssignmentState.LOST:
             raise Conflict(f"this runner no longer holds job {job_id}")
-        return self.runs.job_finished(
-            job_id, conclusion, outputs=result.outputs, error=result.error
+        conclusion = result.conclusion
+        if (
+            conclusion is Conclusion.FAILURE
+            and run is not None
+            and continue_on_error(self.store, self.runs, run, job)
+        ):
+            conclusion = Conclusion.SUCCESS
+        if assignment.state is AssignmentState.RUNNING and not self._end(
+            assignment, AssignmentState.FINISHED
+        ):
+            with self.store.transaction(write=False) as tx:
+                again = tx.runners.assignment_by_token(principal.token_id)
+            if again is None or again.state is AssignmentState.LOST:
+                raise Conflict(f"this runner no longer holds job {job_id}")
+        return _again(
+            lambda: self.runs.job_finished(
+                job_id, conclusion, outputs=result.outputs, error=result.error
+            )
         )
 
     def _end(self, assignment: AssignmentRecord, state: AssignmentState) -> bool:

@@ -4,8 +4,8 @@ stops them when the server says so.
 
 - Work: one long poll at a time while a slot is free (`/runner/jobs/request`).
 - Leases: one heartbeat long poll covers every running job; the server answers at once when
-  a job is cancelled or lost, so a cancellation reaches the step within its poll interval.
-  A new job restarts the heartbeat so that it is covered too.
+  a job is cancelled or lost, so a cancellation reaches the step within its poll interval
+  (a job claimed meanwhile is covered by the next round, within `ROUND` seconds).
 - A lost job (the lease ran out while the server was unreachable) is stopped and nothing
   more is sent about it: another runner has it.
 - `drain()` (first SIGTERM) takes no new jobs and lets the running ones finish; `cancel()`
@@ -37,6 +37,8 @@ from shipline.runner.remote.protocol import (
 
 log = logging.getLogger(__name__)
 
+# The longest a heartbeat waits for a cancellation before the next round.
+ROUND = 1.5
 # (observer, job, the job's work directory) -> the JobRunner that runs it.
 MakeJobRunner = Callable[[JobObserver, JobOut, Path], JobRunner]
 
@@ -209,38 +211,32 @@ class RemoteRunner:
     # -- leases ------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
+        # Rounds of at most ROUND seconds: a job claimed meanwhile is covered (renewed,
+        # and watched for cancellation) by the next round. The server renews a lease only
+        # when it is due (every `heartbeat_seconds`), so short rounds cost no writes.
         while True:
             if not self.jobs:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            self._changed.clear()
             ids = sorted(self.jobs)
-            call = asyncio.ensure_future(
-                self.conn.call(
+            wait = min(self.heartbeat_seconds, ROUND)
+            try:
+                response = await self.conn.call(
                     "POST",
                     "/runner/heartbeat",
-                    json={"jobs": ids, "wait": self.heartbeat_seconds},
-                    timeout=self.heartbeat_seconds + 15,
+                    json={"jobs": ids, "wait": wait},
+                    timeout=wait + 15,
                 )
-            )
-            changed = asyncio.ensure_future(self._changed.wait())
-            await asyncio.wait([call, changed], return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            if not call.done():
-                call.cancel()  # the set of jobs changed: renew for the new set
-                with contextlib.suppress(asyncio.CancelledError, Refused, GaveUp):
-                    await call
-                continue
-            try:
-                answer = HeartbeatOut.model_validate(call.result().json())
             except Refused as exc:
                 log.error("heartbeat refused (%s): stopping every job", exc)
                 for running in self.jobs.values():
                     running.lost = True
                 self.cancel()
                 self.exit_code = 1
+                await asyncio.sleep(ROUND)
                 continue
+            answer = HeartbeatOut.model_validate(response.json())
             self._apply(answer)
             if answer.cancel or answer.lost:
                 # Those jobs are stopping: the next answer would say the same at once.

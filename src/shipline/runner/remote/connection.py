@@ -48,11 +48,12 @@ def _message(response: httpx.Response) -> str:
 
 
 class _Servers:
-    def __init__(self, urls: Sequence[str]) -> None:
+    def __init__(self, urls: Sequence[str], rng: random.Random) -> None:
         if not urls:
             raise ValueError("no server URL")
         self.urls = [u.rstrip("/") for u in urls]
-        self.current = 0
+        # Runners given the same servers spread over them.
+        self.current = rng.randrange(len(self.urls))
 
     def url(self, path: str) -> str:
         return f"{self.urls[self.current]}{API}{path}"
@@ -72,9 +73,9 @@ class Connection:
     def __init__(
         self, urls: Sequence[str], credential: str, *, rng: random.Random | None = None
     ) -> None:
-        self.servers = _Servers(urls)
-        self.credential = credential
         self.rng = rng or random.Random()
+        self.servers = _Servers(urls, self.rng)
+        self.credential = credential
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
 
     async def call(
@@ -122,10 +123,10 @@ class SyncConnection:
         attempts: int = 8,
         rng: random.Random | None = None,
     ) -> None:
-        self.servers = _Servers(urls)
+        self.rng = rng or random.Random()
+        self.servers = _Servers(urls, self.rng)
         self.token = token
         self.attempts = attempts
-        self.rng = rng or random.Random()
         self.client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

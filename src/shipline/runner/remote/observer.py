@@ -38,6 +38,7 @@ class RemoteObserver:
         self.conn = conn
         self.job = job
         self.seq = job.next_seq
+        self.first_step = job.first_step
         self.step_index: dict[str, int] = {}
         self.started_at: dict[int, datetime] = {}
         self.current_step: int | None = None
@@ -65,7 +66,7 @@ class RemoteObserver:
 
     def step_started(self, job_key: str, step_key: str, name: str) -> None:
         self.flush()
-        index = len(self.step_index)
+        index = self.first_step + len(self.step_index)
         self.step_index[step_key] = index
         self.current_step = index
         self.started_at[index] = _now()
@@ -96,7 +97,7 @@ class RemoteObserver:
         self.flush()
         index = self.step_index.get(result.key)
         if index is None:  # a skipped step never started: give it its place now
-            index = len(self.step_index)
+            index = self.first_step + len(self.step_index)
             self.step_index[result.key] = index
         now = _now()
         self.queue.put_nowait(

@@ -71,8 +71,9 @@ class EventOut(BaseModel):
 class JobOut(BaseModel):
     """A claimed job: everything the runner needs, and the token for this job only.
 
-    `next_seq` is where the runner's log numbering starts (an earlier try may have
-    logged); `lease_seconds` and `heartbeat_seconds` are the server's lease policy.
+    `next_seq` and `first_step` are where the runner's log and step numbering start (an
+    earlier try's log and steps are kept); `lease_seconds` and `heartbeat_seconds` are
+    the server's lease policy.
     """
 
     job_id: int
@@ -93,6 +94,7 @@ class JobOut(BaseModel):
     needs: dict[str, JsonValue] = Field(default_factory=dict)
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     next_seq: int = 0
+    first_step: int = 0
     lease_seconds: float
     heartbeat_seconds: float
 
