@@ -87,8 +87,8 @@ class Cluster:
         self.token = admin_token()
         self.env = {
             "SHIPLINE_ADMIN_TOKEN": self.token,
-            "SHIPLINE_HEARTBEAT_SECONDS": "0.5",
-            "SHIPLINE_LEASE_SECONDS": "3",
+            "SHIPLINE_HEARTBEAT_SECONDS": "1",
+            "SHIPLINE_LEASE_SECONDS": "10",
         }
         if database:
             self.env["SHIPLINE_DATABASE_URL"] = database
