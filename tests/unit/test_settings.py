@@ -92,7 +92,14 @@ def test_empty_admin_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("port", 70000), ("port", -1), ("runner_slots", -1), ("lease_seconds", 0), ("shutdown_grace", -1), ("host", "")],
+    [
+        ("port", 70000),
+        ("port", -1),
+        ("runner_slots", -1),
+        ("lease_seconds", 0),
+        ("shutdown_grace", -1),
+        ("host", ""),
+    ],
 )
 def test_invalid_values_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValidationError) as info:
