@@ -279,3 +279,32 @@ def test_a_removed_runner_is_refused_at_once(cluster: Cluster) -> None:
     other = {"Authorization": f"Bearer {reg}"}
     assert httpx.post(url, json={"wait": 0}, headers=other).status_code == 401
     assert cluster.cli("runners", "list", token=reg).returncode != 0
+
+
+def test_sigterm_drains_and_a_second_sigterm_cancels(cluster: Cluster, tmp_path: Path) -> None:
+    import signal
+
+    release = tmp_path / "release"
+    cluster.server()
+    project(cluster, release=release)
+    config = cluster.register("r1")
+    runner = cluster.runner(config)
+    first = trigger(cluster, "slow.yml")
+    wait_for(lambda: "started try" in logs(cluster, first), "the step's start")
+    runner.signal(signal.SIGTERM)  # drain: the job goes on, no new one is taken
+    second = trigger(cluster, "slow.yml")
+    time.sleep(1)
+    assert runner.proc.poll() is None
+    release.touch()
+    assert runner.proc.wait(timeout=60) == 0, runner.stderr
+    assert wait_completed(cluster.cli, first)["conclusion"] == "success"
+    shown = json.loads(cluster.cli("runs", "show", str(second), "--json").stdout)
+    assert shown["jobs"][0]["status"] == "queued"
+
+    release.unlink()
+    again = cluster.runner(config)
+    wait_for(lambda: "started try" in logs(cluster, second), "the second run's start")
+    again.signal(signal.SIGTERM)
+    again.signal(signal.SIGTERM)  # the second: cancel now
+    assert again.proc.wait(timeout=60) == 0, again.stderr
+    assert wait_completed(cluster.cli, second)["conclusion"] == "cancelled"

@@ -74,7 +74,8 @@ def server(
         "--runner-slots",
         metavar="N",
         show_default=False,
-        help="Jobs the embedded runner runs at once [env SHIPLINE_RUNNER_SLOTS; CPUs].",
+        help="Jobs the embedded runner runs at once; 0 leaves every job to remote runners "
+        "[env SHIPLINE_RUNNER_SLOTS; CPUs].",
     ),
 ) -> None:
     """Run the Shipline server: REST API, embedded runner and schedules.
