@@ -135,18 +135,21 @@ class RemoteJobs:
 
     # -- handing out jobs --------------------------------------------------------------
 
-    async def request(self, runner: RunnerRecord, wait: float) -> JobOut | None:
-        """A job the runner's labels satisfy, waiting up to `wait` seconds for one."""
+    async def request(
+        self, runner: RunnerRecord, wait: float, labels: frozenset[str] | None = None
+    ) -> JobOut | None:
+        """A job whose `runs-on` is within `labels` (default: the runner's), waiting up to
+        `wait` seconds for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            job = await asyncio.to_thread(self.claim, runner)
+            job = await asyncio.to_thread(self.claim, runner, labels)
             left = deadline - loop.time()
             if job is not None or left <= 0:
                 return job
             await self.waker.wait(min(left, self.poll_interval))
 
-    def claim(self, runner: RunnerRecord) -> JobOut | None:
+    def claim(self, runner: RunnerRecord, labels: frozenset[str] | None = None) -> JobOut | None:
         """Claim one job for the runner now (None: none it can run, or it is paused)."""
         if runner.paused or runner.removed_at is not None:
             return None
@@ -154,7 +157,7 @@ class RemoteJobs:
         with self.store.transaction() as tx:
             job = tx.jobs.claim(
                 remote_owner(runner.id),
-                frozenset(runner.labels),
+                frozenset(runner.labels) if labels is None else labels,
                 lease_seconds=self.policy.lease_seconds,
                 now=now,
             )

@@ -114,28 +114,33 @@ class RunnerService:
         return runner
 
     def seen(
-        self,
-        runner: RunnerRecord,
-        *,
-        labels: list[str] | None = None,
-        version: str | None = None,
-        slots: int | None = None,
+        self, runner: RunnerRecord, *, version: str | None = None, slots: int | None = None
     ) -> RunnerRecord:
         """Note that the runner is alive (and what it now says of itself)."""
         now = self.clock.now()
-        cleaned = _labels(labels) if labels is not None else None
-        changed = (
-            (cleaned is not None and tuple(cleaned) != runner.labels)
-            or (version is not None and version != runner.version)
-            or (slots is not None and slots != runner.slots)
+        changed = (version is not None and version != runner.version) or (
+            slots is not None and slots != runner.slots
         )
         last = runner.last_seen_at
         if not changed and last is not None and now - last < SEEN_INTERVAL:
             return runner
         with self.store.transaction() as tx:
-            return tx.runners.update(
-                runner.id, labels=cleaned, version=version, slots=slots, last_seen_at=now
+            return tx.runners.update(runner.id, version=version, slots=slots, last_seen_at=now)
+
+    def labels_for(self, runner: RunnerRecord, asked: list[str] | None) -> frozenset[str]:
+        """The labels the runner claims jobs with now: those it asked for, which must be
+        among its registered labels (a runner cannot widen the pool it was admitted to;
+        SECURITY-CASES 25), or all of them."""
+        if asked is None:
+            return frozenset(runner.labels)
+        extra = [label for label in _labels(asked) if label not in runner.labels]
+        if extra:
+            raise Forbidden(
+                f"labels {', '.join(extra)} are not among this runner's registered labels "
+                f"({', '.join(runner.labels)}); register it again with them",
+                field="labels",
             )
+        return frozenset(asked)
 
     # -- administration --------------------------------------------------------------
 

@@ -122,6 +122,9 @@ def test_a_job_goes_to_one_runner_whose_labels_fit_and_its_token_acts_on_it_only
     other = env.runner("other", ["ubuntu-latest"])
     env.trigger()
     assert env.claim(gpu) is None
+    # case 25: a runner cannot widen the labels it was registered with
+    widened = env.post("/runner/jobs/request", gpu, {"wait": 0, "labels": ["ubuntu-latest"]})
+    assert widened.status_code == 403
     job = env.claim(plain)
     assert job is not None and job["key"] == "build"
     assert env.claim(other) is None  # build is held; test waits for it

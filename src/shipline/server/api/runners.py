@@ -204,17 +204,13 @@ async def request_job(
     body: JobRequestIn, token: Bearer, svc: ServicesDep, request: Request
 ) -> JobOut | Response:
     """A job whose `runs-on` labels the runner has, with a token for that job only; 204
-    when none came within `wait` seconds. `labels`, `version`, `slots` update the
-    runner's record."""
+    when none came within `wait` seconds. `labels` narrows the runner's registered labels
+    (403 for one it was not registered with); `version`, `slots` update its record."""
+    service = runner_service(svc)
     runner = await run_in_threadpool(_runner, svc, token, request)
-    runner = await run_in_threadpool(
-        runner_service(svc).seen,
-        runner,
-        labels=body.labels,
-        version=body.version,
-        slots=body.slots,
-    )
-    job = await remote_jobs(svc).request(runner, body.wait)
+    labels = service.labels_for(runner, body.labels)
+    runner = await run_in_threadpool(service.seen, runner, version=body.version, slots=body.slots)
+    job = await remote_jobs(svc).request(runner, body.wait, labels)
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return job
