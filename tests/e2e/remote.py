@@ -49,12 +49,15 @@ def base_env() -> dict[str, str]:
 class RemoteServer(Proc):
     """`shipline server --runner-slots 0`: every job goes to remote runners."""
 
-    def __init__(self, state: Path, env: dict[str, str], logs: Path) -> None:
-        self.port = free_port()
+    def __init__(self, state: Path, env: dict[str, str], logs: Path, port: int = 0) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["server", "--port", str(self.port), "--state-dir", str(state)]
         super().__init__(
-            [*args, "--runner-slots", "0"], {**base_env(), **env}, logs, f"server-{self.port}"
+            [*args, "--runner-slots", "0"],
+            {**base_env(), **env},
+            logs,
+            f"server-{self.port}-{time.monotonic_ns()}",
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -296,7 +296,7 @@ def test_sigterm_drains_and_a_second_sigterm_cancels(cluster: Cluster, tmp_path:
     time.sleep(1)
     assert runner.proc.poll() is None
     release.touch()
-    assert runner.proc.wait(timeout=60) == 0, runner.stderr
+    assert runner.proc.wait(timeout=120) == 0, runner.stderr
     assert wait_completed(cluster.cli, first)["conclusion"] == "success"
     shown = json.loads(cluster.cli("runs", "show", str(second), "--json").stdout)
     assert shown["jobs"][0]["status"] == "queued"
@@ -305,6 +305,48 @@ def test_sigterm_drains_and_a_second_sigterm_cancels(cluster: Cluster, tmp_path:
     again = cluster.runner(config)
     wait_for(lambda: "started try" in logs(cluster, second), "the second run's start")
     again.signal(signal.SIGTERM)
+    wait_for(lambda: "draining" in again.stderr, "the drain")  # signals do not queue
     again.signal(signal.SIGTERM)  # the second: cancel now
     assert again.proc.wait(timeout=60) == 0, again.stderr
     assert wait_completed(cluster.cli, second)["conclusion"] == "cancelled"
+
+
+CHATTY = """
+    on: workflow_dispatch
+    jobs:
+      chatty:
+        runs-on: [self-hosted]
+        steps:
+          - run: |
+              for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done
+              while [ ! -e "{release}" ]; do sleep 0.05; done
+              for i in $(seq 41 60); do echo "line $i"; done
+"""
+
+
+def test_the_server_away_for_a_while_loses_no_log_line(cluster: Cluster, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    cluster.env["SHIPLINE_LEASE_SECONDS"] = "120"  # the outage must not outlast the lease
+    server = cluster.server()
+    repo = project(cluster)
+    repo.workflow(CHATTY.replace("{release}", str(release)), name="chatty.yml")
+    repo.commit("chatty")
+    runner = cluster.runner(cluster.register("r1"))
+    run_id = trigger(cluster, "chatty.yml")
+    wait_for(lambda: "line 3" in logs(cluster, run_id), "the first lines")
+    server.kill()  # the runner's messages now fail and are retried
+    release.touch()
+    time.sleep(2)
+    again = RemoteServer(server_state(cluster), cluster.env, cluster.tmp, port=server.port)
+    cluster.procs.append(again)
+    cluster.servers[0] = again
+
+    run = wait_completed(cluster.cli, run_id, timeout=120)
+    text = logs(cluster, run_id)
+    assert run["conclusion"] == "success", text + runner.stderr
+    lines = [line for line in text.splitlines() if line.startswith("line ")]
+    assert lines == [f"line {i}" for i in range(1, 61)]
+
+
+def server_state(cluster: Cluster) -> Path:
+    return cluster.tmp / "state-0"

@@ -159,6 +159,9 @@ def runner(
     if why is not None:
         _usage(f"--executor {executor}: {why}")
     chosen = _labels(labels)
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints where every thread is
     code = asyncio.run(_serve(cfg, chosen, slots, work_dir, executor, once))
     raise typer.Exit(code)
 
@@ -214,6 +217,8 @@ async def _serve(
     sys.stdout.write(f"runner {cfg.name} ({cfg.runner_id}) polling {', '.join(cfg.urls)}\n")
     sys.stdout.flush()
     try:
-        return await agent.run()
+        code = await agent.run()
+        logging.getLogger("shipline.runner").info("stopped (exit status %s)", code)
+        return code
     finally:
         await conn.close()
