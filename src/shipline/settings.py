@@ -52,11 +52,15 @@ class Settings(BaseSettings):
     host, port: where the API listens. state_dir: the database (SQLite), blobs, mirrors
     and run directories. database_url: SQLAlchemy URL (default SQLite under state_dir;
     `postgresql+psycopg://user@host/db` for many servers). runner_slots: jobs the embedded
-    runner runs at once (default: the number of CPUs). shutdown_grace: seconds running
-    steps get to finish on SIGTERM before they are cancelled. admin_token: the first
-    admin's API token (`SHIPLINE_ADMIN_TOKEN`); generated and printed once when unset.
-    secrets_key / secrets_key_file: the operator's master key for secrets
-    (`SHIPLINE_SECRETS_KEY`, `SHIPLINE_SECRETS_KEY_FILE`); default: generated in state_dir.
+    runner runs at once (default: the number of CPUs; 0: none, jobs go to remote runners
+    only). shared_dir: artifacts and caches (their blobs and indexes), a directory all
+    servers share (default: state_dir). heartbeat_seconds, lease_seconds: how often
+    remote runners renew their job leases, and when a lease not renewed is lost (10 s,
+    30 s). shutdown_grace: seconds running steps get to finish on SIGTERM before they are
+    cancelled. admin_token: the first admin's API token (`SHIPLINE_ADMIN_TOKEN`);
+    generated and printed once when unset. secrets_key / secrets_key_file: the operator's
+    master key for secrets (`SHIPLINE_SECRETS_KEY`, `SHIPLINE_SECRETS_KEY_FILE`);
+    default: generated in state_dir.
     """
 
     model_config = SettingsConfigDict(
@@ -70,7 +74,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: str = ""
-    runner_slots: int = Field(default_factory=_cpu_count, ge=1, le=1024)
+    shared_dir: Path = Path()
+    runner_slots: int = Field(default_factory=_cpu_count, ge=0, le=1024)
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=86400)
     shutdown_grace: float = Field(default=30.0, ge=0)
     admin_token: SecretStr | None = None
     executor: Literal["auto", "sandbox", "shell"] = "auto"
@@ -95,6 +102,10 @@ class Settings(BaseSettings):
         state_dir = self.state_dir.expanduser().absolute()
         # frozen: set through object.__setattr__ while the instance is being built
         object.__setattr__(self, "state_dir", state_dir)
+        if self.shared_dir == Path():
+            object.__setattr__(self, "shared_dir", state_dir)
+        else:
+            object.__setattr__(self, "shared_dir", self.shared_dir.expanduser().absolute())
         if not self.database_url:
             object.__setattr__(self, "database_url", sqlite_url(state_dir / DATABASE_FILE))
         if self.sandbox_memory and parse_size(self.sandbox_memory) is None:

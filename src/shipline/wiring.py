@@ -26,14 +26,18 @@ from shipline.store.provenance_files import ProvenanceFiles
 log = logging.getLogger("shipline.runner")
 
 if TYPE_CHECKING:
-    from shipline.domain.records import RunRecord
+    from shipline.domain.records import ProjectRecord, RunRecord
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.leases import LeaseReaper
     from shipline.engine.provenance import ProvenanceWriter
+    from shipline.engine.remote_files import Bundler
     from shipline.engine.schedules import Scheduler
+    from shipline.engine.secrets import SecretService
     from shipline.runner.ports import ArtifactStore
+    from shipline.runner.remote.protocol import JobOut
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
@@ -152,21 +156,24 @@ def server_job_runners(
     host_env: Mapping[str, str],
     provenance: ProvenanceWriter | None = None,
     *,
+    shared_dir: Path | None = None,
     executor: tuple[str, str | None] = ("shell", None),
     limits: str = "auto",
     policy: SandboxPolicy | None = None,
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
-    `policy`, the run's files under `attempt_dir` (per attempt), caches and blobs shared,
-    checkouts from the project's mirror (the one `RunService` fetched the run's commit
-    into). With `provenance`, every artifact a job uploads gets signed provenance beside
-    it (per attempt, like the artifacts)."""
-    blobs = BlobStore(state_dir / "blobs")
-    caches = LocalCacheStore(blobs, state_dir / "caches.json")
+    `policy`, the run's artifacts under `attempt_dir` (per attempt) of the shared
+    directory (`shared_dir`, default `state_dir`), its jobs' directories under the state
+    directory, caches and blobs shared, checkouts from the project's mirror (the one
+    `RunService` fetched the run's commit into). With `provenance`, every artifact a job
+    uploads gets signed provenance beside it (per attempt, like the artifacts)."""
+    shared = shared_dir or state_dir
+    blobs = BlobStore(shared / "blobs")
+    caches = LocalCacheStore(blobs, shared / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
-        run_dir = attempt_dir(state_dir, run.id, run.attempt)
+        run_dir = attempt_dir(shared, run.id, run.attempt)
         artifacts: ArtifactStore = LocalArtifactStore(blobs, run_dir)
         if provenance is not None:
             from shipline.engine.provenance import SignedArtifacts
@@ -175,7 +182,7 @@ def server_job_runners(
         return JobRunner(
             make_executor(executor[0], limits=limits, warning=executor[1]),
             observer,
-            work_root=run_dir / "jobs",
+            work_root=attempt_dir(state_dir, run.id, run.attempt) / "jobs",
             artifacts=artifacts,
             caches=caches,
             source=GitSourceProvider(mirror_dir(state_dir, run.project_id)),
@@ -197,7 +204,8 @@ def attempt_dir(state_dir: Path, run_id: int, attempt: int) -> Path:
 
 def run_artifacts(state_dir: Path) -> Callable[[int, int], LocalArtifactStore]:
     """The artifact index of a run's attempt, over the server's blob store (what the API
-    lists and serves; the same place the embedded runner's jobs upload to)."""
+    lists and serves; the same place the embedded runner's jobs upload to). `state_dir`
+    is the shared directory when the servers have one (`Settings.shared_dir`)."""
     blobs = BlobStore(state_dir / "blobs")
     return lambda run_id, attempt: LocalArtifactStore(
         blobs, attempt_dir(state_dir, run_id, attempt)
@@ -291,6 +299,7 @@ def build_server(
             state_dir,
             os.environ if host_env is None else host_env,
             writer,
+            shared_dir=settings.shared_dir,
             executor=executor,
             limits=settings.sandbox_limits,
             policy=sandbox_policy(settings),
@@ -307,14 +316,92 @@ def build_server(
         access=access,
         runs=runs,
         keyring=keys.keyring,
-        provenance=run_provenance(state_dir),
+        provenance=run_provenance(settings.shared_dir),
         signing_public_key=public_pem(signing.public_key()),
         audit_checkpoint=lambda: AuditTrail(store).checkpoint(signing, clock),
         runner_slots=settings.runner_slots,
-        artifacts=run_artifacts(state_dir),
-        caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
+        artifacts=run_artifacts(settings.shared_dir),
+        caches=LocalCacheStore(
+            BlobStore(settings.shared_dir / "blobs"), settings.shared_dir / "caches.json"
+        ).listed,
     )
+    add_remote_runners(context, settings)
     return context, runner
+
+
+def add_remote_runners(context: ServerContext, settings: Settings) -> None:
+    """Give the server what remote runners need: registration, the job queue over HTTP
+    with the lease policy of `settings`, and their jobs' files in the blob store."""
+    from shipline.engine.leases import LeasePolicy
+    from shipline.engine.remote import RemoteJobs
+    from shipline.engine.remote_files import JobFiles
+    from shipline.engine.runners import RunnerService
+
+    state_dir = settings.state_dir
+    shared = settings.shared_dir
+    blobs = BlobStore(shared / "blobs")
+    caches = LocalCacheStore(blobs, shared / "caches.json")
+    policy = LeasePolicy(
+        heartbeat_seconds=settings.heartbeat_seconds, lease_seconds=settings.lease_seconds
+    )
+    context.runners = RunnerService(context.store, context.clock, context.access)
+    context.remote = RemoteJobs(
+        context.store,
+        context.clock,
+        context.runs,
+        context.access,
+        policy=policy,
+        secrets=secret_service(context),
+    )
+    context.job_files = JobFiles(
+        context.store,
+        blobs,
+        run_artifacts(shared),
+        caches,
+        caches.listed,
+        mirror_bundler(state_dir),
+    )
+
+
+def secret_service(context: ServerContext) -> SecretService | None:
+    """The service that opens secrets for claimed jobs; None when the server keeps none."""
+    if context.keyring is None:
+        return None
+    from shipline.engine.access import AccessService
+    from shipline.engine.projects import ProjectService
+    from shipline.engine.secrets import SecretService
+
+    access = AccessService(context.store, context.clock)
+    projects = ProjectService(context.store, context.clock, access, context.runs)
+    return SecretService(context.store, context.clock, context.keyring, projects)
+
+
+def mirror_bundler(state_dir: Path) -> Bundler:
+    """Bundles of the server's mirrors, one at a time per project (a fetch into a mirror
+    must not race another)."""
+    import threading
+
+    from shipline.scm.repository import GitRepository
+
+    locks: dict[int, threading.Lock] = {}
+    guard = threading.Lock()
+
+    def bundle(project: ProjectRecord, sha: str, dest: Path) -> None:
+        with guard:
+            lock = locks.setdefault(project.id, threading.Lock())
+        with lock:
+            repo = GitRepository(project.repository, mirror_dir(state_dir, project.id))
+            repo.bundle(sha, dest)
+
+    return bundle
+
+
+def build_reaper(context: ServerContext) -> LeaseReaper:
+    """The reaper of remote runners' expired leases (every server runs one)."""
+    from shipline.engine.leases import LeasePolicy, LeaseReaper
+
+    policy = context.remote.policy if context.remote is not None else LeasePolicy()
+    return LeaseReaper(context.store, context.clock, context.runs, policy)
 
 
 def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:
@@ -375,3 +462,40 @@ def rotate_secrets_key(settings: Settings, new_key_file: Path | None) -> tuple[i
     finally:
         store.close()
     return count, new.id
+
+
+def remote_job_runners(
+    urls: list[str],
+    executor: tuple[str, str | None],
+    host_env: Mapping[str, str],
+    policy: SandboxPolicy | None = None,
+) -> Callable[[JobObserver, JobOut, Path], JobRunner]:
+    """`make_runner` of `shipline runner`: the chosen executor (`choose_executor`) with
+    `policy` (default: the sandbox's defaults, half this machine's memory per job), and the
+    job's artifacts, caches and source through the server, with the job's token. Each job
+    starts from an empty directory and leaves nothing behind."""
+    if policy is None:
+        policy = SandboxPolicy(memory=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    from shipline.runner.remote.connection import SyncConnection
+    from shipline.runner.remote.stores import (
+        BundleSource,
+        HttpArtifactStore,
+        HttpCacheStore,
+        JobFilesClient,
+    )
+
+    def make_runner(observer: JobObserver, job: JobOut, root: Path) -> JobRunner:
+        files = JobFilesClient(SyncConnection(urls, job.token), job.job_id, root / "blobs")
+        return JobRunner(
+            make_executor(executor[0], warning=executor[1]),
+            observer,
+            work_root=root / "jobs",
+            artifacts=HttpArtifactStore(files),
+            caches=HttpCacheStore(files),
+            source=BundleSource(files, root / "source.git"),
+            host_env=host_env,
+            policy=policy,
+            ephemeral=True,
+        )
+
+    return make_runner

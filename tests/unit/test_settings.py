@@ -27,6 +27,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path}/data/shipline/shipline.db"
     assert settings.runner_slots == (os.cpu_count() or 1)
     assert settings.shutdown_grace == 30.0
+    assert settings.shared_dir == settings.state_dir
+    assert (settings.heartbeat_seconds, settings.lease_seconds) == (10.0, 30.0)
     assert settings.admin_token is None
     assert settings.admin_token_value is None
 
@@ -90,7 +92,14 @@ def test_empty_admin_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("port", 70000), ("port", -1), ("runner_slots", 0), ("shutdown_grace", -1), ("host", "")],
+    [
+        ("port", 70000),
+        ("port", -1),
+        ("runner_slots", -1),
+        ("lease_seconds", 0),
+        ("shutdown_grace", -1),
+        ("host", ""),
+    ],
 )
 def test_invalid_values_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValidationError) as info:

@@ -55,6 +55,8 @@ COMMANDS = {
     "audit": "audit",
     "verify": "verify",
     "keys": "keys",
+    "runner": "runner",
+    "runners": "runners",
 }
 
 

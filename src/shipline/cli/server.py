@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.leases import LeaseReaper
     from shipline.engine.schedules import Scheduler
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
@@ -73,7 +74,8 @@ def server(
         "--runner-slots",
         metavar="N",
         show_default=False,
-        help="Jobs the embedded runner runs at once [env SHIPLINE_RUNNER_SLOTS; CPUs].",
+        help="Jobs the embedded runner runs at once; 0 leaves every job to remote runners "
+        "[env SHIPLINE_RUNNER_SLOTS; CPUs].",
     ),
     executor: str | None = typer.Option(
         None,
@@ -222,7 +224,10 @@ async def _serve(
     sys.stdout.flush()
     busy = asyncio.create_task(_sync_busy(runner, context))
     checkpoints = asyncio.create_task(_audit_checkpoints(context))
-    tasks = [asyncio.create_task(runner.run()), asyncio.create_task(scheduler.run())]
+    reaper = _reaper(context)
+    tasks = [asyncio.create_task(scheduler.run()), asyncio.create_task(reaper.run())]
+    if settings.runner_slots > 0:  # 0: jobs go to remote runners only
+        tasks.append(asyncio.create_task(runner.run()))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
     crashed = False
@@ -232,6 +237,7 @@ async def _serve(
             log.error("stopping: %s", task.exception(), exc_info=task.exception())
     context.ready = False
     scheduler.stop()
+    reaper.stop()
     await runner.stop(settings.shutdown_grace)
     await asyncio.wait(tasks, timeout=5)
     for task in tasks:
@@ -252,6 +258,12 @@ async def _serve(
     if crashed:
         return 1
     return 0 if stop.is_set() else code or 1
+
+
+def _reaper(context: ServerContext) -> LeaseReaper:
+    from shipline.wiring import build_reaper
+
+    return build_reaper(context)
 
 
 async def _http(http: uvicorn.Server) -> int:

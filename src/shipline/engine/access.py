@@ -127,17 +127,22 @@ class AccessService:
         try:
             return self._authenticate(plaintext, allowed)
         except Unauthenticated as exc:
-            with self._store.transaction() as tx:
-                tx.audit.append(
-                    actor="anonymous",
-                    action="authenticate",
-                    now=self._clock.now(),
-                    decision="denied",
-                    target=target[:200],
-                    reason=exc.reason,
-                    request_id=request_id,
-                )
+            self.record_denied(exc.reason, request_id=request_id, target=target)
             raise
+
+    def record_denied(self, reason: str, *, request_id: str = "", target: str = "") -> None:
+        """Audit a failed authentication (here, or of a credential another service checks:
+        runner credentials, registration tokens): actor `anonymous`, never the token."""
+        with self._store.transaction() as tx:
+            tx.audit.append(
+                actor="anonymous",
+                action="authenticate",
+                now=self._clock.now(),
+                decision="denied",
+                target=target[:200],
+                reason=reason,
+                request_id=request_id,
+            )
 
     def _authenticate(self, plaintext: str | None, allowed: frozenset[TokenKind]) -> Principal:
         if not plaintext:

@@ -22,11 +22,12 @@ from datetime import timedelta
 
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
-from shipline.domain.status import Conclusion, Status, combine
+from shipline.domain.status import Conclusion, Status
+from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.joblog import StoreObserver
+from shipline.engine.leases import REMOTE_OWNER
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
-from shipline.engine.trust import cache_scopes
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
 from shipline.security.masking import Masker
@@ -98,6 +99,8 @@ class EmbeddedRunner:
         """Resolve jobs whose lease ran out (their runner or server is gone)."""
         with self.store.transaction() as tx:
             expired = tx.jobs.expired_leases(self.clock.now())
+        # Remote runners' jobs are `engine.leases.LeaseReaper`'s.
+        expired = [j for j in expired if not (j.lease_owner or "").startswith(REMOTE_OWNER)]
         for job in expired:
             self._lost(job, f"runner {job.lease_owner} stopped renewing its lease")
         return expired
@@ -327,51 +330,8 @@ class EmbeddedRunner:
 
     def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord, int]:
         """What the job's runner needs (and the job's last log seq), in one read."""
-        with self.store.transaction(write=False) as tx:
-            run = tx.runs.get(job.run_id)
-            if run is None:
-                raise LookupError(f"run {job.run_id} is gone")
-            found = self.runs.planned(tx, run, job.key)
-            if found is None:
-                raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
-            planned, plan = found
-            github = self.runs.github(tx, run)
-            project = tx.projects.get_by_id(run.project_id)
-            if project is None:
-                raise LookupError(f"project {run.project_id} is gone")
-            siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
-            last_seq = tx.logs.last_seq(job.id)
-        needs: dict[str, object] = {}
-        for need in planned.needs:
-            records = [s for s in siblings if s.job_id == need]
-            outputs: dict[str, object] = {}
-            for record in records:
-                if isinstance(record.outputs, dict):
-                    outputs.update(record.outputs)
-            conclusions = [r.conclusion for r in records if r.conclusion is not None]
-            result = combine(conclusions) if conclusions else Conclusion.SKIPPED
-            needs[need] = {"result": str(result), "outputs": outputs}
-        inputs = run.inputs if isinstance(run.inputs, dict) else {}
-        # Opened only now that a runner holds the job, and only what it references.
-        secrets = self.secrets.for_job(run, job, planned, plan.workflow) if self.secrets else {}
-        cache_scope, restore_scopes = cache_scopes(
-            project.name, run.ref, project.default_branch, run.trust
-        )
-        assignment = JobAssignment(
-            run_id=str(run.id),
-            planned=planned,
-            workflow=plan.workflow,
-            event=plan.event,
-            github=github,
-            needs=needs,
-            inputs=inputs,
-            trust=run.trust,
-            secrets=secrets,
-            cache_scope=cache_scope,
-            cache_restore_scopes=restore_scopes,
-        )
-        return assignment, run, last_seq
+        prepared = prepare(self.store, self.runs, job, secrets=self.secrets)
+        return prepared.assignment, prepared.run, prepared.last_seq
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:
-        with self.store.transaction(write=False) as tx:
-            return self.runs.continue_on_error(tx, run, job.key)
+        return continue_on_error(self.store, self.runs, run, job)

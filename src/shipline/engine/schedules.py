@@ -4,7 +4,9 @@ project's default branch.
 The next firing time is computed from "now" whenever a schedule is (re)loaded, so ticks
 missed while the server was down are not replayed in a burst: after a restart each schedule
 fires at its next due time, once. Schedules are read from the default branch's workflow
-files, refreshed every `refresh` seconds.
+files, refreshed every `refresh` seconds. Every server runs a scheduler; each tick is
+claimed in the database (`ScheduleStore.claim_fire`), so it starts one run, not one per
+server.
 """
 
 from __future__ import annotations
@@ -105,11 +107,16 @@ class Scheduler:
         for entry in list(self.entries.values()):
             if entry.next_at > now:
                 continue
+            due = entry.next_at
             # The next firing after now, not after the missed one: no burst of catch-ups.
             entry.next_at = entry.cron.next_after(now)
             with self.store.transaction() as tx:
                 project = tx.projects.get_by_id(entry.project_id)
-            if project is None:
+                # Servers sharing the database: the first to claim this tick fires it.
+                claimed = project is not None and tx.schedules.claim_fire(
+                    project.id, entry.workflow, entry.cron.expression, due
+                )
+            if project is None or not claimed:
                 continue
             try:
                 runs = self.runs.trigger(

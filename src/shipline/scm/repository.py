@@ -105,6 +105,16 @@ class GitRepository:
             raise RepositoryError(f"invalid path {path!r}")
         return self._git("cat-file", "blob", f"{sha}:{path}")
 
+    def bundle(self, sha: str, dest: Path) -> None:
+        """Write a git bundle of every branch and tag to `dest`, fetching first when the
+        mirror does not have commit `sha` yet (the run was created by another server)."""
+        self._check_sha(sha)
+        try:
+            self._git("cat-file", "-e", f"{sha}^{{commit}}")
+        except RepositoryError:
+            self.fetch()
+        self._git("bundle", "create", "--quiet", str(dest), "--all")
+
     def changed_paths(self, before: str | None, sha: str) -> tuple[str, ...] | None:
         """Paths changed between two commits (None when `before` is unknown)."""
         self._check_sha(sha)

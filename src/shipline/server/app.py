@@ -22,6 +22,8 @@ from shipline.server.api import (
     logs,
     projects,
     provenance,
+    runner_jobs,
+    runners,
     runs,
     secrets,
     tokens,
@@ -53,7 +55,20 @@ def create_app(context: ServerContext) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    modules = (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets, provenance)
+    modules = (
+        auth,
+        users,
+        tokens,
+        projects,
+        runs,
+        logs,
+        artifacts,
+        audit,
+        secrets,
+        provenance,
+        runners,
+        runner_jobs,
+    )
     for module in modules:
         app.include_router(module.router)
     # The dashboard: server-rendered pages under /ui, signed in with a session cookie.

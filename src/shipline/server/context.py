@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from shipline.domain.artifacts import CacheInfo
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
+from shipline.engine.remote import RemoteJobs
+from shipline.engine.remote_files import JobFiles
+from shipline.engine.runners import RunnerService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
 from shipline.security.sealing import Keyring
@@ -48,3 +51,8 @@ class ServerContext:
     # Appends a signed checkpoint of the audit chain's head (the server calls it
     # periodically and when it stops); None: no checkpoints.
     audit_checkpoint: Callable[[], object] | None = None
+    # Remote runners (`shipline runner`): registration and administration, jobs handed
+    # out over HTTP, and the files (source, artifacts, caches) of their jobs.
+    runners: RunnerService | None = None
+    remote: RemoteJobs | None = None
+    job_files: JobFiles | None = None

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shipline.domain.records import TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
@@ -74,3 +75,34 @@ def principal(request: Request, svc: ServicesDep, credentials: Credentials) -> P
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The raw bearer token, for endpoints that check a kind other than a user token."""
+    return credentials.credentials if credentials is not None else None
+
+
+Bearer = Annotated[str | None, Depends(bearer)]
+
+
+def job_principal(request: Request, svc: ServicesDep, token: Bearer) -> Principal:
+    """The caller of an endpoint that takes job tokens only (a runner's job messages)."""
+    return svc.context.access.authenticate(
+        token,
+        allowed=frozenset({TokenKind.JOB}),
+        request_id=request_id(request),
+        target=f"{request.method} {request.url.path}",
+    )
+
+
+JobCaller = Annotated[Principal, Depends(job_principal)]
+
+
+def audit_failure(svc: Services, reason: str, request: Request) -> None:
+    """Audit a failed authentication of a credential the access service does not check
+    itself (runner credentials, registration tokens); never the token."""
+    svc.context.access.record_denied(
+        reason, request_id=request_id(request), target=f"{request.method} {request.url.path}"
+    )

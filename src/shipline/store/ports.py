@@ -38,6 +38,7 @@ from shipline.domain.records import (
     Trust,
     UserRecord,
 )
+from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
 from shipline.domain.status import Conclusion, Status
 
 T = TypeVar("T")
@@ -397,6 +398,83 @@ class EventStore(Protocol):
     def last_id(self) -> int: ...
 
 
+class RunnerStore(Protocol):
+    """Registered remote runners and the jobs handed to them (`AssignmentRecord`)."""
+
+    def create(
+        self,
+        name: str,
+        labels: Sequence[str],
+        version: str,
+        slots: int,
+        token_id: int,
+        *,
+        now: datetime,
+    ) -> RunnerRecord: ...
+
+    def get(self, runner_id: int) -> RunnerRecord | None: ...
+
+    def by_token(self, token_id: int) -> RunnerRecord | None:
+        """The runner whose credential is token `token_id`."""
+        ...
+
+    def all(self, *, include_removed: bool = False) -> list[RunnerRecord]:
+        """Runners, oldest first."""
+        ...
+
+    def update(
+        self,
+        runner_id: int,
+        *,
+        labels: Sequence[str] | None = None,
+        version: str | None = None,
+        slots: int | None = None,
+        last_seen_at: datetime | None = None,
+        paused: bool | None = None,
+        removed_at: datetime | None = None,
+    ) -> RunnerRecord:
+        """Change the given fields (None: unchanged); `NotFound` for an unknown runner."""
+        ...
+
+    def assign(
+        self,
+        runner_id: int,
+        job_id: int,
+        try_number: int,
+        token_id: int,
+        event_id: int,
+        *,
+        now: datetime,
+    ) -> AssignmentRecord: ...
+
+    def assignment_by_token(self, token_id: int) -> AssignmentRecord | None: ...
+
+    def assignments(
+        self,
+        *,
+        runner_id: int | None = None,
+        job_id: int | None = None,
+        state: AssignmentState | None = None,
+    ) -> list[AssignmentRecord]:
+        """Assignments matching every given filter, oldest first."""
+        ...
+
+    def end_assignment(self, assignment_id: int, state: AssignmentState, *, now: datetime) -> bool:
+        """Move a running assignment to `state`; False (no change) when it is not running."""
+        ...
+
+    def cancelled(self, job_ids: Sequence[int]) -> set[int]:
+        """The jobs among `job_ids` that should stop: completed, their run completed, or a
+        `job.cancel` event published after their running assignment was made."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    def claim_fire(self, project_id: int, workflow: str, cron: str, due_at: datetime) -> bool:
+        """True for the first caller (of any server) to claim this firing, False after."""
+        ...
+
+
 class Transaction(Protocol):
     """The repositories of one database transaction."""
 
@@ -411,6 +489,8 @@ class Transaction(Protocol):
     audit: AuditStore
     events: EventStore
     secrets: SecretStore
+    runners: RunnerStore
+    schedules: ScheduleStore
 
 
 class Store(Protocol):

@@ -267,3 +267,50 @@ sealed_secrets = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("project_id", "environment", "name"),
 )
+
+# Remote runners (`shipline runner`): registered credentials and the jobs handed to them.
+runners = Table(
+    "runners",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("token_id", Integer, ForeignKey("tokens.id", ondelete="SET NULL")),
+    Column("paused", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime),
+    Column("removed_at", UtcDateTime),
+)
+Index("ix_runners_token_id", runners.c.token_id)
+
+# One try of a job on a runner, with the job token issued for it.
+runner_jobs = Table(
+    "runner_jobs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("runner_id", Integer, ForeignKey("runners.id", ondelete="CASCADE"), nullable=False),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("try_number", Integer, nullable=False),
+    Column("token_id", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    UniqueConstraint("token_id"),
+)
+Index("ix_runner_jobs_runner_id_state", runner_jobs.c.runner_id, runner_jobs.c.state)
+Index("ix_runner_jobs_job_id", runner_jobs.c.job_id)
+
+# A schedule's firing, claimed by the first server to insert it: with many servers each
+# cron tick starts one run.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("workflow", String(1024), nullable=False),
+    Column("cron", String(255), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "workflow", "cron", "due_at"),
+)

@@ -17,7 +17,9 @@ from shipline.store.ports import (
     LogStore,
     MembershipStore,
     ProjectStore,
+    RunnerStore,
     RunStore,
+    ScheduleStore,
     SecretStore,
     StepStore,
     Store,
@@ -30,6 +32,7 @@ from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
 from shipline.store.sql.projects import SqlProjectStore
+from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
 from shipline.store.sql.secrets import SqlSecretStore
 from shipline.store.sql.steps import SqlStepStore
@@ -54,6 +57,8 @@ class SqlTransaction:
     audit: AuditStore
     events: EventStore
     secrets: SecretStore
+    runners: RunnerStore
+    schedules: ScheduleStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -69,6 +74,8 @@ class SqlTransaction:
             audit=SqlAuditStore(conn),
             events=SqlEventStore(conn),
             secrets=SqlSecretStore(conn),
+            runners=SqlRunnerStore(conn),
+            schedules=SqlScheduleStore(conn),
         )
 
 

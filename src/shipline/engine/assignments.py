@@ -1,0 +1,91 @@
+"""What a runner is handed for a claimed job, computed from the store: the planned job, its
+workflow and event, the `github`, `needs` and `inputs` contexts, the run's trust, the
+secrets the job references (opened only now, for the runner that holds it) and its cache
+scopes. One function for the embedded runner and for remote runners, so both run a job
+with the same contexts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipline.domain.records import JobRecord, RunRecord
+from shipline.domain.status import Conclusion, combine
+from shipline.engine.secrets import SecretService
+from shipline.engine.service import RunService
+from shipline.engine.trust import cache_scopes
+from shipline.runner.model import JobAssignment
+from shipline.store.ports import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A claimed job's assignment, with its run, the workflow text it was planned from
+    (when asked for: remote runners rebuild the job from it) and its last log seq."""
+
+    assignment: JobAssignment
+    run: RunRecord
+    workflow_text: str
+    last_seq: int
+
+
+def prepare(
+    store: Store,
+    runs: RunService,
+    job: JobRecord,
+    *,
+    secrets: SecretService | None = None,
+    with_text: bool = False,
+) -> Prepared:
+    """The assignment of `job`, read in one transaction; `LookupError` when the job is not
+    in its run's plan. Without `secrets` the job gets none."""
+    with store.transaction(write=False) as tx:
+        run = tx.runs.get(job.run_id)
+        if run is None:
+            raise LookupError(f"run {job.run_id} of job {job.id} is gone")
+        project = tx.projects.get_by_id(run.project_id)
+        if project is None:
+            raise LookupError(f"the project of run {run.id} is gone")
+        found = runs.planned(tx, run, job.key)
+        if found is None:
+            raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
+        planned, plan = found
+        github = runs.github(tx, run)
+        siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
+        last_seq = tx.logs.last_seq(job.id)
+        text = tx.runs.definition(run.id)[0] if with_text else ""
+    needs: dict[str, object] = {}
+    for need in planned.needs:
+        records = [s for s in siblings if s.job_id == need]
+        outputs: dict[str, object] = {}
+        for record in records:
+            if isinstance(record.outputs, dict):
+                outputs.update(record.outputs)
+        conclusions = [r.conclusion for r in records if r.conclusion is not None]
+        result = combine(conclusions) if conclusions else Conclusion.SKIPPED
+        needs[need] = {"result": str(result), "outputs": outputs}
+    inputs = run.inputs if isinstance(run.inputs, dict) else {}
+    # Opened only now that a runner holds the job, and only what it references.
+    opened = secrets.for_job(run, job, planned, plan.workflow) if secrets is not None else {}
+    cache_scope, restore_scopes = cache_scopes(
+        project.name, run.ref, project.default_branch, run.trust
+    )
+    assignment = JobAssignment(
+        run_id=str(run.id),
+        planned=planned,
+        workflow=plan.workflow,
+        event=plan.event,
+        github=github,
+        needs=needs,
+        inputs=inputs,
+        trust=run.trust,
+        secrets=opened,
+        cache_scope=cache_scope,
+        cache_restore_scopes=restore_scopes,
+    )
+    return Prepared(assignment, run, text, last_seq)
+
+
+def continue_on_error(store: Store, runs: RunService, run: RunRecord, job: JobRecord) -> bool:
+    """Whether the job's `continue-on-error` turns its failure into the run's success."""
+    with store.transaction(write=False) as tx:
+        return runs.continue_on_error(tx, run, job.key)

@@ -1,0 +1,394 @@
+"""The server's side of remote runners: hand out jobs, renew leases, take a job's messages.
+
+A runner asks for a job (`request`, a long poll); the claim, the job token and the
+assignment are made in one transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write
+lock on SQLite), so no job is handed out twice, by any server. The runner then renews its
+leases (`watch`: a heartbeat that also answers at once when a job must stop) and reports
+what its job does with the job token, which acts on that job only: logs (numbered, stored
+once), steps, and the end. A message from a runner whose try was lost is refused
+(`Conflict`, 409): the job belongs to another try now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from shipline.domain.clock import Clock
+from shipline.domain.records import JobRecord, StepRecord, TokenKind
+from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
+from shipline.domain.status import Conclusion, Status
+from shipline.domain.transitions import InvalidTransition
+from shipline.engine.access import AccessService, Principal
+from shipline.engine.assignments import continue_on_error, prepare
+from shipline.engine.errors import Conflict
+from shipline.engine.job_tokens import issue_job_token
+from shipline.engine.leases import LeasePolicy, remote_owner
+from shipline.engine.secrets import SecretService
+from shipline.engine.service import RunService
+from shipline.runner.remote.protocol import (
+    EventOut,
+    FinishIn,
+    HeartbeatOut,
+    JobOut,
+    LogChunkIn,
+    StepIn,
+)
+from shipline.security.tokens import hash_secret
+from shipline.store.ports import Store
+
+log = logging.getLogger(__name__)
+
+# A job token outlives the job's own timeout by this much (it dies with the job anyway).
+TOKEN_MARGIN = timedelta(hours=1)
+JOB_TOKENS = frozenset({TokenKind.JOB})
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The try of a job a job token belongs to, checked to be still running."""
+
+    assignment: AssignmentRecord
+    job: JobRecord
+
+
+class Waker:
+    """Wakes long polls waiting for work when this process queues jobs.
+
+    `wake()` may be called from any thread; waiters run on event loops.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def wake(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when woken or after `timeout` seconds."""
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(entry)
+        try:
+            await asyncio.wait_for(entry[1].wait(), timeout=timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(entry)
+
+
+T = TypeVar("T")
+# Tries of a run-service call that a concurrent transaction may abort (a deadlock that
+# PostgreSQL detected and resolved by failing one side).
+TRIES = 3
+
+
+def _again(call: Callable[[], T]) -> T:
+    for attempt in range(TRIES):
+        try:
+            return call()
+        except (Conflict, InvalidTransition, LookupError):
+            raise
+        except Exception:
+            if attempt == TRIES - 1:
+                raise
+            log.warning("retrying after a failed transaction", exc_info=True)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+class RemoteJobs:
+    """Jobs for remote runners, over the store and the run service.
+
+    `poll_interval`: how often a waiting long poll looks at the store again (jobs queued
+    by other servers, cancellations); `policy`: heartbeat and lease times.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        runs: RunService,
+        access: AccessService,
+        *,
+        policy: LeasePolicy | None = None,
+        poll_interval: float = 0.25,
+        secrets: SecretService | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.runs = runs
+        # Opens the secrets a claimed job references (None: remote jobs get none).
+        self.secrets = secrets
+        self.access = access
+        self.policy = policy or LeasePolicy()
+        self.poll_interval = poll_interval
+        self.waker = Waker()
+        runs.queued_listeners.append(self.waker.wake)
+
+    # -- handing out jobs --------------------------------------------------------------
+
+    async def request(
+        self, runner: RunnerRecord, wait: float, labels: frozenset[str] | None = None
+    ) -> JobOut | None:
+        """A job whose `runs-on` is within `labels` (default: the runner's), waiting up to
+        `wait` seconds for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            job = await asyncio.to_thread(self.claim, runner, labels)
+            left = deadline - loop.time()
+            if job is not None or left <= 0:
+                return job
+            await self.waker.wait(min(left, self.poll_interval))
+
+    def claim(self, runner: RunnerRecord, labels: frozenset[str] | None = None) -> JobOut | None:
+        """Claim one job for the runner now (None: none it can run, or it is paused)."""
+        if runner.paused or runner.removed_at is not None:
+            return None
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            job = tx.jobs.claim(
+                remote_owner(runner.id),
+                frozenset(runner.labels) if labels is None else labels,
+                lease_seconds=self.policy.lease_seconds,
+                now=now,
+            )
+            if job is None:
+                return None
+            expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
+            token = issue_job_token(tx, job.id, expires, now=now)
+            record = tx.tokens.find(hash_secret(token))
+            assert record is not None
+            assignment = tx.runners.assign(
+                runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
+            )
+            next_seq = tx.logs.last_seq(job.id) + 1
+            # A retried job keeps its earlier tries' steps; this try's follow them.
+            first_step = len(tx.steps.for_job(job.id))
+        _again(lambda: self.runs.job_started(job.id))
+        try:
+            prepared = prepare(self.store, self.runs, job, secrets=self.secrets, with_text=True)
+        except Exception as exc:
+            log.exception("cannot prepare job %s", job.id)
+            self._end(assignment, AssignmentState.FINISHED)
+            self.runs.job_finished(
+                job.id, Conclusion.FAILURE, error=f"cannot prepare the job: {exc}"
+            )
+            return None
+        a = prepared.assignment
+        ev = a.event
+        return JobOut(
+            job_id=job.id,
+            run_id=job.run_id,
+            try_number=job.tries,
+            token=token,
+            key=job.key,
+            workflow_job=job.job_id,
+            name=job.name,
+            matrix=[(k, v) for k, v in a.planned.matrix],  # type: ignore[misc]
+            matrix_index=a.planned.matrix_index,
+            matrix_total=a.planned.matrix_total,
+            needs_ids=list(a.planned.needs),
+            workflow_file=prepared.run.workflow_file,
+            workflow_text=prepared.workflow_text,
+            event=EventOut(
+                name=ev.name,
+                ref=ev.ref,
+                sha=ev.sha,
+                repository=ev.repository,
+                actor=ev.actor,
+                inputs=dict(ev.inputs),  # type: ignore[arg-type]
+                payload=ev.payload,  # type: ignore[arg-type]
+            ),
+            github=dict(a.github),  # type: ignore[arg-type]
+            needs=dict(a.needs),  # type: ignore[arg-type]
+            inputs=dict(a.inputs),  # type: ignore[arg-type]
+            trust=a.trust.value,
+            secrets=dict(a.secrets),
+            next_seq=next_seq,
+            first_step=first_step,
+            lease_seconds=self.policy.lease_seconds,
+            heartbeat_seconds=self.policy.heartbeat_seconds,
+        )
+
+    # -- leases ------------------------------------------------------------------------
+
+    def heartbeat(self, runner: RunnerRecord, job_ids: Sequence[int]) -> HeartbeatOut:
+        """Renew the runner's leases on `job_ids`; say which to stop and which are lost."""
+        now = self.clock.now()
+        owner = remote_owner(runner.id)
+        lost: list[int] = []
+        # A lease is renewed once a heartbeat interval has passed since it was last
+        # renewed: runners may ask more often (their heartbeat is also the cancel channel)
+        # without a write each time.
+        due = now + timedelta(seconds=self.policy.lease_seconds - self.policy.heartbeat_seconds)
+        with self.store.transaction(write=False) as tx:
+            held = {
+                a.job_id
+                for a in tx.runners.assignments(runner_id=runner.id, state=AssignmentState.RUNNING)
+            }
+            jobs = {j: tx.jobs.get(j) for j in job_ids if j in held}
+        renew: list[int] = []
+        for job_id in job_ids:
+            job = jobs.get(job_id)
+            if job is None or job.status is not Status.IN_PROGRESS or job.lease_owner != owner:
+                lost.append(job_id)
+            elif job.lease_expires_at is None or job.lease_expires_at <= due:
+                renew.append(job_id)
+        if renew:
+            with self.store.transaction() as tx:
+                for job_id in renew:
+                    if not tx.jobs.renew_lease(
+                        job_id, owner, lease_seconds=self.policy.lease_seconds, now=now
+                    ):
+                        lost.append(job_id)
+        alive = [j for j in job_ids if j not in lost]
+        return HeartbeatOut(cancel=sorted(self._cancelled(alive)), lost=lost)
+
+    async def watch(
+        self, runner: RunnerRecord, job_ids: Sequence[int], wait: float
+    ) -> HeartbeatOut:
+        """`heartbeat`, then hold the answer up to `wait` seconds unless a job must stop:
+        cancellation reaches the runner within `poll_interval` of being asked for."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        answer = await asyncio.to_thread(self.heartbeat, runner, job_ids)
+        alive = [j for j in job_ids if j not in answer.lost]
+        while not answer.cancel and not answer.lost and alive:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, self.poll_interval))
+            cancel = await asyncio.to_thread(self._cancelled, alive)
+            answer = HeartbeatOut(cancel=sorted(cancel))
+        return answer
+
+    def _cancelled(self, job_ids: Sequence[int]) -> set[int]:
+        with self.store.transaction(write=False) as tx:
+            return tx.runners.cancelled(job_ids)
+
+    # -- a job's messages (job token) --------------------------------------------------
+
+    def holder(self, principal: Principal, job_id: int, *, action: str) -> Holder:
+        """The running try a job token belongs to; `Forbidden` for another job's token,
+        `Conflict` when that try's lease was lost."""
+        self.access.require_job(principal, job_id, action=action)
+        with self.store.transaction(write=False) as tx:
+            assignment = tx.runners.assignment_by_token(principal.token_id)
+            job = tx.jobs.get(job_id)
+        if assignment is None or job is None or assignment.state is not AssignmentState.RUNNING:
+            raise Conflict(
+                f"this runner no longer holds job {job_id}: its lease ran out and the job "
+                "was given to another try"
+            )
+        return Holder(assignment, job)
+
+    def append_logs(self, principal: Principal, job_id: int, chunks: Sequence[LogChunkIn]) -> int:
+        """Store log chunks; a seq stored already is skipped. Returns how many were new."""
+        holder = self.holder(principal, job_id, action="log.write")
+        stored = 0
+        with self.store.transaction() as tx:
+            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            for chunk in chunks:
+                data = chunk.text.encode("utf-8", errors="replace")
+                if tx.logs.append(job_id, chunk.seq, data, chunk.step):
+                    stored += 1
+                    tx.events.publish(
+                        "log",
+                        now=self.clock.now(),
+                        run_id=holder.job.run_id,
+                        job_id=job_id,
+                        data={"seq": chunk.seq},
+                    )
+        return stored
+
+    def step(self, principal: Principal, job_id: int, step: StepIn) -> None:
+        """A step started or ended."""
+        holder = self.holder(principal, job_id, action="step.write")
+        now = self.clock.now()
+        completed = step.status is Status.COMPLETED
+        try:
+            self._step(principal, holder, step, now, completed)
+        except InvalidTransition as exc:
+            raise Conflict(str(exc), field="status") from exc
+
+    def _step(
+        self, principal: Principal, holder: Holder, step: StepIn, now: datetime, completed: bool
+    ) -> None:
+        job_id = holder.job.id
+        with self.store.transaction() as tx:
+            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            tx.steps.upsert(
+                StepRecord(
+                    job_id,
+                    step.index,
+                    step.key,
+                    step.name,
+                    Status.COMPLETED if completed else Status.IN_PROGRESS,
+                    step.conclusion if completed else None,
+                    step.exit_code,
+                    started_at=step.started_at or now,
+                    finished_at=(step.finished_at or now) if completed else None,
+                )
+            )
+            data: dict[str, object] = {"step": step.index, "name": step.name}
+            if completed:
+                data = {"step": step.index, "conclusion": str(step.conclusion)}
+            tx.events.publish(
+                "step.completed" if completed else "step.started",
+                now=now,
+                run_id=holder.job.run_id,
+                job_id=job_id,
+                data=data,
+            )
+
+    def finish(self, principal: Principal, job_id: int, result: FinishIn) -> JobRecord:
+        """The job ended on the runner: record it and move its run on. Safe to repeat
+        (a runner resends when it did not get the answer)."""
+        self.access.require_job(principal, job_id, action="job.finish")
+        with self.store.transaction(write=False) as tx:
+            assignment = tx.runners.assignment_by_token(principal.token_id)
+            job = tx.jobs.get(job_id)
+            run = tx.runs.get(job.run_id) if job is not None else None
+        if assignment is None or job is None or assignment.state is AssignmentState.LOST:
+            raise Conflict(f"this runner no longer holds job {job_id}")
+        conclusion = result.conclusion
+        if (
+            conclusion is Conclusion.FAILURE
+            and run is not None
+            and continue_on_error(self.store, self.runs, run, job)
+        ):
+            conclusion = Conclusion.SUCCESS
+        if assignment.state is AssignmentState.RUNNING and not self._end(
+            assignment, AssignmentState.FINISHED
+        ):
+            with self.store.transaction(write=False) as tx:
+                again = tx.runners.assignment_by_token(principal.token_id)
+            if again is None or again.state is AssignmentState.LOST:
+                raise Conflict(f"this runner no longer holds job {job_id}")
+        return _again(
+            lambda: self.runs.job_finished(
+                job_id, conclusion, outputs=result.outputs, error=result.error
+            )
+        )
+
+    def _end(self, assignment: AssignmentRecord, state: AssignmentState) -> bool:
+        with self.store.transaction() as tx:
+            return tx.runners.end_assignment(assignment.id, state, now=self.clock.now())
+
+    @staticmethod
+    def _still_running(assignment: AssignmentRecord | None, job_id: int) -> None:
+        if assignment is None or assignment.state is not AssignmentState.RUNNING:
+            raise Conflict(f"this runner no longer holds job {job_id}")
