@@ -183,7 +183,7 @@ def test_artifacts_are_listed_with_digests_and_downloaded(web: Web, tmp_path: Pa
     wheel.write_bytes(b"wheel bytes")
     notes = tmp_path / "NOTES.txt"
     notes.write_text("<script>notes</script>\n")
-    web.context.artifacts(run_id).put(
+    web.context.artifacts(run_id, 1).put(
         "dist", "build", [("app.whl", wheel), ("docs/<b>.txt", notes)]
     )
     web.user("viewer", role="viewer")
