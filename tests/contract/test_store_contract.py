@@ -102,7 +102,7 @@ def test_migrations_build_exactly_the_schema_of_the_code(empty_url: str) -> None
     assert current_revision(empty_url) is None
     upgrade(empty_url)
     upgrade(empty_url)  # a second time: nothing to do
-    assert current_revision(empty_url) == head_revision() == "0001"
+    assert current_revision(empty_url) == head_revision() is not None
     engine = create_engine(empty_url)
     try:
         with engine.connect() as conn:

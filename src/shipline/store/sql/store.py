@@ -11,16 +11,20 @@ from sqlalchemy import Connection
 
 from shipline.store.ports import (
     AuditStore,
+    DeliveryStore,
     EventStore,
     JobStore,
     LogStore,
     MembershipStore,
     ProjectStore,
+    ProtectionStore,
+    PullRequestStore,
     RunStore,
     StepStore,
     Store,
     TokenStore,
     UserStore,
+    WebhookStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
 from shipline.store.sql.engine import WRITE_OPTION, make_engine
@@ -29,6 +33,12 @@ from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
 from shipline.store.sql.projects import SqlProjectStore
 from shipline.store.sql.runs import SqlRunStore
+from shipline.store.sql.source import (
+    SqlDeliveryStore,
+    SqlProtectionStore,
+    SqlPullRequestStore,
+    SqlWebhookStore,
+)
 from shipline.store.sql.steps import SqlStepStore
 from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
 
@@ -50,6 +60,10 @@ class SqlTransaction:
     tokens: TokenStore
     audit: AuditStore
     events: EventStore
+    protections: ProtectionStore
+    webhooks: WebhookStore
+    deliveries: DeliveryStore
+    pulls: PullRequestStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -64,6 +78,10 @@ class SqlTransaction:
             tokens=SqlTokenStore(conn),
             audit=SqlAuditStore(conn),
             events=SqlEventStore(conn),
+            protections=SqlProtectionStore(conn),
+            webhooks=SqlWebhookStore(conn),
+            deliveries=SqlDeliveryStore(conn),
+            pulls=SqlPullRequestStore(conn),
         )
 
 
