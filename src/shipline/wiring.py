@@ -21,12 +21,14 @@ from shipline.store.blobs import BlobStore
 from shipline.store.local import LocalArtifactStore, LocalCacheStore
 
 if TYPE_CHECKING:
-    from shipline.domain.records import RunRecord
+    from shipline.domain.records import ProjectRecord, RunRecord
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.schedules import Scheduler
+    from shipline.scm.hosted import HostedRepositories
+    from shipline.scm.repository import GitRepository
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
     from shipline.store.sql.store import SqlStore
@@ -143,6 +145,23 @@ def mirror_dir(state_dir: Path, project_id: int) -> Path:
     return state_dir / "mirrors" / str(project_id)
 
 
+def repositories(
+    state_dir: Path, hosted: HostedRepositories
+) -> Callable[[ProjectRecord], GitRepository]:
+    """The server's view of a project's repository: a mirror under the state directory,
+    fetched from the project's remote, or from the repository the server hosts for it."""
+    from shipline.domain.source import HOSTED
+    from shipline.scm.repository import GitRepository
+
+    def repository(project: ProjectRecord) -> GitRepository:
+        source = project.repository
+        if source == HOSTED:
+            source = str(hosted.ensure(project.id, project.default_branch))
+        return GitRepository(source, mirror_dir(state_dir, project.id))
+
+    return repository
+
+
 def open_store(settings: Settings) -> SqlStore:
     """The SQL store of `settings.database_url`, migrated to the newest revision."""
     from shipline.store.sql.store import SqlStore
@@ -162,18 +181,16 @@ def build_server(
     from shipline.engine.access import AccessService
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.service import RunService
-    from shipline.scm.repository import GitRepository
+    from shipline.scm.hosted import HostedRepositories
     from shipline.server.context import ServerContext
 
     state_dir = settings.state_dir
     prepare_state_dir(state_dir)  # also for PostgreSQL: mirrors, runs and blobs live here
     store = open_store(settings)
     clock = SystemClock()
-    runs = RunService(
-        store,
-        clock,
-        lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
-    )
+    hosted = HostedRepositories(state_dir)
+    hosted.install_hooks()
+    runs = RunService(store, clock, repositories(state_dir, hosted))
     runner = EmbeddedRunner(
         store,
         runs,
@@ -191,6 +208,7 @@ def build_server(
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
+        hosted=hosted,
     )
     return context, runner
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from shipline.domain.clock import Clock
-from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
+from shipline.domain.records import JobRecord, ProjectRecord, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
 from shipline.engine.dag import Finished, RunState, Skip
@@ -35,7 +35,13 @@ from shipline.store.ports import NewJob, NewRun, Store, Transaction
 class SourceRepository(Protocol):
     """The server's view of a project's repository (see `scm.repository.GitRepository`)."""
 
-    def fetch(self) -> None: ...
+    def fetch(self, extra: Sequence[str] = ()) -> None: ...
+
+    def has_commit(self, sha: str) -> bool: ...
+
+    def changed_paths(self, before: str | None, sha: str) -> tuple[str, ...] | None: ...
+
+    def merge_base(self, a: str, b: str) -> str | None: ...
 
     def resolve(self, ref: str) -> tuple[str, str]: ...
 
@@ -91,18 +97,47 @@ class RunService:
             files = [f for f in files if wanted in (f, f.rsplit("/", 1)[-1])]
             if not files:
                 raise NotFound(f"no workflow {wanted!r} at {ref}", field="workflow")
+        event = Event(
+            name=request.event,
+            ref=ref,
+            sha=sha,
+            repository=project.name,
+            actor=actor,
+            payload={
+                "ref": ref,
+                "after": sha,
+                "repository": {"full_name": project.name},
+                "sender": {"login": actor},
+            },
+        )
         runs: list[RunRecord] = []
         for path in files:
             run = self._trigger_one(
                 project,
                 repo,
                 path,
-                ref,
-                sha,
-                request,
-                actor=actor,
+                event,
+                Trust.TRUSTED,
+                inputs=request.inputs,
                 explicit=request.workflow is not None,
             )
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    def trigger_event(
+        self, project: ProjectRecord, event: Event, *, trust: Trust, fetch: bool = True
+    ) -> list[RunRecord]:
+        """Start the workflows at `event.sha` whose `on:` filters `event` matches (a push,
+        a pull request), as `trust` — decided by the caller from where the event came
+        from (`plan.trust`), never from the workflow. `fetch`: bring the mirror up to
+        date first (False when the caller just did)."""
+        repo = self.repositories(project)
+        if fetch:
+            repo.fetch()
+        runs: list[RunRecord] = []
+        for path in repo.workflow_files(event.sha):
+            run = self._trigger_one(project, repo, path, event, trust, inputs=None, explicit=False)
             if run is not None:
                 runs.append(run)
         return runs
@@ -112,16 +147,16 @@ class RunService:
         project: ProjectRecord,
         repo: SourceRepository,
         path: str,
-        ref: str,
-        sha: str,
-        request: TriggerRequest,
+        event: Event,
+        trust: Trust,
         *,
-        actor: str,
+        inputs: Mapping[str, str] | None,
         explicit: bool,
     ) -> RunRecord | None:
+        ref, sha, actor = event.ref, event.sha, event.actor
         text = repo.read(sha, path)
         spec, diagnostics = load_workflow(text, path)
-        inputs: dict[str, object] = {}
+        resolved: dict[str, object] = {}
         error: str | None = None
         plan: Plan | None = None
         group: str | None = None
@@ -133,15 +168,12 @@ class RunService:
             )
         else:
             name = spec.display_name
-            event = Event(
-                name=request.event, ref=ref, sha=sha, repository=project.name, actor=actor
-            )
             ok, _ = triggered(spec, event)
             if not ok and not explicit:
                 return None
-            if request.event == "workflow_dispatch":
+            if event.name == "workflow_dispatch":
                 try:
-                    inputs = resolve_inputs(spec.triggers.dispatch_inputs, request.inputs or {})
+                    resolved = resolve_inputs(spec.triggers.dispatch_inputs, inputs or {})
                 except InputError as exc:
                     raise Invalid(
                         str(exc), field=f"inputs.{exc.field}" if exc.field else "inputs"
@@ -153,20 +185,15 @@ class RunService:
             if spec.concurrency is not None and error is None:
                 try:
                     group = evaluate_group(
-                        spec.concurrency.group, ref, sha, request.event, project.name, actor, inputs
+                        spec.concurrency.group, ref, sha, event.name, project.name, actor, resolved
                     )
                     cancel_in_progress = evaluate_flag(
-                        spec.concurrency.cancel_in_progress, ref, request.event, inputs
+                        spec.concurrency.cancel_in_progress, ref, event.name, resolved
                     )
                 except ExpressionError as exc:
                     error = f"{path}: concurrency: {exc}"
-        payload = {
-            "ref": ref,
-            "after": sha,
-            "inputs": inputs,
-            "repository": {"full_name": project.name},
-            "sender": {"login": actor},
-        }
+        payload = dict(event.payload) if isinstance(event.payload, dict) else {}
+        payload["inputs"] = resolved
         now = self.clock.now()
         with self.store.transaction() as tx:
             run = tx.runs.create(
@@ -175,11 +202,12 @@ class RunService:
                     workflow_file=path,
                     workflow_name=name,
                     workflow_text=text,
-                    event=request.event,
+                    event=event.name,
                     ref=ref,
                     sha=sha,
                     actor=actor,
-                    inputs=inputs,
+                    trust=trust,
+                    inputs=resolved,
                     event_payload=payload,
                     plan_digest=plan.digest if plan else "",
                     concurrency_group=group,
@@ -192,7 +220,13 @@ class RunService:
                 now=now,
                 project_id=project.id,
                 target=f"run:{run.id}",
-                data={"workflow": path, "ref": ref, "sha": sha, "event": request.event},
+                data={
+                    "workflow": path,
+                    "ref": ref,
+                    "sha": sha,
+                    "event": event.name,
+                    "trust": str(trust),
+                },
             )
             tx.events.publish("run.created", now=now, run_id=run.id)
             if error is not None:

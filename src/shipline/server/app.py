@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
-from shipline.server import errors
+from shipline.engine.source import SourceService
+from shipline.server import errors, git_http
 from shipline.server.api import (
     artifacts,
     audit,
@@ -36,15 +37,18 @@ def create_app(context: ServerContext) -> FastAPI:
         version="1",
         summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
     )
+    projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
     app.state.services = Services(
         context=context,
-        projects=ProjectService(context.store, context.clock, context.access, context.runs),
+        projects=projects_service,
         queries=queries,
         metrics=metrics,
+        source=SourceService(context.store, context.clock, projects_service, context.runs),
     )
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
+    app.include_router(git_http.router)
     for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
+from shipline.scm.hosted import HostedRepositories
 from shipline.store.ports import Store
 
 
@@ -36,3 +37,5 @@ class ServerContext:
     # Called with (conclusion, seconds) as each job of the embedded runner ends: the same
     # list object is handed to the runner; `/metrics` adds its histogram here.
     job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)
+    # The repositories the server hosts (`/git/<project>.git`); None: it hosts none.
+    hosted: HostedRepositories | None = None

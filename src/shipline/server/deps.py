@@ -18,6 +18,7 @@ from shipline.engine.access import Principal
 from shipline.engine.errors import Unauthenticated
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
+from shipline.engine.source import SourceService
 from shipline.server.context import ServerContext
 from shipline.server.errors import request_id
 from shipline.server.observe import Metrics
@@ -33,6 +34,7 @@ class Services:
     projects: ProjectService
     queries: Queries
     metrics: Metrics
+    source: SourceService
 
 
 def services(request: Request) -> Services:
