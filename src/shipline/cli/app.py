@@ -51,6 +51,7 @@ COMMANDS = {
     "runs": "runs",
     "projects": "projects",
     "tokens": "tokens",
+    "protection": "protection",
 }
 
 

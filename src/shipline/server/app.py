@@ -19,6 +19,7 @@ from shipline.server.api import (
     health,
     logs,
     projects,
+    protections,
     runs,
     tokens,
     users,
@@ -49,6 +50,6 @@ def create_app(context: ServerContext) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(git_http.router)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit):
+    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, protections):
         app.include_router(module.router)
     return app
