@@ -182,6 +182,7 @@ def build_server(
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.service import RunService
     from shipline.scm.hosted import HostedRepositories
+    from shipline.security.webhook_keys import load_or_create_key
     from shipline.server.context import ServerContext
 
     state_dir = settings.state_dir
@@ -209,6 +210,7 @@ def build_server(
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
         hosted=hosted,
+        webhook_key=load_or_create_key(state_dir / "keys" / "webhook.key"),
     )
     return context, runner
 

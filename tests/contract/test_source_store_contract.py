@@ -108,6 +108,9 @@ def test_a_delivery_id_is_stored_once_per_project_and_forge(store: SqlStore) -> 
         again = tx.deliveries.set_outcome(first.id, "ignored", redelivered=True)
         assert again.redeliveries == 1 and again.runs == ()
         assert tx.deliveries.body(first.id) == b"{}"
+        found = tx.deliveries.find(pid, Forge.GITHUB, "d-1")
+        assert found is not None and found.id == first.id
+        assert tx.deliveries.find(pid, Forge.GITEA, "d-1") is None
         page = tx.deliveries.page(pid, limit=1)
         assert [d.forge for d in page.items] == [Forge.GITLAB]
         rest = tx.deliveries.page(pid, limit=5, cursor=page.next_cursor)

@@ -60,6 +60,9 @@ class TriggerRequest:
     inputs: Mapping[str, str] | None = None
 
 
+# The key of a run's event payload that says why it waits for approval.
+APPROVAL_KEY = "shipline_approval"
+
 # How many runs' compiled plans `RunService` keeps in memory.
 PLAN_CACHE = 512
 
@@ -126,18 +129,27 @@ class RunService:
         return runs
 
     def trigger_event(
-        self, project: ProjectRecord, event: Event, *, trust: Trust, fetch: bool = True
+        self,
+        project: ProjectRecord,
+        event: Event,
+        *,
+        trust: Trust,
+        fetch: bool = True,
+        hold: str | None = None,
     ) -> list[RunRecord]:
         """Start the workflows at `event.sha` whose `on:` filters `event` matches (a push,
         a pull request), as `trust` — decided by the caller from where the event came
         from (`plan.trust`), never from the workflow. `fetch`: bring the mirror up to
-        date first (False when the caller just did)."""
+        date first (False when the caller just did). `hold`: the runs wait (status
+        waiting) until `approve`d, for the reason given."""
         repo = self.repositories(project)
         if fetch:
             repo.fetch()
         runs: list[RunRecord] = []
         for path in repo.workflow_files(event.sha):
-            run = self._trigger_one(project, repo, path, event, trust, inputs=None, explicit=False)
+            run = self._trigger_one(
+                project, repo, path, event, trust, inputs=None, explicit=False, hold=hold
+            )
             if run is not None:
                 runs.append(run)
         return runs
@@ -152,6 +164,7 @@ class RunService:
         *,
         inputs: Mapping[str, str] | None,
         explicit: bool,
+        hold: str | None = None,
     ) -> RunRecord | None:
         ref, sha, actor = event.ref, event.sha, event.actor
         text = repo.read(sha, path)
@@ -194,6 +207,8 @@ class RunService:
                     error = f"{path}: concurrency: {exc}"
         payload = dict(event.payload) if isinstance(event.payload, dict) else {}
         payload["inputs"] = resolved
+        if hold is not None:
+            payload[APPROVAL_KEY] = hold
         now = self.clock.now()
         with self.store.transaction() as tx:
             run = tx.runs.create(
@@ -235,7 +250,39 @@ class RunService:
                 )
                 tx.events.publish("run.completed", now=now, run_id=run.id)
                 return run
+            if hold is not None:
+                run = tx.runs.set_status(run.id, Status.WAITING, now=now)
+                tx.events.publish("run.waiting", now=now, run_id=run.id, data={"approval": hold})
+                return run
             if group is not None and not self._admit(tx, run, group, cancel_in_progress):
+                return tx.runs.get(run.id) or run
+            return self._advance(tx, run)
+
+    def approve(self, run_id: int, *, actor: str) -> RunRecord:
+        """Let a run that waits for approval start. The approval is for this run, so for
+        its commit only: a new push makes new runs that wait again. Who may approve is
+        the caller's check (a maintainer, not the run's author)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            run = tx.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            _, payload = tx.runs.definition(run_id)
+            waiting = isinstance(payload, dict) and APPROVAL_KEY in payload
+            if run.status is not Status.WAITING or not waiting:
+                raise Conflict(f"run {run_id} is not waiting for approval")
+            tx.audit.append(
+                actor=actor,
+                action="run.approve",
+                now=now,
+                project_id=run.project_id,
+                target=f"run:{run.id}",
+                data={"sha": run.sha, "author": run.actor, "trust": str(run.trust)},
+            )
+            run = tx.runs.set_status(run.id, Status.QUEUED, now=now)
+            tx.events.publish("run.approved", now=now, run_id=run.id, data={"by": actor})
+            group = run.concurrency_group
+            if group is not None and not self._admit(tx, run, group, False):
                 return tx.runs.get(run.id) or run
             return self._advance(tx, run)
 

@@ -6,17 +6,21 @@ and `/metrics`. The OpenAPI document is served at `/openapi.json` and is the ref
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
 
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
 from shipline.engine.source import SourceService
+from shipline.engine.webhooks import WebhookService
 from shipline.server import errors, git_http
 from shipline.server.api import (
     artifacts,
     audit,
     auth,
     health,
+    hooks,
     logs,
     projects,
     protections,
@@ -38,6 +42,7 @@ def create_app(context: ServerContext) -> FastAPI:
         version="1",
         summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
     )
+    webhook_key = context.webhook_key or secrets.token_bytes(32)
     projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
     app.state.services = Services(
         context=context,
@@ -45,11 +50,16 @@ def create_app(context: ServerContext) -> FastAPI:
         queries=queries,
         metrics=metrics,
         source=SourceService(context.store, context.clock, projects_service, context.runs),
+        webhooks=WebhookService(
+            context.store, context.clock, projects_service, context.runs, lambda: webhook_key
+        ),
     )
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(git_http.router)
+    app.include_router(hooks.router)
+    app.include_router(hooks.api)
     for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, protections):
         app.include_router(module.router)
     return app

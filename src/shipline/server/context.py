@@ -39,3 +39,8 @@ class ServerContext:
     job_listeners: list[Callable[[str, float], None]] = field(default_factory=list)
     # The repositories the server hosts (`/git/<project>.git`); None: it hosts none.
     hosted: HostedRepositories | None = None
+    # The server's webhook key (project secrets are derived from it); None: a random key
+    # for this process only (tests).
+    webhook_key: bytes | None = None
+    # A webhook delivery's body is refused (413) beyond this many bytes.
+    webhook_max_bytes: int = 5 * 1024 * 1024

@@ -19,6 +19,7 @@ from shipline.engine.errors import Unauthenticated
 from shipline.engine.projects import ProjectService
 from shipline.engine.queries import Queries
 from shipline.engine.source import SourceService
+from shipline.engine.webhooks import WebhookService
 from shipline.server.context import ServerContext
 from shipline.server.errors import request_id
 from shipline.server.observe import Metrics
@@ -35,6 +36,7 @@ class Services:
     queries: Queries
     metrics: Metrics
     source: SourceService
+    webhooks: WebhookService
 
 
 def services(request: Request) -> Services:

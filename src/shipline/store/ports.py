@@ -393,6 +393,10 @@ class DeliveryStore(Protocol):
 
     def get(self, delivery_id: int) -> DeliveryRecord | None: ...
 
+    def find(self, project_id: int, forge: Forge, delivery_id: str) -> DeliveryRecord | None:
+        """The delivery with the forge's delivery id."""
+        ...
+
     def body(self, delivery_id: int) -> bytes: ...
 
     def set_outcome(

@@ -176,6 +176,16 @@ class SqlDeliveryStore:
         ).first()
         return None if row is None else _delivery(row)
 
+    def find(self, project_id: int, forge: Forge, delivery_id: str) -> DeliveryRecord | None:
+        row = self._conn.execute(
+            select(*_DELIVERY_COLUMNS).where(
+                deliveries.c.project_id == project_id,
+                deliveries.c.forge == forge.value,
+                deliveries.c.delivery_id == delivery_id,
+            )
+        ).first()
+        return None if row is None else _delivery(row)
+
     def body(self, delivery_id: int) -> bytes:
         found = self._conn.execute(
             select(deliveries.c.body).where(deliveries.c.id == delivery_id)
