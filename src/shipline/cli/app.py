@@ -52,6 +52,8 @@ COMMANDS = {
     "projects": "projects",
     "tokens": "tokens",
     "protection": "protection",
+    "pr": "pr",
+    "webhooks": "webhooks",
 }
 
 

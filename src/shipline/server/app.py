@@ -11,6 +11,7 @@ import secrets
 from fastapi import FastAPI
 
 from shipline.engine.projects import ProjectService
+from shipline.engine.pulls import PullRequestService
 from shipline.engine.queries import Queries
 from shipline.engine.source import SourceService
 from shipline.engine.webhooks import WebhookService
@@ -24,6 +25,7 @@ from shipline.server.api import (
     logs,
     projects,
     protections,
+    pulls,
     runs,
     tokens,
     users,
@@ -44,12 +46,16 @@ def create_app(context: ServerContext) -> FastAPI:
     )
     webhook_key = context.webhook_key or secrets.token_bytes(32)
     projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
+    source = SourceService(context.store, context.clock, projects_service, context.runs)
+    pulls_service = PullRequestService(context.store, context.clock, projects_service, context.runs)
+    source.push_listeners.append(pulls_service.pushed)
     app.state.services = Services(
         context=context,
         projects=projects_service,
         queries=queries,
         metrics=metrics,
-        source=SourceService(context.store, context.clock, projects_service, context.runs),
+        source=source,
+        pulls=pulls_service,
         webhooks=WebhookService(
             context.store, context.clock, projects_service, context.runs, lambda: webhook_key
         ),
@@ -60,6 +66,6 @@ def create_app(context: ServerContext) -> FastAPI:
     app.include_router(git_http.router)
     app.include_router(hooks.router)
     app.include_router(hooks.api)
-    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, protections):
+    for module in (auth, users, tokens, projects, runs, logs, artifacts, audit, protections, pulls):
         app.include_router(module.router)
     return app

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shipline.engine.access import Principal
 from shipline.engine.errors import Unauthenticated
 from shipline.engine.projects import ProjectService
+from shipline.engine.pulls import PullRequestService
 from shipline.engine.queries import Queries
 from shipline.engine.source import SourceService
 from shipline.engine.webhooks import WebhookService
@@ -37,6 +38,7 @@ class Services:
     metrics: Metrics
     source: SourceService
     webhooks: WebhookService
+    pulls: PullRequestService
 
 
 def services(request: Request) -> Services:

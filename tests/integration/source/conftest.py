@@ -131,7 +131,7 @@ class Hosted:
         return clone
 
     def runs(self, project: str = "app") -> list[RunRecord]:
-        with self.context.store.transaction() as tx:
+        with self.context.store.transaction(write=False) as tx:
             found = tx.projects.get(project)
             assert found is not None
             return list(reversed(tx.runs.page(RunFilter(project_id=found.id), limit=100).items))
