@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from shipline.engine.secrets import SecretService
     from shipline.runner.ports import ArtifactStore
     from shipline.runner.remote.protocol import JobOut
+    from shipline.scm.hosted import HostedRepositories
+    from shipline.scm.repository import GitRepository
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
@@ -224,6 +226,23 @@ def mirror_dir(state_dir: Path, project_id: int) -> Path:
     return state_dir / "mirrors" / str(project_id)
 
 
+def repositories(
+    state_dir: Path, hosted: HostedRepositories
+) -> Callable[[ProjectRecord], GitRepository]:
+    """The server's view of a project's repository: a mirror under the state directory,
+    fetched from the project's remote, or from the repository the server hosts for it."""
+    from shipline.domain.source import HOSTED
+    from shipline.scm.repository import GitRepository
+
+    def repository(project: ProjectRecord) -> GitRepository:
+        source = project.repository
+        if source == HOSTED:
+            source = str(hosted.ensure(project.id, project.default_branch))
+        return GitRepository(source, mirror_dir(state_dir, project.id))
+
+    return repository
+
+
 def open_store(settings: Settings) -> SqlStore:
     """The SQL store of `settings.database_url`, migrated to the newest revision."""
     from shipline.store.sql.store import SqlStore
@@ -259,13 +278,14 @@ def build_server(
     from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
-    from shipline.scm.repository import GitRepository
+    from shipline.scm.hosted import HostedRepositories
     from shipline.security.keyfiles import signing_key
     from shipline.security.provenance import (
         BUILDER_EMBEDDED_SANDBOX,
         BUILDER_EMBEDDED_SHELL,
         public_pem,
     )
+    from shipline.security.webhook_keys import load_or_create_key
     from shipline.server.context import ServerContext
 
     state_dir = settings.state_dir
@@ -280,11 +300,9 @@ def build_server(
     # weaker, and a verifier may refuse it.
     builder = BUILDER_EMBEDDED_SANDBOX if executor[0] == "sandbox" else BUILDER_EMBEDDED_SHELL
     writer = ProvenanceWriter(store, clock, signing, builder)
-    runs = RunService(
-        store,
-        clock,
-        lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
-    )
+    hosted = HostedRepositories(state_dir)
+    hosted.install_hooks()
+    runs = RunService(store, clock, repositories(state_dir, hosted))
     if executor[1] is not None:
         log.warning("WARNING: %s", executor[1])
     else:
@@ -324,6 +342,8 @@ def build_server(
         caches=LocalCacheStore(
             BlobStore(settings.shared_dir / "blobs"), settings.shared_dir / "caches.json"
         ).listed,
+        hosted=hosted,
+        webhook_key=load_or_create_key(state_dir / "keys" / "webhook.key"),
     )
     add_remote_runners(context, settings)
     return context, runner

@@ -57,6 +57,9 @@ COMMANDS = {
     "keys": "keys",
     "runner": "runner",
     "runners": "runners",
+    "protection": "protection",
+    "pr": "pr",
+    "webhooks": "webhooks",
 }
 
 

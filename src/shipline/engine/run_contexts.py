@@ -10,14 +10,28 @@ from shipline.plan.events import Event
 from shipline.spec.expressions import evaluate_template, to_string, truthy
 
 
+def _text(value: object, *keys: str) -> str | None:
+    """`value[k1][k2]...` when it is a string, else None."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, str) else None
+
+
 def run_event(run: RunRecord, project: ProjectRecord, payload: object) -> Event:
     inputs = run.inputs if isinstance(run.inputs, dict) else {}
+    pull = run.event in ("pull_request", "pull_request_target")
     return Event(
         name=run.event,
         ref=run.ref,
         sha=run.sha,
         repository=project.name,
         actor=run.actor,
+        before=_text(payload, "before"),
+        head_ref=_text(payload, "pull_request", "head", "ref") if pull else None,
+        base_ref=_text(payload, "pull_request", "base", "ref") if pull else None,
+        action=_text(payload, "action"),
         inputs=tuple(inputs.items()),
         payload=payload,
     )
@@ -32,6 +46,8 @@ def github_context(run: RunRecord, project: ProjectRecord, payload: object) -> d
         "ref": run.ref,
         "ref_name": event.ref_name,
         "ref_type": event.ref_type,
+        "head_ref": event.head_ref or "",
+        "base_ref": event.base_ref or "",
         "repository": project.name,
         "repository_owner": project.name.split("/", 1)[0],
         "actor": run.actor,

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from shipline.domain.clock import Clock
-from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
+from shipline.domain.records import JobRecord, ProjectRecord, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
 from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
 from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
-from shipline.engine.trust import trust_of
 from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
@@ -42,7 +41,13 @@ from shipline.store.ports import NewJob, NewRun, Store, Transaction
 class SourceRepository(Protocol):
     """The server's view of a project's repository (see `scm.repository.GitRepository`)."""
 
-    def fetch(self) -> None: ...
+    def fetch(self, extra: Sequence[str] = ()) -> None: ...
+
+    def has_commit(self, sha: str) -> bool: ...
+
+    def changed_paths(self, before: str | None, sha: str) -> tuple[str, ...] | None: ...
+
+    def merge_base(self, a: str, b: str) -> str | None: ...
 
     def resolve(self, ref: str) -> tuple[str, str]: ...
 
@@ -60,6 +65,9 @@ class TriggerRequest:
     event: str = "workflow_dispatch"
     inputs: Mapping[str, str] | None = None
 
+
+# The key of a run's event payload that says why it waits for approval.
+APPROVAL_KEY = "shipline_approval"
 
 # How many runs' compiled plans and live states `RunService` keeps in memory.
 PLAN_CACHE = 512
@@ -113,17 +121,55 @@ class RunService:
             files = [f for f in files if wanted in (f, f.rsplit("/", 1)[-1])]
             if not files:
                 raise NotFound(f"no workflow {wanted!r} at {ref}", field="workflow")
+        event = Event(
+            name=request.event,
+            ref=ref,
+            sha=sha,
+            repository=project.name,
+            actor=actor,
+            payload={
+                "ref": ref,
+                "after": sha,
+                "repository": {"full_name": project.name},
+                "sender": {"login": actor},
+            },
+        )
         runs: list[RunRecord] = []
         for path in files:
             run = self._trigger_one(
                 project,
                 repo,
                 path,
-                ref,
-                sha,
-                request,
-                actor=actor,
+                event,
+                Trust.TRUSTED,
+                inputs=request.inputs,
                 explicit=request.workflow is not None,
+            )
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    def trigger_event(
+        self,
+        project: ProjectRecord,
+        event: Event,
+        *,
+        trust: Trust,
+        fetch: bool = True,
+        hold: str | None = None,
+    ) -> list[RunRecord]:
+        """Start the workflows at `event.sha` whose `on:` filters `event` matches (a push,
+        a pull request), as `trust` — decided by the caller from where the event came
+        from (`plan.trust`), never from the workflow. `fetch`: bring the mirror up to
+        date first (False when the caller just did). `hold`: the runs wait (status
+        waiting) until `approve`d, for the reason given."""
+        repo = self.repositories(project)
+        if fetch:
+            repo.fetch()
+        runs: list[RunRecord] = []
+        for path in repo.workflow_files(event.sha):
+            run = self._trigger_one(
+                project, repo, path, event, trust, inputs=None, explicit=False, hold=hold
             )
             if run is not None:
                 runs.append(run)
@@ -134,16 +180,17 @@ class RunService:
         project: ProjectRecord,
         repo: SourceRepository,
         path: str,
-        ref: str,
-        sha: str,
-        request: TriggerRequest,
+        event: Event,
+        trust: Trust,
         *,
-        actor: str,
+        inputs: Mapping[str, str] | None,
         explicit: bool,
+        hold: str | None = None,
     ) -> RunRecord | None:
+        ref, sha, actor = event.ref, event.sha, event.actor
         text = repo.read(sha, path)
         spec, diagnostics = load_workflow(text, path)
-        inputs: dict[str, object] = {}
+        resolved: dict[str, object] = {}
         error: str | None = None
         plan: Plan | None = None
         group: str | None = None
@@ -155,15 +202,12 @@ class RunService:
             )
         else:
             name = spec.display_name
-            event = Event(
-                name=request.event, ref=ref, sha=sha, repository=project.name, actor=actor
-            )
             ok, _ = triggered(spec, event)
             if not ok and not explicit:
                 return None
-            if request.event == "workflow_dispatch":
+            if event.name == "workflow_dispatch":
                 try:
-                    inputs = resolve_inputs(spec.triggers.dispatch_inputs, request.inputs or {})
+                    resolved = resolve_inputs(spec.triggers.dispatch_inputs, inputs or {})
                 except InputError as exc:
                     raise Invalid(
                         str(exc), field=f"inputs.{exc.field}" if exc.field else "inputs"
@@ -175,20 +219,17 @@ class RunService:
             if spec.concurrency is not None and error is None:
                 try:
                     group = evaluate_group(
-                        spec.concurrency.group, ref, sha, request.event, project.name, actor, inputs
+                        spec.concurrency.group, ref, sha, event.name, project.name, actor, resolved
                     )
                     cancel_in_progress = evaluate_flag(
-                        spec.concurrency.cancel_in_progress, ref, request.event, inputs
+                        spec.concurrency.cancel_in_progress, ref, event.name, resolved
                     )
                 except ExpressionError as exc:
                     error = f"{path}: concurrency: {exc}"
-        payload = {
-            "ref": ref,
-            "after": sha,
-            "inputs": inputs,
-            "repository": {"full_name": project.name},
-            "sender": {"login": actor},
-        }
+        payload = dict(event.payload) if isinstance(event.payload, dict) else {}
+        payload["inputs"] = resolved
+        if hold is not None:
+            payload[APPROVAL_KEY] = hold
         now = self.clock.now()
         created: list[int] = []
         try:
@@ -204,12 +245,12 @@ class RunService:
                         workflow_file=path,
                         workflow_name=name,
                         workflow_text=text,
-                        event=request.event,
+                        event=event.name,
                         ref=ref,
                         sha=sha,
                         actor=actor,
-                        trust=trust_of(request.event),
-                        inputs=inputs,
+                        trust=trust,
+                        inputs=resolved,
                         event_payload=payload,
                         plan_digest=plan.digest if plan else "",
                         concurrency_group=group,
@@ -217,6 +258,7 @@ class RunService:
                     error=error,
                     group=group,
                     cancel_in_progress=cancel_in_progress,
+                    hold=hold,
                 )
         except BaseException:
             for run_id in created:  # the run's id may be used again: nothing of it stays
@@ -235,6 +277,7 @@ class RunService:
         error: str | None,
         group: str | None,
         cancel_in_progress: bool,
+        hold: str | None,
     ) -> RunRecord:
         run = tx.runs.create(new, now=now)
         created.append(run.id)
@@ -242,14 +285,19 @@ class RunService:
             with suppress(PlanError):  # `state` reports it
                 plan = compile_plan(spec, run_event(run, project, new.event_payload))
                 self._cache_plan(run.id, plan, github_context(run, project, new.event_payload))
-        path, ref, sha, actor = new.workflow_file, new.ref, new.sha, new.actor
         tx.audit.append(
-            actor=actor,
+            actor=new.actor,
             action="run.trigger",
             now=now,
             project_id=project.id,
             target=f"run:{run.id}",
-            data={"workflow": path, "ref": ref, "sha": sha, "event": new.event},
+            data={
+                "workflow": new.workflow_file,
+                "ref": new.ref,
+                "sha": new.sha,
+                "event": new.event,
+                "trust": str(new.trust),
+            },
         )
         tx.events.publish("run.created", now=now, run_id=run.id)
         if error is not None:
@@ -258,9 +306,41 @@ class RunService:
             )
             tx.events.publish("run.completed", now=now, run_id=run.id)
             return run
+        if hold is not None:
+            run = tx.runs.set_status(run.id, Status.WAITING, now=now)
+            tx.events.publish("run.waiting", now=now, run_id=run.id, data={"approval": hold})
+            return run
         if group is not None and not self._admit(tx, run, group, cancel_in_progress):
             return tx.runs.get(run.id) or run
         return self._advance(tx, run)
+
+    def approve(self, run_id: int, *, actor: str) -> RunRecord:
+        """Let a run that waits for approval start. The approval is for this run, so for
+        its commit only: a new push makes new runs that wait again. Who may approve is
+        the caller's check (a maintainer, not the run's author)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            run = tx.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            _, payload = tx.runs.definition(run_id)
+            waiting = isinstance(payload, dict) and APPROVAL_KEY in payload
+            if run.status is not Status.WAITING or not waiting:
+                raise Conflict(f"run {run_id} is not waiting for approval")
+            tx.audit.append(
+                actor=actor,
+                action="run.approve",
+                now=now,
+                project_id=run.project_id,
+                target=f"run:{run.id}",
+                data={"sha": run.sha, "author": run.actor, "trust": str(run.trust)},
+            )
+            run = tx.runs.set_status(run.id, Status.QUEUED, now=now)
+            tx.events.publish("run.approved", now=now, run_id=run.id, data={"by": actor})
+            group = run.concurrency_group
+            if group is not None and not self._admit(tx, run, group, False):
+                return tx.runs.get(run.id) or run
+            return self._advance(tx, run)
 
     def _admit(self, tx: Transaction, run: RunRecord, group: str, cancel_in_progress: bool) -> bool:
         """GitHub's concurrency groups: one running and one pending run per group.

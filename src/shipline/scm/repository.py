@@ -10,19 +10,23 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from shipline.domain.errors import ShiplineError
 
 WORKFLOW_DIRS = (".shipline/workflows", ".github/workflows")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_EXTRA_REF = re.compile(r"^refs/(pull|merge-requests)/[0-9]{1,10}/head$")
 
 
 class RepositoryError(ShiplineError):
     """git could not do what was asked; the message says what and why."""
 
 
-def _env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
+    """This process's environment without GIT_* variables, with no prompts and no system or
+    global git configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_TERMINAL_PROMPT="0",
@@ -43,7 +47,7 @@ class GitRepository:
         result = subprocess.run(
             ["git", *args],
             cwd=cwd or self.mirror,
-            env=_env(),
+            env=git_env(),
             capture_output=True,
             check=False,
             stdin=subprocess.DEVNULL,
@@ -53,8 +57,14 @@ class GitRepository:
             raise RepositoryError(f"git {args[0]}: {message[-1] if message else 'failed'}")
         return result.stdout.decode(errors="replace")
 
-    def fetch(self) -> None:
-        """Create the mirror on first use, then bring every branch and tag up to date."""
+    def fetch(self, extra: Sequence[str] = ()) -> None:
+        """Create the mirror on first use, then bring every branch and tag up to date.
+
+        `extra`: more refs to fetch as they are named (`refs/pull/7/head`: a fork's pull
+        request head, which forges publish in the base repository)."""
+        for ref in extra:
+            if not _EXTRA_REF.match(ref):
+                raise RepositoryError(f"not a ref the server fetches: {ref!r}")
         if not (self.mirror / "HEAD").exists():
             self.mirror.parent.mkdir(parents=True, exist_ok=True)
             self._git("init", "--bare", "--quiet", str(self.mirror), cwd=self.mirror.parent)
@@ -68,6 +78,7 @@ class GitRepository:
             self.source,
             "+refs/heads/*:refs/heads/*",
             "+refs/tags/*:refs/tags/*",
+            *(f"+{ref}:{ref}" for ref in extra),
         )
 
     def resolve(self, ref: str) -> tuple[str, str]:
@@ -124,6 +135,24 @@ class GitRepository:
             self._check_sha(before)
             out = self._git("diff", "--name-only", "-z", before, sha, "--")
         return tuple(p for p in out.split("\0") if p)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits (None: unrelated histories)."""
+        self._check_sha(a)
+        self._check_sha(b)
+        try:
+            return self._git("merge-base", "--end-of-options", a, b).strip() or None
+        except RepositoryError:
+            return None
+
+    def has_commit(self, sha: str) -> bool:
+        """Whether the mirror holds commit `sha`."""
+        self._check_sha(sha)
+        try:
+            self._git("cat-file", "-e", f"{sha}^{{commit}}")
+        except RepositoryError:
+            return False
+        return True
 
     @staticmethod
     def _check_sha(sha: str) -> None:

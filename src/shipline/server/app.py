@@ -7,21 +7,29 @@ is served at `/openapi.json` and is the reference.
 
 from __future__ import annotations
 
+from secrets import token_bytes
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from shipline.engine.projects import ProjectService
+from shipline.engine.pulls import PullRequestService
 from shipline.engine.queries import Queries
 from shipline.engine.secrets import SecretService
-from shipline.server import errors
+from shipline.engine.source import SourceService
+from shipline.engine.webhooks import WebhookService
+from shipline.server import errors, git_http
 from shipline.server.api import (
     artifacts,
     audit,
     auth,
     health,
+    hooks,
     logs,
     projects,
+    protections,
     provenance,
+    pulls,
     runner_jobs,
     runners,
     runs,
@@ -44,17 +52,29 @@ def create_app(context: ServerContext) -> FastAPI:
         version="1",
         summary="Shipline's REST API: projects, runs, jobs, logs, users, tokens, audit.",
     )
+    webhook_key = context.webhook_key or token_bytes(32)
     projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
+    source = SourceService(context.store, context.clock, projects_service, context.runs)
+    pulls_service = PullRequestService(context.store, context.clock, projects_service, context.runs)
+    source.push_listeners.append(pulls_service.pushed)
     app.state.services = Services(
         context=context,
         projects=projects_service,
         queries=queries,
         metrics=metrics,
         secrets=SecretService(context.store, context.clock, context.keyring, projects_service),
+        source=source,
+        pulls=pulls_service,
+        webhooks=WebhookService(
+            context.store, context.clock, projects_service, context.runs, lambda: webhook_key
+        ),
     )
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
+    app.include_router(git_http.router)
+    app.include_router(hooks.router)
+    app.include_router(hooks.api)
     modules = (
         auth,
         users,
@@ -68,6 +88,8 @@ def create_app(context: ServerContext) -> FastAPI:
         provenance,
         runners,
         runner_jobs,
+        protections,
+        pulls,
     )
     for module in modules:
         app.include_router(module.router)

@@ -13,6 +13,7 @@ from shipline.engine.remote_files import JobFiles
 from shipline.engine.runners import RunnerService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
+from shipline.scm.hosted import HostedRepositories
 from shipline.security.sealing import Keyring
 from shipline.store.ports import Store
 
@@ -56,3 +57,10 @@ class ServerContext:
     runners: RunnerService | None = None
     remote: RemoteJobs | None = None
     job_files: JobFiles | None = None
+    # The repositories the server hosts (`/git/<project>.git`); None: it hosts none.
+    hosted: HostedRepositories | None = None
+    # The server's webhook key (project secrets are derived from it); None: a random key
+    # for this process only (tests).
+    webhook_key: bytes | None = None
+    # A webhook delivery's body is refused (413) beyond this many bytes.
+    webhook_max_bytes: int = 5 * 1024 * 1024

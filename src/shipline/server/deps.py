@@ -17,8 +17,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shipline.domain.records import TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.projects import ProjectService
+from shipline.engine.pulls import PullRequestService
 from shipline.engine.queries import Queries
 from shipline.engine.secrets import SecretService
+from shipline.engine.source import SourceService
+from shipline.engine.webhooks import WebhookService
 from shipline.server.context import ServerContext
 from shipline.server.errors import request_id
 from shipline.server.observe import Metrics
@@ -35,6 +38,9 @@ class Services:
     queries: Queries
     metrics: Metrics
     secrets: SecretService
+    source: SourceService
+    webhooks: WebhookService
+    pulls: PullRequestService
 
 
 async def services(request: Request) -> Services:

@@ -39,6 +39,14 @@ from shipline.domain.records import (
     UserRecord,
 )
 from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
+from shipline.domain.source import (
+    DeliveryRecord,
+    Forge,
+    ProtectionRule,
+    PullRequestRecord,
+    PullState,
+    RefKind,
+)
 from shipline.domain.status import Conclusion, Status
 
 T = TypeVar("T")
@@ -475,6 +483,118 @@ class ScheduleStore(Protocol):
         ...
 
 
+class ProtectionStore(Protocol):
+    """Branch and tag protection rules, one per (project, kind, pattern)."""
+
+    def put(
+        self,
+        project_id: int,
+        kind: RefKind,
+        pattern: str,
+        *,
+        push_role: Role,
+        allow_force_push: bool,
+        allow_deletion: bool,
+        now: datetime,
+    ) -> ProtectionRule:
+        """Create the rule, or replace the settings of the one with that kind and pattern."""
+        ...
+
+    def for_project(self, project_id: int) -> list[ProtectionRule]:
+        """The project's rules, oldest first."""
+        ...
+
+    def delete(self, project_id: int, rule_id: int) -> None:
+        """`NotFound` when the project has no such rule."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """The salt each project's webhook secret is derived from (the secret itself is never
+    stored: see `security.webhook_keys`)."""
+
+    def set_salt(self, project_id: int, salt: str, *, now: datetime) -> None: ...
+
+    def salt(self, project_id: int) -> str | None: ...
+
+
+class DeliveryStore(Protocol):
+    """Verified webhook deliveries, unique per (project, forge, delivery id)."""
+
+    def create(
+        self,
+        project_id: int,
+        forge: Forge,
+        delivery_id: str,
+        event: str,
+        body: bytes,
+        *,
+        now: datetime,
+    ) -> DeliveryRecord:
+        """`Conflict` when that delivery id was stored already (a replay or a retry)."""
+        ...
+
+    def get(self, delivery_id: int) -> DeliveryRecord | None: ...
+
+    def find(self, project_id: int, forge: Forge, delivery_id: str) -> DeliveryRecord | None:
+        """The delivery with the forge's delivery id."""
+        ...
+
+    def body(self, delivery_id: int) -> bytes: ...
+
+    def set_outcome(
+        self,
+        delivery_id: int,
+        outcome: str,
+        detail: str = "",
+        runs: tuple[int, ...] = (),
+        *,
+        redelivered: bool = False,
+    ) -> DeliveryRecord: ...
+
+    def page(
+        self, project_id: int, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[DeliveryRecord]: ...
+
+
+class PullRequestStore(Protocol):
+    """Pull requests of hosted repositories, numbered 1, 2, ... per project."""
+
+    def create(
+        self,
+        project_id: int,
+        *,
+        title: str,
+        body: str,
+        author: str,
+        head: str,
+        base: str,
+        head_sha: str,
+        base_sha: str,
+        now: datetime,
+    ) -> PullRequestRecord: ...
+
+    def get(self, project_id: int, number: int) -> PullRequestRecord | None: ...
+
+    def open_for_head(self, project_id: int, head: str) -> list[PullRequestRecord]:
+        """The open pull requests whose head is branch `head`."""
+        ...
+
+    def update(
+        self,
+        pull_id: int,
+        *,
+        now: datetime,
+        head_sha: str | None = None,
+        base_sha: str | None = None,
+        state: PullState | None = None,
+    ) -> PullRequestRecord: ...
+
+    def page(
+        self, project_id: int, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[PullRequestRecord]: ...
+
+
 class Transaction(Protocol):
     """The repositories of one database transaction."""
 
@@ -491,6 +611,10 @@ class Transaction(Protocol):
     secrets: SecretStore
     runners: RunnerStore
     schedules: ScheduleStore
+    protections: ProtectionStore
+    webhooks: WebhookStore
+    deliveries: DeliveryStore
+    pulls: PullRequestStore
 
 
 class Store(Protocol):

@@ -314,3 +314,71 @@ schedule_fires = Table(
     Column("due_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("project_id", "workflow", "cron", "due_at"),
 )
+protection_rules = Table(
+    "protection_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("pattern", String(255), nullable=False),
+    Column("push_role", String(16), nullable=False),
+    Column("allow_force_push", Boolean, nullable=False),
+    Column("allow_deletion", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("project_id", "kind", "pattern"),
+)
+
+# The salt of a project's webhook secret (the secret is derived from it and the server's
+# webhook key, never stored).
+webhook_keys = Table(
+    "webhook_keys",
+    metadata,
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("forge", String(16), nullable=False),
+    Column("delivery_id", String(255), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("runs", JSON, nullable=False),
+    Column("redeliveries", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("project_id", "forge", "delivery_id"),
+)
+Index("ix_deliveries_project_id_id", deliveries.c.project_id, deliveries.c.id.desc())
+
+pull_requests = Table(
+    "pull_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("title", String(1024), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("head", String(255), nullable=False),
+    Column("base", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("head_sha", String(64), nullable=False),
+    Column("base_sha", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime),
+    UniqueConstraint("project_id", "number"),
+)
+Index("ix_pull_requests_project_id_head", pull_requests.c.project_id, pull_requests.c.head)

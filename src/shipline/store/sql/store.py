@@ -12,11 +12,14 @@ from sqlalchemy import Connection
 
 from shipline.store.ports import (
     AuditStore,
+    DeliveryStore,
     EventStore,
     JobStore,
     LogStore,
     MembershipStore,
     ProjectStore,
+    ProtectionStore,
+    PullRequestStore,
     RunnerStore,
     RunStore,
     ScheduleStore,
@@ -25,6 +28,7 @@ from shipline.store.ports import (
     Store,
     TokenStore,
     UserStore,
+    WebhookStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
 from shipline.store.sql.engine import WRITE_OPTION, is_sqlite, make_engine
@@ -35,6 +39,12 @@ from shipline.store.sql.projects import SqlProjectStore
 from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
 from shipline.store.sql.secrets import SqlSecretStore
+from shipline.store.sql.source import (
+    SqlDeliveryStore,
+    SqlProtectionStore,
+    SqlPullRequestStore,
+    SqlWebhookStore,
+)
 from shipline.store.sql.steps import SqlStepStore
 from shipline.store.sql.users import SqlMembershipStore, SqlTokenStore, SqlUserStore
 
@@ -59,6 +69,10 @@ class SqlTransaction:
     secrets: SecretStore
     runners: RunnerStore
     schedules: ScheduleStore
+    protections: ProtectionStore
+    webhooks: WebhookStore
+    deliveries: DeliveryStore
+    pulls: PullRequestStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -76,6 +90,10 @@ class SqlTransaction:
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn),
             schedules=SqlScheduleStore(conn),
+            protections=SqlProtectionStore(conn),
+            webhooks=SqlWebhookStore(conn),
+            deliveries=SqlDeliveryStore(conn),
+            pulls=SqlPullRequestStore(conn),
         )
 
 

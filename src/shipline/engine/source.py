@@ -1,0 +1,235 @@
+"""Code reaching the server by `git push` to a hosted repository: who may push where
+(branch and tag protection), and what a push starts (one event per ref change).
+
+The hosted repository itself is served by `server.git_http` through `git http-backend`;
+this service is what it asks: the protection rules resolved for a pusher (enforced by the
+pre-receive hook before any ref moves) and, when the push is over, the ref updates that
+happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from shipline.domain.clock import Clock
+from shipline.domain.records import ProjectRecord, Role, RunRecord
+from shipline.domain.source import HOSTED, ProtectionRule, RefKind
+from shipline.engine.errors import Invalid, NotFound
+from shipline.engine.principal import Principal
+from shipline.engine.projects import ProjectService
+from shipline.engine.service import RunService
+from shipline.plan.events import Event
+from shipline.plan.protection import Grant, RefUpdate
+from shipline.plan.trust import classify_push
+from shipline.spec.filters import validate_pattern
+from shipline.store import ports
+from shipline.store.ports import Store
+
+__all__ = ["PushListener", "SourceService"]
+
+# Called after a push's own runs started, with the project, the pusher and the updates
+# (hosted pull requests listen: a push to a head branch is a `synchronize`).
+PushListener = Callable[[ProjectRecord, str, Sequence[RefUpdate]], None]
+
+
+class SourceService:
+    """Protection rules and pushes of hosted repositories."""
+
+    def __init__(
+        self, store: Store, clock: Clock, projects: ProjectService, runs: RunService
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._projects = projects
+        self._runs = runs
+        self.push_listeners: list[PushListener] = []
+
+    # -- access to the repository --------------------------------------------------------
+
+    def authorize_git(
+        self, actor: Principal, name: str, *, push: bool, request_id: str = ""
+    ) -> ProjectRecord:
+        """The hosted project `name` when `actor` may fetch from it (viewer) or push to it
+        (developer); `NotFound` for a project that is hidden or not hosted."""
+        role = Role.DEVELOPER if push else Role.VIEWER
+        action = "git.push" if push else "git.fetch"
+        project = self._projects.authorize(actor, name, role, action=action, request_id=request_id)
+        if project.repository != HOSTED:
+            raise NotFound(f"the repository of project {name!r} is not hosted by Shipline")
+        return project
+
+    def grants(self, project: ProjectRecord, actor: Principal) -> list[Grant]:
+        """The project's protection rules as they apply to `actor`."""
+        with self._store.transaction(write=False) as tx:
+            rules = tx.protections.for_project(project.id)
+            role = None
+            if actor.user_id is not None:
+                role = tx.members.role(project.id, actor.user_id)
+        return [
+            Grant(
+                kind=str(rule.kind),
+                pattern=rule.pattern,
+                push_role=str(rule.push_role),
+                may_push=actor.is_admin or (role is not None and role.allows(rule.push_role)),
+                allow_force_push=rule.allow_force_push,
+                allow_deletion=rule.allow_deletion,
+            )
+            for rule in rules
+        ]
+
+    # -- protection rules ------------------------------------------------------------------
+
+    def protections(self, actor: Principal, name: str) -> list[ProtectionRule]:
+        """A project's protection rules (viewers may read them)."""
+        project = self._projects.authorize(actor, name, Role.VIEWER, action="protection.list")
+        with self._store.transaction(write=False) as tx:
+            return tx.protections.for_project(project.id)
+
+    def protect(
+        self,
+        actor: Principal,
+        name: str,
+        kind: RefKind,
+        pattern: str,
+        *,
+        push_role: Role,
+        allow_force_push: bool = False,
+        allow_deletion: bool = False,
+        request_id: str = "",
+    ) -> ProtectionRule:
+        """Create or change the rule for (kind, pattern) (maintainers and up)."""
+        project = self._projects.authorize(
+            actor, name, Role.MAINTAINER, action="protection.set", request_id=request_id
+        )
+        errors = validate_pattern(pattern, kind="ref") if pattern else []
+        if not pattern or pattern.startswith("!") or errors or len(pattern) > 255:
+            detail = errors[0].message if errors else "a non-empty pattern without a leading !"
+            raise Invalid(f"invalid {kind} pattern {pattern!r}: {detail}", field="pattern")
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            rule = tx.protections.put(
+                project.id,
+                kind,
+                pattern,
+                push_role=push_role,
+                allow_force_push=allow_force_push,
+                allow_deletion=allow_deletion,
+                now=now,
+            )
+            tx.audit.append(
+                actor=actor.user_name,
+                action="protection.set",
+                now=now,
+                project_id=project.id,
+                target=f"{kind}:{pattern}",
+                request_id=request_id,
+                data={
+                    "push_role": str(push_role),
+                    "allow_force_push": allow_force_push,
+                    "allow_deletion": allow_deletion,
+                },
+            )
+        return rule
+
+    def unprotect(self, actor: Principal, name: str, rule_id: int, *, request_id: str = "") -> None:
+        """Delete a protection rule (maintainers and up)."""
+        project = self._projects.authorize(
+            actor, name, Role.MAINTAINER, action="protection.delete", request_id=request_id
+        )
+        now = self._clock.now()
+        try:
+            with self._store.transaction() as tx:
+                tx.protections.delete(project.id, rule_id)
+                tx.audit.append(
+                    actor=actor.user_name,
+                    action="protection.delete",
+                    now=now,
+                    project_id=project.id,
+                    target=f"rule:{rule_id}",
+                    request_id=request_id,
+                )
+        except ports.NotFound as exc:
+            raise NotFound(f"no protection rule {rule_id}", field="rule") from exc
+
+    # -- pushes --------------------------------------------------------------------------
+
+    def pushed(
+        self, project: ProjectRecord, actor: str, updates: Sequence[RefUpdate]
+    ) -> list[RunRecord]:
+        """A push was accepted: record an event per ref change and start the workflows
+        whose `on: push` filters match each created or updated branch or tag. Pushes are
+        trusted: only developers and up may push (`plan.trust`)."""
+        repo = self._runs.repositories(project)
+        repo.fetch()
+        trust = classify_push().trust
+        now = self._clock.now()
+        runs: list[RunRecord] = []
+        for update in updates:
+            if update.kind is None:
+                continue
+            paths = None
+            if not update.deleted and update.kind == "branch":
+                paths = repo.changed_paths(None if update.created else update.old, update.new)
+            with self._store.transaction() as tx:
+                tx.audit.append(
+                    actor=actor,
+                    action="git.push",
+                    now=now,
+                    project_id=project.id,
+                    target=update.ref,
+                    data={
+                        "change": update.change,
+                        "kind": update.kind,
+                        "before": update.old,
+                        "after": update.new,
+                        "trust": str(trust),
+                    },
+                )
+                tx.events.publish(
+                    "source.push",
+                    now=now,
+                    data={
+                        "project": project.name,
+                        "ref": update.ref,
+                        "change": update.change,
+                        "before": update.old,
+                        "after": update.new,
+                        "changed_paths": list(paths or ())[:1000],
+                    },
+                )
+            if update.deleted:
+                continue  # as on GitHub: a deleted ref has no commit to run workflows at
+            event = Event(
+                name="push",
+                ref=update.ref,
+                sha=update.new,
+                repository=project.name,
+                actor=actor,
+                before=update.old,
+                changed_paths=paths,
+                payload=push_payload(project, actor, update),
+            )
+            runs.extend(self._runs.trigger_event(project, event, trust=trust, fetch=False))
+        for listener in self.push_listeners:
+            listener(project, actor, updates)
+        return runs
+
+
+def push_payload(project: ProjectRecord, actor: str, update: RefUpdate) -> dict[str, object]:
+    """`github.event` of a push, in GitHub's shape (the fields Shipline knows)."""
+    return {
+        "ref": update.ref,
+        "before": update.old,
+        "after": update.new,
+        "created": update.created,
+        "deleted": update.deleted,
+        "base_ref": None,
+        "head_commit": {"id": update.new},
+        "repository": {
+            "name": project.name,
+            "full_name": project.name,
+            "default_branch": project.default_branch,
+        },
+        "pusher": {"name": actor},
+        "sender": {"login": actor},
+    }

@@ -1,0 +1,291 @@
+"""Webhook deliveries from GitHub, GitLab and Gitea: verified, stored once, turned into
+runs with the trust their event earns.
+
+Order matters: the project and its secret are found from the URL, the raw body is
+verified (`scm.webhooks.verify`, constant time) and only then parsed. An unverified
+delivery starts nothing and leaves an audit record (never the body or a secret). A
+verified one is stored under its delivery id first, so a replay or a forge's retry is
+answered from the stored outcome and starts nothing new. The server then fetches the
+commit itself from the project's clone URL and checks that the ref still points where the
+delivery says (an old delivery replayed after a force-push starts nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from shipline.domain.clock import Clock
+from shipline.domain.errors import ShiplineError
+from shipline.domain.records import ProjectRecord, Role, RunRecord
+from shipline.domain.source import DeliveryRecord, Forge
+from shipline.engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from shipline.engine.principal import Principal
+from shipline.engine.projects import ProjectService
+from shipline.engine.service import RunService, SourceRepository
+from shipline.plan.events import Event
+from shipline.plan.trust import classify_pull_request, classify_push
+from shipline.scm import webhooks
+from shipline.scm.webhooks import ForgeEvent
+from shipline.security.webhook_keys import derive_secret, new_salt
+from shipline.store import ports
+from shipline.store.ports import Page, Store
+
+__all__ = ["Received", "WebhookService"]
+
+ANONYMOUS = "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What became of a delivery; `duplicate`: it had been received before."""
+
+    delivery: DeliveryRecord
+    duplicate: bool = False
+
+
+class WebhookService:
+    """Webhook secrets, deliveries and their processing."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        projects: ProjectService,
+        runs: RunService,
+        key: Callable[[], bytes],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._projects = projects
+        self._runs = runs
+        self._key = key
+
+    # -- secrets -------------------------------------------------------------------------
+
+    def rotate_secret(self, actor: Principal, name: str, *, request_id: str = "") -> str:
+        """A new webhook secret for the project (maintainers and up), shown once; the
+        previous one stops working."""
+        project = self._projects.authorize(
+            actor, name, Role.MAINTAINER, action="webhook.secret", request_id=request_id
+        )
+        salt = new_salt()
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            tx.webhooks.set_salt(project.id, salt, now=now)
+            tx.audit.append(
+                actor=actor.user_name,
+                action="webhook.secret",
+                now=now,
+                project_id=project.id,
+                target=name,
+                request_id=request_id,
+            )
+        return derive_secret(self._key(), salt)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def refuse(self, forge: Forge, name: str, reason: str, *, request_id: str = "") -> None:
+        """Audit a delivery refused before verification (too large, ...)."""
+        self._deny(forge, name, None, reason, request_id)
+
+    def receive(
+        self,
+        forge: Forge,
+        name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        request_id: str = "",
+    ) -> Received:
+        """Verify, store once, then act on a delivery. `Unauthenticated` (audited) for a
+        project without a secret, an unknown project or a bad signature alike."""
+        with self._store.transaction(write=False) as tx:
+            project = tx.projects.get(name)
+            salt = tx.webhooks.salt(project.id) if project is not None else None
+        if project is None or salt is None:
+            self._deny(forge, name, None, "no webhook secret for this project", request_id)
+            raise Unauthenticated("no secret", "the delivery could not be verified")
+        if not webhooks.verify(forge, derive_secret(self._key(), salt), headers, body):
+            self._deny(forge, name, project.id, "bad signature", request_id)
+            raise Unauthenticated("bad signature", "the delivery could not be verified")
+        delivery_id = webhooks.delivery_id(forge, headers, body)
+        event = webhooks.event_name(forge, headers)
+        now = self._clock.now()
+        try:
+            with self._store.transaction() as tx:
+                delivery = tx.deliveries.create(
+                    project.id, forge, delivery_id, event, body, now=now
+                )
+        except ports.Conflict:
+            with self._store.transaction(write=False) as tx:
+                stored = tx.deliveries.find(project.id, forge, delivery_id)
+            assert stored is not None
+            return Received(stored, duplicate=True)
+        return Received(self._process(project, delivery, body))
+
+    def redeliver(
+        self, actor: Principal, name: str, delivery: int, *, request_id: str = ""
+    ) -> DeliveryRecord:
+        """Process a stored delivery again (admins of the project): its runs start anew."""
+        project = self._projects.authorize(
+            actor, name, Role.ADMIN, action="webhook.redeliver", request_id=request_id
+        )
+        with self._store.transaction(write=False) as tx:
+            record = tx.deliveries.get(delivery)
+            if record is None or record.project_id != project.id:
+                raise NotFound(f"no delivery {delivery}", field="delivery")
+            body = tx.deliveries.body(delivery)
+        with self._store.transaction() as tx:
+            tx.audit.append(
+                actor=actor.user_name,
+                action="webhook.redeliver",
+                now=self._clock.now(),
+                project_id=project.id,
+                target=f"delivery:{delivery}",
+                request_id=request_id,
+            )
+        return self._process(project, record, body, redelivered=True)
+
+    def deliveries(
+        self, actor: Principal, name: str, *, limit: int, cursor: str | None
+    ) -> Page[DeliveryRecord]:
+        """A project's deliveries, newest first (maintainers and up)."""
+        project = self._projects.authorize(actor, name, Role.MAINTAINER, action="webhook.list")
+        with self._store.transaction(write=False) as tx:
+            try:
+                return tx.deliveries.page(project.id, limit=limit, cursor=cursor)
+            except ValueError as exc:
+                raise Invalid("invalid cursor", field="cursor") from exc
+
+    def approve(
+        self, actor: Principal, run_id: int, *, request_id: str = ""
+    ) -> tuple[RunRecord, str]:
+        """Let a run that waits for approval start: maintainers and up, never the change's
+        author (SECURITY-CASES 4). The approval holds for that run's commit only. Returns
+        the run and its project's name."""
+        run = self._projects.authorize_run(
+            actor, run_id, Role.MAINTAINER, action="run.approve", request_id=request_id
+        )
+        if actor.user_name == run.actor:
+            raise Forbidden("the author of a change cannot approve its runs")
+        with self._store.transaction(write=False) as tx:
+            project = tx.projects.get_by_id(run.project_id)
+        name = project.name if project is not None else ""
+        return self._runs.approve(run_id, actor=actor.user_name), name
+
+    # -- processing ----------------------------------------------------------------------
+
+    def _process(
+        self,
+        project: ProjectRecord,
+        delivery: DeliveryRecord,
+        body: bytes,
+        *,
+        redelivered: bool = False,
+    ) -> DeliveryRecord:
+        outcome, detail = "processed", ""
+        runs: list[RunRecord] = []
+        try:
+            event = webhooks.parse(delivery.forge, delivery.event, body)
+            if event.kind == "ping":
+                detail = "pong"
+            else:
+                outcome, detail, runs = self._act(project, event)
+        except webhooks.Ignored as exc:
+            outcome, detail = "ignored", str(exc)
+        except webhooks.MalformedPayload as exc:
+            outcome, detail = "failed", f"malformed payload: {exc}"
+        except ShiplineError as exc:  # the repository could not be fetched or read
+            outcome, detail = "failed", str(exc)
+        with self._store.transaction() as tx:
+            return tx.deliveries.set_outcome(
+                delivery.id,
+                outcome,
+                detail[:2000],
+                tuple(r.id for r in runs),
+                redelivered=redelivered,
+            )
+
+    def _act(self, project: ProjectRecord, event: ForgeEvent) -> tuple[str, str, list[RunRecord]]:
+        repo = self._runs.repositories(project)
+        if event.kind == "push":
+            if event.deleted:
+                return "processed", f"{event.ref} deleted: nothing to run", []
+            repo.fetch()
+            stale = _moved(repo, event.ref, event.after)
+            if stale:
+                return "ignored", stale, []
+            created = set(event.before) == {"0"}
+            paths = None
+            if event.ref.startswith("refs/heads/"):
+                paths = repo.changed_paths(None if created else event.before, event.after)
+            run_event = Event(
+                name="push",
+                ref=event.ref,
+                sha=event.after,
+                repository=project.name,
+                actor=event.sender or ANONYMOUS,
+                before=event.before,
+                changed_paths=paths,
+                payload=event.payload,
+            )
+            trust = classify_push().trust
+            runs = self._runs.trigger_event(project, run_event, trust=trust, fetch=False)
+            return "processed", f"{len(runs)} run(s), {trust}", runs
+        repo.fetch([event.fetch_ref])
+        stale = _moved(repo, event.fetch_ref, event.head_sha)
+        if stale:
+            return "ignored", stale, []
+        base_sha = event.base_sha or repo.resolve(f"refs/heads/{event.base_ref}")[1]
+        merge_base = repo.merge_base(base_sha, event.head_sha)
+        classification = classify_pull_request(
+            from_fork=event.from_fork, author_association=event.author_association
+        )
+        run_event = Event(
+            name="pull_request",
+            ref=event.ref,
+            sha=event.head_sha,
+            repository=project.name,
+            actor=event.sender or ANONYMOUS,
+            base_ref=event.base_ref,
+            head_ref=event.head_ref,
+            action=event.action,
+            changed_paths=repo.changed_paths(merge_base, event.head_sha),
+            payload=event.payload,
+        )
+        hold = classification.reason if classification.needs_approval else None
+        runs = self._runs.trigger_event(
+            project, run_event, trust=classification.trust, fetch=False, hold=hold
+        )
+        outcome = "waiting" if hold is not None and runs else "processed"
+        detail = f"{len(runs)} run(s), {classification.trust}: {classification.reason}"
+        return outcome, detail, runs
+
+    def _deny(
+        self, forge: Forge, name: str, project_id: int | None, reason: str, request_id: str
+    ) -> None:
+        with self._store.transaction() as tx:
+            tx.audit.append(
+                actor=ANONYMOUS,
+                action="webhook.receive",
+                now=self._clock.now(),
+                decision="denied",
+                project_id=project_id,
+                target=f"{forge}:{name}"[:200],
+                reason=reason,
+                request_id=request_id,
+            )
+
+
+def _moved(repo: SourceRepository, ref: str, sha: str) -> str:
+    """Why the delivery is stale ("" when `ref` still points at `sha`)."""
+    if not repo.has_commit(sha):
+        raise NotFound(f"commit {sha} is not in the project's repository")
+    try:
+        _, current = repo.resolve(ref)
+    except ShiplineError:
+        return f"{ref} is gone from the repository"
+    if current != sha:
+        return f"{ref} has moved on to {current[:12]}: this delivery is stale"
+    return ""
