@@ -10,6 +10,9 @@ in this order, for each job:
                                     of bytes, until the process and its children close it
     wait(handle) -> StepExit        the exit, once the process is gone
     kill(handle)                    at any time: ends the step's whole process group
+    adopt(job)                      after the runner itself wrote into the job's
+                                    directories (a built-in action): what it wrote
+                                    becomes the steps' to change
     destroy(job)                    once, at the end, whatever happened before
     describe(job) -> lines          what isolation the job's steps get, for the job's log
 
@@ -110,6 +113,8 @@ class Executor(Protocol):
     async def wait(self, handle: StepHandle) -> StepExit: ...
 
     async def kill(self, handle: StepHandle) -> None: ...
+
+    async def adopt(self, job: JobEnv) -> None: ...
 
     async def destroy(self, job: JobEnv) -> None: ...
 

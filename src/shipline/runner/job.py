@@ -438,7 +438,12 @@ class _JobRun:
                 f"{self.job.workflow.file}:{step.pos.line}: {unknown_action_message(uses)}"
             )
         call = self._action_call(uses, inputs, step_env, result.key)
-        await action.run(call)
+        try:
+            await action.run(call)
+        finally:
+            # What the action wrote (a checkout, a restored cache) is for the next steps,
+            # which may run as another user (the sandbox's), to change.
+            await self.r.executor.adopt(self.env)
         self._apply_action(call, result)
         self.posts.append((action, call, result))
         return Conclusion.SUCCESS
