@@ -86,10 +86,10 @@ def test_a_steps_environment_is_on_no_command_line_and_not_in_the_launcher(
     # More than one message of the launcher's protocol (one variable may hold 128 KiB).
     big = {f"BIG{i}": "x" * 100_000 for i in range(3)}
     executor = SandboxExecutor(kill_grace=0.5)
-    # The step's parent is the launcher: its environment and memory are closed to steps.
+    # The step's parent is the launcher: its environment holds no step's.
     script = (
         'echo "big=${#BIG0} ${#BIG1} ${#BIG2}"; cat /proc/[0-9]*/cmdline | tr "\\0" " "; echo;'
-        " tr '\\0' ' ' < /proc/$PPID/environ; head -c 64 /proc/$PPID/mem; echo end"
+        " tr '\\0' ' ' < /proc/$PPID/environ; echo; echo end"
     )
 
     output, exit_ = in_job(executor, job, lambda: step(executor, job, script, TOKEN=secret, **big))
@@ -97,7 +97,9 @@ def test_a_steps_environment_is_on_no_command_line_and_not_in_the_launcher(
     assert exit_.exit_code == 0
     assert output.startswith("big=100000 100000 100000\n")
     assert secret not in output
-    assert output.count("Permission denied") == 2
+    launcher_environ = output.splitlines()[-2]
+    assert launcher_environ.startswith("PATH=")
+    assert "BIG0" not in launcher_environ
     assert output.endswith("end\n")
 
 
@@ -183,3 +185,27 @@ def test_a_workspace_of_many_files_is_not_walked_per_step(
     # Handed back to the runner at the end of the job (one walk: the four above).
     info = (job.workspace / "d0" / "f1.txt").stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode) & 0o200) == (os.geteuid(), 0o200)
+
+
+def test_a_step_gets_default_signal_dispositions_and_a_missing_program_says_so(
+    job: JobEnv,
+) -> None:
+    # The launcher is Python, which ignores SIGPIPE for itself: its steps must not inherit
+    # that (`yes | head` would then end with an error instead of quietly).
+    executor = SandboxExecutor(kill_grace=0.5)
+    script = job.workspace / "not-executable.sh"
+
+    async def body() -> list[tuple[str, StepExit]]:
+        script.write_text("echo never\n")
+        piped = await step(executor, job, "bash -c 'yes | head -n 1; echo ${PIPESTATUS[0]}'")
+        handle = await executor.start(
+            job, StepProcess("s", ("./not-executable.sh",), {"PATH": PATH}, job.workspace)
+        )
+        output = b"".join([chunk async for chunk in executor.tail(handle)])
+        return [piped, (output.decode(), await executor.wait(handle))]
+
+    piped, refused = in_job(executor, job, body)
+
+    assert piped[0] == "y\n141\n"
+    assert refused[0] == "shipline: cannot start step: ./not-executable.sh: Permission denied\n"
+    assert refused[1] == StepExit(exit_code=126)

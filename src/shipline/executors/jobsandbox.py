@@ -56,7 +56,8 @@ class RemoteStep:
     """A step started by the launcher: what it said of it, as futures."""
 
     step_id: int
-    started: asyncio.Future[tuple[str, str | None] | None]
+    # None once started; else what kept it from starting: (errno, message, filename).
+    started: asyncio.Future[tuple[int, str, str] | None]
     exit: asyncio.Future[int]
     ended: asyncio.Future[None] | None = None
 
@@ -90,26 +91,22 @@ class JobSandbox:
             if not data:
                 self._gone("the job's sandbox ended" + self.said())
                 return
-            self._dispatch(json.loads(data))
+            self._dispatch([f.decode(errors="surrogateescape") for f in data.split(b"\0")])
 
-    def _dispatch(self, message: dict[str, object]) -> None:
-        op = message.get("op")
+    def _dispatch(self, fields: list[str]) -> None:
+        op, *rest = fields
         if op == "ready":
             _resolve(self.ready, None)
             return
-        step = self.steps.get(int(str(message.get("id", 0))))
+        step = self.steps.get(int(rest[0])) if rest and rest[0].isdigit() else None
         if step is None:
             return
         if op == "started":
             _resolve(step.started, None)
-        elif op == "failed":
-            filename = message.get("filename")
-            _resolve(
-                step.started,
-                (str(message.get("error")), str(filename) if filename is not None else None),
-            )
-        elif op == "exit":
-            _resolve(step.exit, int(str(message.get("code"))))
+        elif op == "failed" and len(rest) == 4:
+            _resolve(step.started, (int(rest[1]), rest[2], rest[3]))
+        elif op == "exit" and len(rest) == 2:
+            _resolve(step.exit, int(rest[1]))
         elif op == "ended" and step.ended is not None:
             _resolve(step.ended, None)
 
@@ -183,8 +180,16 @@ class JobSandbox:
         step = RemoteStep(self.next_id, loop.create_future(), loop.create_future())
         self.next_id += 1
         self.steps[step.step_id] = step
-        body = json.dumps({"argv": list(argv), "env": dict(env), "cwd": str(cwd)}).encode()
-        header = json.dumps({"op": "start", "id": step.step_id, "size": len(body)}).encode()
+        # The launcher's format: NUL-separated fields (see launcher.py).
+        body = b"\0".join(
+            [
+                os.fsencode(cwd),
+                b"%d" % len(argv),
+                *(os.fsencode(arg) for arg in argv),
+                *(os.fsencode(f"{name}={value}") for name, value in env.items()),
+            ]
+        )
+        header = b"start\0%d\0%d" % (step.step_id, len(body))
         async with self.lock:  # a start's messages must not interleave with others
             await self._send(header, (output,))
             for at in range(0, len(body), CHUNK):
@@ -196,7 +201,7 @@ class JobSandbox:
         once none of its processes runs."""
         if step.ended is None:
             step.ended = asyncio.get_running_loop().create_future()
-            message = json.dumps({"op": "kill", "id": step.step_id, "grace": grace}).encode()
+            message = b"kill\0%d\0%s" % (step.step_id, str(grace).encode())
             try:
                 async with self.lock:
                     await self._send(message)

@@ -1,4 +1,4 @@
-"""The `sandbox` executor: runs each step process inside a bubblewrap sandbox.
+"""The `sandbox` executor: runs a job's steps inside a bubblewrap sandbox.
 
 A step is untrusted code. Inside the sandbox it has its own PID, IPC, UTS, cgroup and mount
 namespaces (and network namespace when `network=False`); it sees read-only system
@@ -8,19 +8,24 @@ fresh home, each at the same path as outside (so `GITHUB_WORKSPACE` and friends 
 Nothing else of the host is there: not `/root`, not the state directory, not other jobs'
 directories, not `/run` or a Docker socket.
 
-When the runner runs as root, the step drops to uid/gid 65534 (nobody/nogroup) with no
+When the runner runs as root, the steps run as uid/gid 65534 (nobody/nogroup) with no
 supplementary groups and no new privileges (`setpriv`), inside the sandbox: a user
 namespace mapping the step to the outer root would keep root's file access. The job's
-writable directories are handed to that uid before each step.
+writable directories belong to that uid for the whole job (`setup`, then `adopt` after
+the runner wrote there itself), and are given back to the runner's user by `destroy`.
 
-Each job's `Isolation` decides the rest: with `network=False` the step gets an empty
+Each job's `Isolation` decides the rest: with `network=False` the job gets an empty
 network namespace (loopback only, not the host's); `memory` and `processes` become the
 job's cgroup limits (or rlimits; see `limits.py`), and a step a limit ended says so.
 
-Output, timeouts and kills are the shell executor's, by composition: the bwrap process is
-the step's process group; when it ends, `--die-with-parent` kills the sandbox's init and
-with it the whole PID namespace. `wait`, `kill` and `destroy` return only once the
-namespace's processes are gone.
+One sandbox per job (`jobsandbox.py`): started with the job's first step, with a launcher
+in it (`launcher.py`, run by the sandbox's python3) that starts each step as a fresh
+process group; steps of a job share its /tmp, home and background processes, as in a job
+container. `destroy` kills the sandbox: the kernel ends its whole PID namespace. Where the
+launcher cannot run, each step gets a sandbox of its own, composed on the shell executor:
+the bwrap process is the step's process group, and when it ends `--die-with-parent` kills
+the sandbox's init and with it the namespace. `wait`, `kill` and `destroy` return only
+once the step's processes are gone.
 """
 
 from __future__ import annotations
@@ -231,9 +236,9 @@ class SandboxExecutor:
             os.close(out_write)
         failure = await remote.started
         if failure is not None:
-            error, filename = failure
+            code, error, filename = failure
             os.close(out_read)
-            exc = OSError(errno.ENOENT, error, filename or process.argv[0])
+            exc = OSError(code or errno.ENOENT, error, filename or process.argv[0])
             inner = self._shell.failed_start(job, process, exc)
             return StepHandle(step_key=process.step_key, native=_Sandboxed(inner, job))
         # The pipe's file is closed by OutputPipe at the end of the output.
@@ -344,8 +349,10 @@ class SandboxExecutor:
 
     async def destroy(self, job: JobEnv) -> None:
         launched = list(self._launched.get(job.key, []))
-        # Concurrently: each group's grace runs at the same time, not one after another.
-        await asyncio.gather(*(self._kill(step) for step in launched))
+        # Steps still running get their grace, concurrently; what finished steps left in
+        # the background ends with the sandbox (as GitHub ends a job's orphan processes).
+        running = [step for step in launched if not step.remote.exit.done()]
+        await asyncio.gather(*(self._kill(step) for step in running))
         supervisors = [step.supervisor for step in launched if step.supervisor is not None]
         await asyncio.gather(*supervisors, return_exceptions=True)
         opening = self._sandboxes.pop(job.key, None)
