@@ -58,6 +58,7 @@ class JobEnv:
     `root` holds everything of the job: `workspace` (GITHUB_WORKSPACE), `temp`
     (RUNNER_TEMP, also where step scripts and command files go) and `tool_cache`.
     `isolation` is what the runner's policy and the job's `sandbox:` key allow its steps.
+    `event` is the event payload file (GITHUB_EVENT_PATH) its steps may read, if any.
     """
 
     key: str
@@ -66,6 +67,7 @@ class JobEnv:
     temp: Path
     tool_cache: Path
     isolation: Isolation = Isolation()
+    event: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

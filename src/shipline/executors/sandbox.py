@@ -148,6 +148,10 @@ class SandboxExecutor:
         home.mkdir(mode=0o700, exist_ok=True)
         if job.key not in self._cgroups:
             self._cgroups[job.key] = self.limiter.prepare(job.key, job.isolation)
+        if self.per_step is None and job.key not in self._sandboxes:
+            # Started now, used by the first step: its start-up overlaps with the runner's
+            # work until then (a checkout, say).
+            self._sandboxes[job.key] = asyncio.ensure_future(self._open(job, None))
         # The job's directories belong to the step user for the whole job; the runner,
         # root, works in them all the same (see `adopt` for what it writes there).
         await self.adopt(job)
@@ -204,13 +208,17 @@ class SandboxExecutor:
             self._noted.add(job.key)
         return sandbox
 
-    async def _open(self, job: JobEnv, process: StepProcess) -> JobSandbox | str:
+    async def _open(self, job: JobEnv, process: StepProcess | None) -> JobSandbox | str:
+        """Start the job's sandbox; `process`, the step that needs it, if known (for its
+        event file when the job does not name one)."""
         assert self.python is not None
         cgroup = self._cgroups.get(job.key)
         prefix = self.limiter.prefix(cgroup, job.isolation)
+        env = process.env if process is not None else {}
 
         def command(program: tuple[str, ...]) -> tuple[str, ...]:
-            return (*prefix, *self.command(job, replace(process, argv=program)))
+            launcher = StepProcess("launcher", program, env, job.workspace)
+            return (*prefix, *self.command(job, launcher))
 
         try:
             return await open_sandbox(command, self.python, job.root)
@@ -292,7 +300,7 @@ class SandboxExecutor:
     def command(self, job: JobEnv, process: StepProcess) -> tuple[str, ...]:
         """The bwrap command line that runs `process` sandboxed (no env values on it)."""
         read_only: list[Path] = []
-        event = Path(process.env.get("GITHUB_EVENT_PATH", "") or "relative")
+        event = job.event or Path(process.env.get("GITHUB_EVENT_PATH", "") or "relative")
         if event.is_absolute() and event.is_file():
             read_only.append(event)
         return sandbox_argv(

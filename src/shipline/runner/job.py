@@ -84,8 +84,15 @@ class _JobRun:
         self.cancel = cancel
         root = job_directory(runner.work_root, job.key)
         isolation, self.refused = isolation_for(runner.policy, job.trust, job.planned.spec.sandbox)
+        event = str(job.github.get("event_path") or "")
         self.env = JobEnv(
-            job.key, root, root / "workspace", root / "temp", root / "tool_cache", isolation
+            job.key,
+            root,
+            root / "workspace",
+            root / "temp",
+            root / "tool_cache",
+            isolation,
+            Path(event) if event else None,
         )
         self.state = JobState(workspace=self.env.workspace)
         self.masker = Masker(list(job.secrets.values()))
