@@ -176,19 +176,17 @@ class JobSandbox:
     ) -> RemoteStep:
         """Have the launcher start `argv` with its output to descriptor `output` (which
         the caller closes). The step's `started` future says whether it could start."""
+        fields = [str(cwd), *argv, *(f"{name}={value}" for name, value in env.items())]
+        if any("\0" in field for field in fields):
+            # As subprocess says for the shell executor: exec cannot pass a NUL byte.
+            raise ValueError("a step's argument or environment holds an embedded null byte")
         loop = asyncio.get_running_loop()
         step = RemoteStep(self.next_id, loop.create_future(), loop.create_future())
         self.next_id += 1
         self.steps[step.step_id] = step
         # The launcher's format: NUL-separated fields (see launcher.py).
-        body = b"\0".join(
-            [
-                os.fsencode(cwd),
-                b"%d" % len(argv),
-                *(os.fsencode(arg) for arg in argv),
-                *(os.fsencode(f"{name}={value}") for name, value in env.items()),
-            ]
-        )
+        encoded = [os.fsencode(field) for field in fields]
+        body = b"\0".join([encoded[0], b"%d" % len(argv), *encoded[1:]])
         header = b"start\0%d\0%d" % (step.step_id, len(body))
         async with self.lock:  # a start's messages must not interleave with others
             await self._send(header, (output,))

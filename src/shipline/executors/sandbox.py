@@ -240,6 +240,9 @@ class SandboxExecutor:
         except SandboxFailed:
             os.close(out_read)
             return None
+        except BaseException:
+            os.close(out_read)
+            raise
         finally:
             os.close(out_write)
         failure = await remote.started
