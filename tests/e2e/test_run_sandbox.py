@@ -64,3 +64,41 @@ def test_an_unknown_executor_is_a_usage_error(
 
     assert result.returncode == 2
     assert "--executor docker" in result.stderr
+
+
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_steps_change_the_checkout_and_a_second_checkout_reuses_it(
+    repo: Repo, run: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    # The job's directories belong to the step user for the whole job: steps change what
+    # the runner checked out, and the runner's git still works in the working copy after.
+    repo.write("hello.txt", "hello from the repo\n")
+    repo.workflow("""
+        on: push
+        jobs:
+          build:
+            runs-on: ubuntu-latest
+            steps:
+              - uses: actions/checkout@v4
+              - run: |
+                  echo changed >> hello.txt
+                  mkdir -p build && echo out > build/out.txt
+                  git status --short
+              - uses: actions/checkout@v4
+                with:
+                  clean: false
+              - run: |
+                  echo "changed-lines=$(grep -c changed hello.txt)"
+                  cat build/out.txt
+                  echo "owner=$(stat -c %u hello.txt)"
+    """)
+    repo.commit()
+
+    result = run("run", "--executor", "sandbox")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "M hello.txt" in result.stdout
+    assert "changed-lines=0" in result.stdout  # reset by the second checkout
+    assert "out" in result.stdout  # untracked: kept (clean: false)
+    if os.geteuid() == 0:
+        assert "owner=65534" in result.stdout

@@ -10,6 +10,9 @@ in this order, for each job:
                                     of bytes, until the process and its children close it
     wait(handle) -> StepExit        the exit, once the process is gone
     kill(handle)                    at any time: ends the step's whole process group
+    adopt(job)                      after the runner itself wrote into the job's
+                                    directories (a built-in action): what it wrote
+                                    becomes the steps' to change
     destroy(job)                    once, at the end, whatever happened before
     describe(job) -> lines          what isolation the job's steps get, for the job's log
 
@@ -55,6 +58,7 @@ class JobEnv:
     `root` holds everything of the job: `workspace` (GITHUB_WORKSPACE), `temp`
     (RUNNER_TEMP, also where step scripts and command files go) and `tool_cache`.
     `isolation` is what the runner's policy and the job's `sandbox:` key allow its steps.
+    `event` is the event payload file (GITHUB_EVENT_PATH) its steps may read, if any.
     """
 
     key: str
@@ -63,6 +67,7 @@ class JobEnv:
     temp: Path
     tool_cache: Path
     isolation: Isolation = Isolation()
+    event: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,8 @@ class Executor(Protocol):
     async def wait(self, handle: StepHandle) -> StepExit: ...
 
     async def kill(self, handle: StepHandle) -> None: ...
+
+    async def adopt(self, job: JobEnv) -> None: ...
 
     async def destroy(self, job: JobEnv) -> None: ...
 

@@ -34,7 +34,7 @@ _EXIT_NOT_FOUND = 127
 _KILLED_WAIT = 5.0
 
 
-class _Output:
+class OutputPipe:
     """A step's output pipe, read by the event loop as data arrives.
 
     Plain `add_reader` on the pipe rather than asyncio's subprocess transport: a step
@@ -103,7 +103,7 @@ class _Run:
     """The executor's state for one started step; lives in `StepHandle.native`."""
 
     proc: subprocess.Popen[bytes] | None
-    output: _Output | None = None
+    output: OutputPipe | None = None
     startup_output: bytes = b""
     startup_exit: int = 0
     exited: asyncio.Task[int] | None = None
@@ -173,7 +173,7 @@ class ShellExecutor:
             run = _failed_start(process, exc)
         else:
             assert proc.stdout is not None  # asked for a pipe
-            run = _Run(proc=proc, output=_Output(proc.stdout))
+            run = _Run(proc=proc, output=OutputPipe(proc.stdout))
             run.exited = asyncio.create_task(self._supervise(run, proc, process.timeout))
         self._runs.setdefault(job.key, []).append(run)
         return StepHandle(step_key=process.step_key, native=run)
@@ -204,6 +204,9 @@ class ShellExecutor:
     async def kill(self, handle: StepHandle) -> None:
         await self._kill(_run_of(handle))
 
+    async def adopt(self, job: JobEnv) -> None:
+        """Nothing to do: steps run as the runner's user, who wrote the files."""
+
     async def destroy(self, job: JobEnv) -> None:
         runs = list(self._runs.get(job.key, []))
         # Concurrently: each group's grace runs at the same time, not one after another.
@@ -225,12 +228,12 @@ class ShellExecutor:
     ) -> int:
         """The step's exit code, ending its group first if it outlives `timeout`."""
         try:
-            return await asyncio.wait_for(_exit_code(proc), timeout)
+            return await asyncio.wait_for(exit_code(proc), timeout)
         except TimeoutError:
             if not run.cancelled:
                 run.timed_out = True
             await self._end(run, proc.pid)
-            return await _exit_code(proc)
+            return await exit_code(proc)
 
     async def _end(self, run: _Run, pgid: int) -> None:
         # One termination per step, however many callers (kill, timeout, destroy) ask;
@@ -255,7 +258,7 @@ def _run_of(handle: StepHandle) -> _Run:
     return handle.native
 
 
-async def _exit_code(proc: subprocess.Popen[bytes]) -> int:
+async def exit_code(proc: subprocess.Popen[bytes]) -> int:
     """The exit code once the process has exited, 128+signo if a signal ended it.
 
     The process is reaped here (`poll`), as soon as its pidfd says it has exited: no

@@ -84,8 +84,15 @@ class _JobRun:
         self.cancel = cancel
         root = job_directory(runner.work_root, job.key)
         isolation, self.refused = isolation_for(runner.policy, job.trust, job.planned.spec.sandbox)
+        event = str(job.github.get("event_path") or "")
         self.env = JobEnv(
-            job.key, root, root / "workspace", root / "temp", root / "tool_cache", isolation
+            job.key,
+            root,
+            root / "workspace",
+            root / "temp",
+            root / "tool_cache",
+            isolation,
+            Path(event) if event else None,
         )
         self.state = JobState(workspace=self.env.workspace)
         self.masker = Masker(list(job.secrets.values()))
@@ -451,7 +458,12 @@ class _JobRun:
                 f"{self.job.workflow.file}:{step.pos.line}: {unknown_action_message(uses)}"
             )
         call = self._action_call(uses, inputs, step_env, result.key)
-        await action.run(call)
+        try:
+            await action.run(call)
+        finally:
+            # What the action wrote (a checkout, a restored cache) is for the next steps,
+            # which may run as another user (the sandbox's), to change.
+            await self.r.executor.adopt(self.env)
         self._apply_action(call, result)
         self.posts.append((action, call, result))
         return Conclusion.SUCCESS

@@ -65,6 +65,14 @@ class GitSourceProvider:
             "maintenance.auto=false",
             "-c",
             "advice.detachedHead=false",
+            # The working copy may belong to a sandbox's step user (uid 65534) while this
+            # runs as root: trust it, but run none of its hooks or its fsmonitor program.
+            "-c",
+            f"safe.directory={cwd}",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
             *args,
             cwd=cwd,
             env=self._env(),

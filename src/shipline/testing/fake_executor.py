@@ -124,6 +124,9 @@ class FakeExecutor:
         self.calls.append(f"kill:{handle.step_key}")
         await _kill(_run_of(handle))
 
+    async def adopt(self, job: JobEnv) -> None:
+        self.calls.append(f"adopt:{job.key}")
+
     def describe(self, job: JobEnv) -> list[str]:
         return ["Executor fake: no process runs."]
 
