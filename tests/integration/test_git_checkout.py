@@ -158,3 +158,35 @@ def test_option_like_refs_are_just_names(repo: Repo, tmp_path: Path) -> None:
     checkout(repo, tmp_path / "ws2", sha=repo.commits[0], ref=f"refs/heads/{branch}", depth=0)
     assert not marker.exists()
     assert not Path("/tmp/pwned").exists()
+
+
+def test_a_planted_git_config_never_runs_in_the_runner(repo: Repo, tmp_path: Path) -> None:
+    """A step owns the workspace and can write `.git`: a second checkout must not run what
+    it planted (filter drivers, includes, a `gitdir:` file pointing elsewhere)."""
+    dest = tmp_path / "ws"
+    checkout(repo, dest, sha=repo.commits[2], ref="refs/heads/main")
+    marker = tmp_path / "ran"
+    (dest / ".git" / "config").write_text(
+        f'[filter "evil"]\n\tsmudge = "touch {marker}; cat"\n\tclean = cat\n'
+        f"[include]\n\tpath = {tmp_path / 'more.cfg'}\n"
+    )
+    (tmp_path / "more.cfg").write_text(f'[core]\n\tsshCommand = "touch {marker}"\n')
+    (dest / ".git" / "info").mkdir(exist_ok=True)
+    (dest / ".git" / "info" / "attributes").write_text("* filter=evil\n")
+    (dest / "f1.txt").write_text("changed by a step\n")
+
+    sha = checkout(repo, dest, sha=repo.commits[1], ref="refs/heads/main")
+
+    assert sha == repo.commits[1]
+    assert not marker.exists()
+    assert (dest / "f1.txt").read_text() == "1\n"
+    assert "evil" not in (dest / ".git" / "config").read_text()
+
+    # `.git` replaced by a `gitdir:` file aiming at another repository: not followed.
+    other = tmp_path / "other.git"
+    git(tmp_path, "init", "-q", "--bare", str(other))
+    (dest / ".git").rename(tmp_path / "old-git")
+    (dest / ".git").write_text(f"gitdir: {other}\n")
+    checkout(repo, dest, sha=repo.commits[2], ref="refs/heads/main")
+    assert (dest / ".git").is_dir()
+    assert git(other, "rev-parse", "--all") == ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,8 +114,9 @@ class GitSourceProvider:
         """Make `dest` a working copy at `sha` (or at what `ref` names when `sha` is empty).
 
         A ref `refs/heads/<b>` (or a short name of a branch) puts HEAD on a local branch
-        `<b>`; anything else detaches HEAD. An existing working copy in `dest` is reused:
-        tracked files are reset, untracked ones stay. Returns the commit checked out.
+        `<b>`; anything else detaches HEAD. The files of an existing working copy in `dest`
+        are reused (tracked files are reset, untracked ones stay) but never its `.git`,
+        which a step could have written. Returns the commit checked out.
         """
         if fetch_depth < 0:
             raise ActionFailed(f"fetch-depth must be 0 or more, got {fetch_depth}")
@@ -128,13 +130,15 @@ class GitSourceProvider:
             raise ActionFailed("nothing to check out: neither a commit nor a ref given")
 
         dest.mkdir(parents=True, exist_ok=True)
-        fresh = not (dest / ".git").exists()
-        if fresh:
-            # No template: no sample hooks to copy, and nothing from a system template dir.
-            await self._git(dest, "init", "--quiet", "--template=", "--", str(dest))
-            await self._git(dest, "remote", "add", "--", "origin", self.repo.resolve().as_uri())
-        else:
-            await self._git(dest, "remote", "set-url", "--", "origin", self.repo.resolve().as_uri())
+        # An existing `.git` may have been written by a step (it owns the workspace): its
+        # config could name programs this process would run outside the sandbox (filter
+        # drivers, `include.path`, `core.sshCommand`, `uploadpack`), or it may be a link or
+        # a `gitdir:` file pointing elsewhere. It is never trusted: only the working tree's
+        # files are kept (tracked ones are reset below, untracked ones stay).
+        remove_git_dir(dest / ".git")
+        # No template: no sample hooks to copy, and nothing from a system template dir.
+        await self._git(dest, "init", "--quiet", "--template=", "--", str(dest))
+        await self._git(dest, "remote", "add", "--", "origin", self.repo.resolve().as_uri())
 
         full_ref = ref
         if ref and not (sha and ref.startswith("refs/")):
@@ -150,8 +154,6 @@ class GitSourceProvider:
 
         fetch = ["fetch", "--quiet", "--prune", "--no-recurse-submodules"]
         if fetch_depth == 0:
-            if (dest / ".git" / "shallow").exists():
-                fetch.append("--unshallow")
             refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", sha]
             if branch:
                 refspecs.append(f"+{sha}:refs/heads/{branch}")
@@ -177,3 +179,12 @@ class GitSourceProvider:
         await self._git(dest, "reset", "--quiet", "--hard")
         log(f"HEAD is now at {sha[:12]}" + (f" on branch {branch}" if branch else " (detached)"))
         return sha
+
+
+def remove_git_dir(path: Path) -> None:
+    """Remove `path` (a `.git` directory, or a file or link a step put in its place)
+    without following links."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
