@@ -201,13 +201,8 @@ class Supervisor:
         if inst.watcher is not None:
             inst.watcher.cancel()
         proc = inst.process
-        if proc is not None and proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), grace)
-            except TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
-                await proc.wait()
+        if proc is not None:
+            await _terminate_group(proc, grace)
         inst.state = "stopped"
         del self.instances[iid]
         self.save()
@@ -296,6 +291,47 @@ class Supervisor:
         tmp = self.state_dir / (STATE + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         tmp.replace(self.state_dir / STATE)
+
+
+async def _terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM to the instance's process group; SIGKILL to whatever of it is left after
+    `grace` seconds (a shell's children included, not only the process we started)."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.05)
+        elif not group_alive(proc.pid):
+            return
+        else:
+            await asyncio.sleep(0.05)
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies, which an init that does not
+    reap may leave behind, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
