@@ -112,9 +112,12 @@ def parse_duration(value: object) -> float | None:
 
 
 def load_environment(
-    text: str, file: str, *, name: str | None = None
+    text: str, file: str, *, name: str | None = None, lenient: bool = False
 ) -> tuple[EnvironmentSpec | None, list[Diagnostic]]:
-    """Read an environment file's text. Returns (None, diagnostics) when it cannot be used."""
+    """Read an environment file's text. Returns (None, diagnostics) when it cannot be used.
+
+    `lenient` (for lint): return whatever spec could be built even when there are errors.
+    """
     root, diagnostics = parse_yaml(text, file)
     reader = Reader(file)
     reader.diagnostics.extend(diagnostics)
@@ -135,7 +138,7 @@ def load_environment(
             code="environment",
         )
     spec = _Loader(reader).environment(root, env_name)
-    if spec is None or has_errors(reader.diagnostics):
+    if spec is None or (has_errors(reader.diagnostics) and not lenient):
         return None, reader.diagnostics
     return spec, reader.diagnostics
 
