@@ -23,6 +23,7 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"})
 _MAX_HEAD = 64 * 1024
 _ATTEMPTS = 4
+_BUFFER = 256 * 1024  # bodies up to this size are relayed in one write
 _DOWN_FOR = 1.0  # seconds an upstream that refused a connection is skipped
 
 
@@ -254,22 +255,21 @@ class Router:
         ureader, uwriter = conn
         try:
             uwriter.write(request)
-            await uwriter.drain()
-            status_line = await ureader.readuntil(b"\r\n")
+            if uwriter.transport.get_write_buffer_size() > _BUFFER:
+                await uwriter.drain()
+            head = await ureader.readuntil(b"\r\n\r\n")
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
             uwriter.close()
             if method in _IDEMPOTENT:
                 raise _Retry from exc
             raise
-        header_lines: list[bytes] = []
-        while (line := await ureader.readuntil(b"\r\n")) != b"\r\n":
-            header_lines.append(line[:-2])
+        status_line, *header_lines = head[:-4].split(b"\r\n")
         fields = status_line.split(b" ", 2)
         status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 502
         length: int | None = None
         chunked = False
         upstream_close = False
-        out = [status_line.rstrip(b"\r\n")]
+        out = [status_line]
         for line in header_lines:
             name, _, value = line.partition(b":")
             lname = name.strip().lower()
@@ -288,17 +288,24 @@ class Router:
         until_close = not no_body and length is None and not chunked
         client_keep = keep_alive and not until_close
         out.append(b"Connection: keep-alive" if client_keep else b"Connection: close")
-        writer.write(b"\r\n".join(out) + b"\r\n\r\n")
-        if not no_body:
-            if chunked:
-                await _relay_chunked(ureader, writer)
-            elif length is not None:
-                await _relay(ureader, writer, length)
-            else:
-                while chunk := await ureader.read(65536):
-                    writer.write(chunk)
-                upstream_close = True
-        await writer.drain()
+        head_out = b"\r\n".join(out) + b"\r\n\r\n"
+        if not no_body and length is not None and length <= _BUFFER:
+            # The common case: one write of head and body, no drain unless the client lags.
+            writer.write(head_out + await ureader.readexactly(length))
+        else:
+            writer.write(head_out)
+            if not no_body:
+                if chunked:
+                    await _relay_chunked(ureader, writer)
+                elif length is not None:
+                    await _relay(ureader, writer, length)
+                else:
+                    while chunk := await ureader.read(65536):
+                        writer.write(chunk)
+                        await writer.drain()
+                    upstream_close = True
+        if writer.transport.get_write_buffer_size() > _BUFFER:
+            await writer.drain()
         if upstream_close or up.removed:
             uwriter.close()
         else:
@@ -342,6 +349,8 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, len
             raise asyncio.IncompleteReadError(b"", remaining)
         writer.write(chunk)
         remaining -= len(chunk)
+        if writer.transport.get_write_buffer_size() > _BUFFER:
+            await writer.drain()
 
 
 async def _relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
