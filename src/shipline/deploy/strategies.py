@@ -80,10 +80,12 @@ async def _check_min_healthy(rollout: Rollout, min_healthy: int) -> None:
     ports = [i.port for i in rollout.old] + list(rollout.new.values())
     results = [await health.check_once(spec, p, rollout.release.directory) for p in ports]
     healthy = sum(1 for r in results if r is None)
-    if healthy < min_healthy:
+    # A first deployment has nothing old serving: it cannot have more than it started.
+    required = min(min_healthy, len(ports))
+    if healthy < required:
         raise DeployFailure(
             "health",
-            f"only {healthy} healthy instance(s) after the batch; min_healthy is {min_healthy}",
+            f"only {healthy} healthy instance(s) after the batch; min_healthy is {required}",
         )
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 STRATEGIES = {
     "all-at-once": "all-at-once",
-    "rolling": "{rolling: {batch_size: 2}}",
+    "rolling": "{rolling: {batch_size: 2, min_healthy: 3}}",
     "blue-green": "{blue-green: {keep_old: 1s}}",
     "canary": "{canary: {weights: [25, 50, 100], bake: 1s, analysis: "
     "{max_error_rate: 0.05, min_requests: 5, interval: 1s}}}",
