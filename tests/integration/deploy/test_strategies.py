@@ -126,3 +126,26 @@ def test_first_release_failing_has_nothing_to_roll_back_to(tmp_path: Path) -> No
         assert (await controller.state(env)).instances == ()
 
     asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
+def test_rollback_on_demand_returns_to_the_previous_release(tmp_path: Path) -> None:
+    env = environment("manual", "all-at-once", instances=2)
+    assert env.traffic is not None
+    port = env.traffic.port
+    v1, v2 = make_release(tmp_path, "1.0.0"), make_release(tmp_path, "2.0.0")
+
+    async def body(controller: RolloutController) -> None:
+        nothing = await controller.rollback(env, print)
+        assert nothing.outcome == Outcome.FAILED
+        assert nothing.reason == "there is no earlier healthy release to roll back to"
+        assert (await controller.rollout(env, v1, print)).ok
+        assert (await controller.rollout(env, v2, print)).ok
+        with LoadGenerator(port) as load:
+            back = await controller.rollback(env, print)
+        assert back.ok and back.serving == v1.id
+        assert load.failures == []
+        assert await asyncio.to_thread(versions_now, port) == {"1.0.0": 40}
+        history = [r.id for r in (await controller.state(env)).history]
+        assert history == [v2.id, v1.id]
+
+    asyncio.run(with_controller(tmp_path / "state", env, body))

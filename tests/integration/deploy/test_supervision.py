@@ -69,7 +69,6 @@ def test_instances_outlive_the_server_and_are_readopted(tmp_path: Path) -> None:
         sys.path.insert(0, {str(ROOT)!r})
         from tests.integration.deploy import helpers
         from shipline.deploy.controller import RolloutController
-from shipline.deploy.supervisor import group_alive
         from shipline.deploy.types import Release
         from shipline.spec.environment import load_environment
         from pathlib import Path
