@@ -39,6 +39,7 @@ class Rollout:
     old: list[InstanceInfo] = field(default_factory=list)
     new: dict[str, int] = field(default_factory=dict)  # id -> port
     serial: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)  # added to instances' environment
 
     # -- instances ----------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class Rollout:
                 version=self.release.version,
                 directory=self.release.directory,
                 command=self.target.start,
-                env=dict(self.target.env),
+                env=dict(self.target.env) | self.secrets,
                 port=port,
             )
             self.new[iid] = port

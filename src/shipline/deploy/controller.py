@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,15 +95,37 @@ class RolloutController:
     # -- rollout ------------------------------------------------------------------------
 
     async def rollout(
-        self, environment: EnvironmentSpec, release: Release, progress: Progress
+        self,
+        environment: EnvironmentSpec,
+        release: Release,
+        progress: Progress,
+        *,
+        deployment_id: str | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> RolloutResult:
-        """Deploy `release` to `environment`; never raises for a failed deployment."""
+        """Deploy `release` to `environment`; never raises for a failed deployment.
+
+        `deployment_id` (the control plane's) is what hooks see as `DEPLOYMENT_ID`;
+        `secrets` (environment-scoped values, delivered after approval) are added to the
+        instances' environment, in memory only: never logged, stored or on a command line.
+        """
         lock = self._locks.setdefault(environment.name, asyncio.Lock())
         async with lock:
-            return await self._rollout(environment, release, progress)
+            return await self._rollout(
+                environment,
+                release,
+                progress,
+                deployment_id or f"d-{uuid.uuid4().hex[:12]}",
+                dict(secrets or {}),
+            )
 
     async def _rollout(
-        self, environment: EnvironmentSpec, release: Release, progress: Progress
+        self,
+        environment: EnvironmentSpec,
+        release: Release,
+        progress: Progress,
+        deployment_id: str,
+        secrets: dict[str, str],
     ) -> RolloutResult:
         started = time.monotonic()
         events: list[str] = []
@@ -139,7 +161,9 @@ class RolloutController:
             fleet = await self.fleet(environment)
             state = await self.state(environment)
             previous = state.serving
-            rollout = await self._prepare(environment, target, release, fleet, previous, say)
+            rollout = await self._prepare(
+                environment, target, release, fleet, previous, say, deployment_id, secrets
+            )
         except DeployFailure as exc:
             say(f"failed before anything changed: {exc.message}")
             serving = None
@@ -172,6 +196,8 @@ class RolloutController:
         fleet: LocalFleet,
         previous: Release | None,
         say: Progress,
+        deployment_id: str,
+        secrets: dict[str, str],
     ) -> Rollout:
         traffic = environment.traffic
         if traffic is None:
@@ -198,9 +224,10 @@ class RolloutController:
             fleet=fleet,
             appspec=appspec,
             old_appspec=old_appspec,
-            deployment_id=f"d-{uuid.uuid4().hex[:12]}",
+            deployment_id=deployment_id,
             progress=say,
             old=[i for i in instances if i.routed],
+            secrets=secrets,
         )
         ids = [f"{release.id}-pending"]
         await run_event(
@@ -253,7 +280,7 @@ class RolloutController:
                 Outcome.FAILED, cause=failure.cause, reason=f"{reason}; nothing to roll back to"
             )
         try:
-            await self._restore(environment, rollout.fleet, previous, say)
+            await self._restore(environment, rollout.fleet, previous, say, rollout.secrets)
         except DeployFailure as exc:
             say(f"rollback to {previous.version} failed: {exc.message}")
             return result(
@@ -280,7 +307,12 @@ class RolloutController:
         )
 
     async def _restore(
-        self, environment: EnvironmentSpec, fleet: LocalFleet, release: Release, say: Progress
+        self,
+        environment: EnvironmentSpec,
+        fleet: LocalFleet,
+        release: Release,
+        say: Progress,
+        secrets: dict[str, str],
     ) -> None:
         """Serve `release` on every instance again: keep its running instances, start the
         missing ones, route to them alone, stop the rest."""
@@ -299,6 +331,7 @@ class RolloutController:
             deployment_id=f"r-{uuid.uuid4().hex[:12]}",
             progress=say,
             serial=len(instances) + 1000,
+            secrets=secrets,
         )
         missing = target.instances - len(keep)
         if missing > 0:

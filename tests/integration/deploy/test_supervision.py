@@ -189,3 +189,28 @@ hooks:
         assert await asyncio.to_thread(versions_now, env.traffic.port) == {"1.0.0": 40}
 
     asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
+def test_secrets_reach_instances_only_in_memory(tmp_path: Path) -> None:
+    env = environment("secret", "all-at-once", instances=1)
+    # The instance refuses to start without the secret.
+    env = _with_start(env, 'test "$API_TOKEN" = "s3cret-value-42" && exec python3 app.py')
+    v1 = make_release(tmp_path, "1.0.0")
+    hook_log = v1.directory / "hook.log"
+    (v1.directory / "scripts" / "before_install.sh").write_text(
+        f'#!/bin/sh\necho "$DEPLOYMENT_ID" > {hook_log}\n'
+    )
+    state_dir = tmp_path / "state"
+
+    async def body(controller: RolloutController) -> None:
+        result = await controller.rollout(
+            env, v1, print, deployment_id="dep-77", secrets={"API_TOKEN": "s3cret-value-42"}
+        )
+        assert result.ok, result.reason
+        assert hook_log.read_text().strip() == "dep-77"
+        for file in state_dir.rglob("*"):
+            if file.is_file():
+                assert b"s3cret-value-42" not in file.read_bytes(), file
+        assert all("s3cret-value-42" not in e for e in result.events)
+
+    asyncio.run(with_controller(state_dir, env, body))
