@@ -167,8 +167,9 @@ class RolloutController:
         except DeployFailure as exc:
             say(f"failed before anything changed: {exc.message}")
             serving = None
-            if fleet := self._fleets.get(environment.name):  # type: ignore[assignment]
-                serving = _release((await fleet.meta()).get("serving"))
+            connected = self._fleets.get(environment.name)
+            if connected is not None:
+                serving = _release((await connected.meta()).get("serving"))
             return result(
                 Outcome.FAILED,
                 cause=exc.cause,
@@ -229,7 +230,6 @@ class RolloutController:
             old=[i for i in instances if i.routed],
             secrets=secrets,
         )
-        ids = [f"{release.id}-pending"]
         await run_event(
             appspec,
             "BeforeInstall",
@@ -237,7 +237,7 @@ class RolloutController:
             deployment_id=rollout.deployment_id,
             environment=environment.name,
             ports=[],
-            instances=ids[:0],
+            instances=[],
             progress=say,
         )
         try:

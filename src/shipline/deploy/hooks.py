@@ -198,8 +198,11 @@ def install_files(
         progress(f"Install: copied {mapping.source} to {mapping.destination}")
     for perm in appspec.permissions:
         root = Path(perm.object)
-        paths = [root] if root.is_file() else [root, *root.rglob(perm.pattern)]
+        pattern = "*" if perm.pattern == "**" else perm.pattern
+        paths = [root] if root.is_file() else [root, *root.rglob(pattern)]
         for path in paths:
+            if any(path.match(e) for e in perm.except_):
+                continue
             kind = "directory" if path.is_dir() else "file"
             if kind not in perm.type:
                 continue
