@@ -20,7 +20,10 @@ def lint(
     json_out: bool = typer.Option(False, "--json", help="Print the diagnostics as JSON."),
     directory: Path = typer.Option(Path(), "-C", help="Work in this directory."),
 ) -> None:
-    """Check workflow files: YAML, keys, types, needs, expressions, cron, globs, actions."""
+    """Check workflow files: YAML, keys, types, needs, expressions, cron, globs, actions.
+
+    Environment files (.shipline/environments/*.yml) and buildspec.yml are checked too.
+    """
     from shipline.cli.common import fail_usage
     from shipline.spec.diagnostics import Severity, sort_key
     from shipline.spec.lint import lint_workflow
@@ -39,7 +42,11 @@ def lint(
         except (OSError, UnicodeDecodeError) as exc:
             fail_usage(f"{file}: cannot read: {exc}")
         name = _display(file, base)
-        if file.name in ("buildspec.yml", "buildspec.yaml"):
+        if file.parent.name == "environments" and file.parent.parent.name == ".shipline":
+            from shipline.spec.lint.environments import lint_environment
+
+            diagnostics.extend(lint_environment(text, name))
+        elif file.name in ("buildspec.yml", "buildspec.yaml"):
             from shipline.spec.buildspec import load_buildspec
 
             diagnostics.extend(load_buildspec(text, name)[1])
@@ -88,6 +95,9 @@ def _files(paths: list[Path], directory: Path) -> list[Path]:
             d = root / folder
             if d.is_dir():
                 found += sorted(p for p in d.iterdir() if p.suffix in (".yml", ".yaml"))
+        environments = root / ".shipline" / "environments"
+        if environments.is_dir():
+            found += sorted(p for p in environments.iterdir() if p.suffix in (".yml", ".yaml"))
         if (root / "buildspec.yml").is_file():
             found.append(root / "buildspec.yml")
         return found
