@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
+    from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.provenance import ProvenanceWriter
+    from shipline.engine.rollouts import Rollouts
     from shipline.engine.schedules import Scheduler
     from shipline.runner.ports import ArtifactStore
     from shipline.security.keyfiles import SecretsKeySource
@@ -186,9 +188,14 @@ def build_server(
     is filtered to `SERVER_HOST_ENV` before any step sees it."""
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
+    from shipline.engine.deployments import DeploymentService
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.environment_files import EnvironmentFiles
+    from shipline.engine.gates import GateService
+    from shipline.engine.job_deployer import ServerDeployer
     from shipline.engine.projects import ProjectService
     from shipline.engine.provenance import ProvenanceWriter
+    from shipline.engine.releases import ReleaseVerifier
     from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
     from shipline.scm.repository import GitRepository
@@ -210,6 +217,16 @@ def build_server(
         lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id)),
     )
     access = AccessService(store, clock)
+    projects = ProjectService(store, clock, access, runs)
+    files = EnvironmentFiles(
+        lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id))
+    )
+    gates = GateService(store, clock, files, runs, projects)
+    runs.gatekeeper = gates
+    verifier = ReleaseVerifier(
+        run_artifacts(state_dir), run_provenance(state_dir), [signing.public_key()]
+    )
+    deployments = DeploymentService(store, clock, files, projects, access, verifier)
     runner = EmbeddedRunner(
         store,
         runs,
@@ -219,9 +236,8 @@ def build_server(
             state_dir, os.environ if host_env is None else host_env, writer
         ),
         owner=server_owner(state_dir),
-        secrets=SecretService(
-            store, clock, keys.keyring, ProjectService(store, clock, access, runs)
-        ),
+        secrets=SecretService(store, clock, keys.keyring, projects),
+        deployer=lambda job_id: ServerDeployer(deployments, job_id),
     )
     context = ServerContext(
         job_listeners=runner.listeners,
@@ -235,8 +251,41 @@ def build_server(
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(state_dir),
         caches=LocalCacheStore(BlobStore(state_dir / "blobs"), state_dir / "caches.json").listed,
+        gates=gates,
+        deployments=deployments,
     )
     return context, runner
+
+
+def build_deployment_worker(
+    settings: Settings, context: ServerContext, rollouts: Rollouts | None = None
+) -> DeploymentWorker:
+    """The worker that ticks environment gates and runs the deployment queue. `rollouts`
+    is the deployment controller (None: deployments fail with that reason)."""
+    from shipline.engine.deploy_worker import DeploymentWorker
+    from shipline.engine.environment_files import EnvironmentFiles
+    from shipline.engine.releases import ReleaseVerifier
+    from shipline.scm.repository import GitRepository
+    from shipline.security.keyfiles import signing_key
+
+    state_dir = settings.state_dir
+    files = EnvironmentFiles(
+        lambda project: GitRepository(project.repository, mirror_dir(state_dir, project.id))
+    )
+    verifier = ReleaseVerifier(
+        run_artifacts(state_dir),
+        run_provenance(state_dir),
+        [signing_key(state_dir).public_key()],
+    )
+    return DeploymentWorker(
+        context.store,
+        context.clock,
+        files,
+        verifier,
+        rollouts,
+        state_dir / "releases",
+        gates=context.gates,
+    )
 
 
 def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:

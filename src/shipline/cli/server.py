@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
+    from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.schedules import Scheduler
     from shipline.server.context import ServerContext
@@ -91,11 +92,11 @@ def server(
         runner_slots=runner_slots,
     )
     _configure_logging()
-    context, runner, scheduler = _build(settings)
+    context, runner, scheduler, deployer = _build(settings)
     from shipline.server.app import create_app
 
     app = create_app(context)
-    code = asyncio.run(_serve(app, context, runner, scheduler, settings))
+    code = asyncio.run(_serve(app, context, runner, scheduler, settings, deployer))
     raise typer.Exit(code)
 
 
@@ -109,14 +110,16 @@ def _configure_logging() -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler]:
+def _build(
+    settings: Settings,
+) -> tuple[ServerContext, EmbeddedRunner, Scheduler, DeploymentWorker]:
     """The object graph, the first admin, and recovery; one line and exit 1 or 2 when
     the state directory or the database cannot be used."""
     from shipline.cli.common import fail_usage
     from shipline.cli.settings_flags import fail, shown_url
     from shipline.engine.errors import Invalid
     from shipline.security.sealing import SealError
-    from shipline.wiring import build_scheduler, build_server
+    from shipline.wiring import build_deployment_worker, build_scheduler, build_server
 
     where = shown_url(settings.database_url)
     try:
@@ -147,7 +150,11 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
         f"Runner slots: {settings.runner_slots}\n"
     )
     sys.stdout.flush()
-    return context, runner, build_scheduler(context)
+    deployer = build_deployment_worker(settings, context)
+    ended = deployer.recover()
+    if ended:
+        log.warning("%d deployment(s) a previous server process left running failed", len(ended))
+    return context, runner, build_scheduler(context), deployer
 
 
 def _first_line(exc: BaseException) -> str:
@@ -161,6 +168,7 @@ async def _serve(
     runner: EmbeddedRunner,
     scheduler: Scheduler,
     settings: Settings,
+    deployer: DeploymentWorker,
 ) -> int:
     """Serve until a signal; the exit status (0 after a signal, 1 when the HTTP server
     could not start or stopped by itself)."""
@@ -210,7 +218,11 @@ async def _serve(
     sys.stdout.write(f"Shipline listening on http://{_host(settings.host)}:{_port(http)}\n")
     sys.stdout.flush()
     busy = asyncio.create_task(_sync_busy(runner, context))
-    tasks = [asyncio.create_task(runner.run()), asyncio.create_task(scheduler.run())]
+    tasks = [
+        asyncio.create_task(runner.run()),
+        asyncio.create_task(scheduler.run()),
+        asyncio.create_task(deployer.run()),
+    ]
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
     crashed = False
@@ -221,6 +233,7 @@ async def _serve(
     context.ready = False
     scheduler.stop()
     await runner.stop(settings.shutdown_grace)
+    await deployer.stop(settings.shutdown_grace)
     await asyncio.wait(tasks, timeout=5)
     for task in tasks:
         task.cancel()

@@ -24,6 +24,7 @@ from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
+from shipline.runner.ports import Deployer
 from shipline.security.masking import Masker
 from shipline.store.ports import Store
 
@@ -54,6 +55,7 @@ class EmbeddedRunner:
         poll_interval: float = 0.1,
         listeners: list[Callable[[str, float], None]] | None = None,
         secrets: SecretService | None = None,
+        deployer: Callable[[int], Deployer] | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -67,6 +69,8 @@ class EmbeddedRunner:
         self.listeners = listeners if listeners is not None else []
         # Opens the secrets a claimed job references (None: jobs get no secrets).
         self.secrets = secrets
+        # The deployment controller for a job's `shipline/deploy` steps (None: none).
+        self.deployer = deployer
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.job_runners: dict[int, JobRunner] = {}
         self.busy = 0
@@ -297,6 +301,7 @@ class EmbeddedRunner:
             secrets=secrets,
             cache_scope=cache_scope,
             cache_restore_scopes=restore_scopes,
+            deployer=self.deployer(job.id) if self.deployer is not None else None,
         )
         return assignment, run
 

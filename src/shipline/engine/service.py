@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from shipline.domain.clock import Clock
@@ -23,7 +23,7 @@ from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
 from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
 from shipline.engine.trust import trust_of
-from shipline.plan.compile import Plan, PlanError, compile_plan
+from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
 from shipline.plan.triggers import triggered
@@ -31,6 +31,16 @@ from shipline.spec.diagnostics import Severity
 from shipline.spec.expressions import ExpressionError
 from shipline.spec.workflow import load_workflow
 from shipline.store.ports import NewJob, NewRun, Store, Transaction
+
+
+class Gatekeeper(Protocol):
+    """Decides, in the transaction that creates it, what happens to a job that targets an
+    environment (`engine.gates.GateService`): it stays waiting, is released to the queue,
+    or is ended with the reason. Returns True when it ended the job."""
+
+    def open(
+        self, tx: Transaction, run: RunRecord, job: JobRecord, planned: PlannedJob
+    ) -> bool: ...
 
 
 class SourceRepository(Protocol):
@@ -72,6 +82,9 @@ class RunService:
         self._plans_lock = threading.Lock()
         # Called when jobs were queued (the embedded runner wakes up to claim them).
         self.queued_listeners: list[Callable[[], None]] = []
+        # Holds jobs that target an environment until its protection rules pass (set by
+        # `wiring`; None: such jobs queue like any other, as in `shipline run`).
+        self.gatekeeper: Gatekeeper | None = None
 
     # -- triggering ----------------------------------------------------------------------
 
@@ -318,17 +331,48 @@ class RunService:
         now = self.clock.now()
         replay = self.replay(tx, run)
         if replay.new:
-            jobs = [new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
+            jobs = [self._new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
+            ended = False
             for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
-                kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
+                kind = {Status.QUEUED: "job.queued", Status.WAITING: "job.waiting"}.get(
+                    created.status, "job.completed"
+                )
                 tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
+                if created.status is Status.WAITING and self.gatekeeper is not None:
+                    planned = replay.planned[created.key]
+                    ended = self.gatekeeper.open(tx, run, created, planned) or ended
             for listener in self.queued_listeners:
                 listener()
+            if ended:  # a gate ended a job: what depends on it is decided now
+                return self._advance(tx, run)
         if replay.state.finished() and run.status is not Status.COMPLETED:
             run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
             self._release(tx, run)
         return run
+
+    def _new_job(self, job: PlannedJob, skip: Skip | None) -> NewJob:
+        created = new_job(job, skip)
+        if skip is None and job.spec.environment is not None and self.gatekeeper is not None:
+            return replace(created, status=Status.WAITING)
+        return created
+
+    def release_job(self, tx: Transaction, job: JobRecord) -> JobRecord:
+        """A waiting job's gate passed: it joins the queue (in the caller's transaction)."""
+        now = self.clock.now()
+        job = tx.jobs.set_status(job.id, Status.QUEUED, now=now)
+        tx.events.publish("job.queued", now=now, run_id=job.run_id, job_id=job.id)
+        return job
+
+    def wake_runners(self) -> None:
+        """Tell the runners that jobs were queued (after the transaction committed)."""
+        for listener in self.queued_listeners:
+            listener()
+
+    def end_waiting_job(self, tx: Transaction, job: JobRecord, error: str) -> None:
+        """A waiting job's gate refused or was rejected: the job fails with `error` and its
+        run moves on (in the caller's transaction)."""
+        self._finish_in(tx, job, Conclusion.FAILURE, outputs=None, error=error)
 
     def job_started(self, job_id: int) -> None:
         """A runner began a claimed job: the run is in progress."""
@@ -355,34 +399,46 @@ class RunService:
         error: str | None = None,
     ) -> JobRecord:
         """A job ended: store it, apply fail-fast, and advance its run."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
             job = tx.jobs.get(job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
             if job.status is Status.COMPLETED:
                 return job  # a repeated report changes nothing
-            job = tx.jobs.set_status(
-                job_id,
-                Status.COMPLETED,
-                conclusion,
-                now=now,
-                outputs=dict(outputs or {}),
-                error=error,
-            )
-            tx.events.publish(
-                "job.completed",
-                now=now,
-                run_id=job.run_id,
-                job_id=job_id,
-                data={"conclusion": str(conclusion)},
-            )
-            run = tx.runs.get(job.run_id)
-            assert run is not None
-            if conclusion is Conclusion.FAILURE:
-                self._fail_fast(tx, run, job)
-            self._advance(tx, run)
-            return job
+            return self._finish_in(tx, job, conclusion, outputs=outputs, error=error)
+
+    def _finish_in(
+        self,
+        tx: Transaction,
+        job: JobRecord,
+        conclusion: Conclusion,
+        *,
+        outputs: Mapping[str, str] | None,
+        error: str | None,
+    ) -> JobRecord:
+        now = self.clock.now()
+        job_id = job.id
+        job = tx.jobs.set_status(
+            job_id,
+            Status.COMPLETED,
+            conclusion,
+            now=now,
+            outputs=dict(outputs or {}),
+            error=error,
+        )
+        tx.events.publish(
+            "job.completed",
+            now=now,
+            run_id=job.run_id,
+            job_id=job_id,
+            data={"conclusion": str(conclusion)},
+        )
+        run = tx.runs.get(job.run_id)
+        assert run is not None
+        if conclusion is Conclusion.FAILURE:
+            self._fail_fast(tx, run, job)
+        self._advance(tx, run)
+        return job
 
     def _fail_fast(self, tx: Transaction, run: RunRecord, failed: JobRecord) -> None:
         replay = self.replay(tx, run)
@@ -484,7 +540,7 @@ class RunService:
     def _cancel_in(self, tx: Transaction, run: RunRecord, *, reason: str, actor: str) -> RunRecord:
         now = self.clock.now()
         for job in tx.jobs.for_run(run.id, run.attempt):
-            if job.status is Status.QUEUED:
+            if job.status in (Status.QUEUED, Status.WAITING):
                 tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
             elif job.status is Status.IN_PROGRESS:
                 tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)

@@ -16,6 +16,7 @@ from shipline.server.api import (
     artifacts,
     audit,
     auth,
+    deployments,
     health,
     logs,
     projects,
@@ -50,7 +51,19 @@ def create_app(context: ServerContext) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
-    modules = (auth, users, tokens, projects, runs, logs, artifacts, audit, secrets, provenance)
+    modules = (
+        auth,
+        users,
+        tokens,
+        projects,
+        runs,
+        logs,
+        artifacts,
+        audit,
+        secrets,
+        provenance,
+        deployments,
+    )
     for module in modules:
         app.include_router(module.router)
     return app

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from shipline.domain.artifacts import CacheInfo
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
+from shipline.engine.deployments import DeploymentService
+from shipline.engine.gates import GateService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
 from shipline.security.sealing import Keyring
@@ -44,3 +46,6 @@ class ServerContext:
     provenance: Callable[[int, str], bytes | None] | None = None
     # The PEM of the server's provenance public key (`shipline keys public`).
     signing_public_key: str | None = None
+    # Environment gates (approvals) and deployments; None: this server deploys nothing.
+    gates: GateService | None = None
+    deployments: DeploymentService | None = None

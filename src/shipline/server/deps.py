@@ -64,14 +64,15 @@ def principal(
     try:
         return svc.context.access.authenticate(token)
     except Unauthenticated as exc:
-        _audit_failure(svc, exc.reason, request)
+        audit_failure(svc, exc.reason, request)
         raise
 
 
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def _audit_failure(svc: Services, reason: str, request: Request) -> None:
+def audit_failure(svc: Services, reason: str, request: Request) -> None:
+    """Audit a request refused for its credentials (actor `anonymous`, never the token)."""
     # Belongs in AccessService.authenticate (with the request id passed in); kept here
     # until it takes one, so that every 401 is in the trail.
     context = svc.context

@@ -11,11 +11,15 @@ from sqlalchemy import Connection
 
 from shipline.store.ports import (
     AuditStore,
+    DeploymentStore,
+    EnvironmentStore,
     EventStore,
+    GateStore,
     JobStore,
     LogStore,
     MembershipStore,
     ProjectStore,
+    ReleaseStore,
     RunStore,
     SecretStore,
     StepStore,
@@ -24,7 +28,13 @@ from shipline.store.ports import (
     UserStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
+from shipline.store.sql.deployments import (
+    SqlDeploymentStore,
+    SqlEnvironmentStore,
+    SqlReleaseStore,
+)
 from shipline.store.sql.engine import WRITE_OPTION, make_engine
+from shipline.store.sql.gates import SqlGateStore
 from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
@@ -53,6 +63,10 @@ class SqlTransaction:
     audit: AuditStore
     events: EventStore
     secrets: SecretStore
+    environments: EnvironmentStore
+    releases: ReleaseStore
+    deployments: DeploymentStore
+    gates: GateStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -68,6 +82,10 @@ class SqlTransaction:
             audit=SqlAuditStore(conn),
             events=SqlEventStore(conn),
             secrets=SqlSecretStore(conn),
+            environments=SqlEnvironmentStore(conn),
+            releases=SqlReleaseStore(conn),
+            deployments=SqlDeploymentStore(conn),
+            gates=SqlGateStore(conn),
         )
 
 
