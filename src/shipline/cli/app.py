@@ -55,6 +55,12 @@ COMMANDS = {
     "audit": "audit",
     "verify": "verify",
     "keys": "keys",
+    "approvals": "deployments",
+    "approve": "deployments",
+    "reject": "deployments",
+    "deploy": "deployments",
+    "rollback": "deployments",
+    "deployments": "deployments",
 }
 
 

@@ -11,7 +11,6 @@ verified files into a directory, re-hashing them on the way, for the controller.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -156,5 +155,5 @@ class ReleaseVerifier:
             shutil.copyfile(store.open_file(file), target)
             if _sha256(target) != file.sha256:
                 raise Refused(f"file {file.path!r} changed while it was unpacked")
-            os.chmod(target, file.mode & 0o755)
+            target.chmod(file.mode & 0o755)
         return dest
