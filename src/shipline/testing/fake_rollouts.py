@@ -9,16 +9,20 @@ reports as rolled back to the previous release. Every request is kept in `reques
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from shipline.domain.deployments import DeploymentState
 from shipline.engine.rollouts import Progress, RolloutReport, RolloutRequest
 
 
 class FakeRollouts:
-    """Records rollouts; `delay` seconds pass between progress lines."""
+    """Records rollouts; `delay` seconds pass between progress lines; while `hold` is
+    cleared, rollouts wait for it (a test decides when the environment is free again)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
+        self.hold = threading.Event()
+        self.hold.set()
         self.requests: list[RolloutRequest] = []
         self.serving: dict[tuple[str, str], int] = {}
 
@@ -31,6 +35,7 @@ class FakeRollouts:
         )
         progress(f"release {request.release.id}: {len(files)} file(s) unpacked")
         await asyncio.sleep(self.delay)
+        await asyncio.to_thread(self.hold.wait)
         key = (request.project, request.environment)
         if "BROKEN" in files:
             progress("health check failed on the new release")

@@ -38,6 +38,7 @@ jobs:
   build:
     runs-on: x
     steps:
+      - uses: actions/checkout@v4
       - run: |
           mkdir -p dist
           echo "version $GITHUB_SHA" > dist/version.txt
@@ -199,7 +200,7 @@ def start_server(tmp_path: Path, database_url: str, repo: Path) -> Iterator[Depl
     settings = Settings(
         state_dir=state,
         database_url=database_url or f"sqlite:///{state}/shipline.db",
-        runner_slots=2,
+        runner_slots=4,
         admin_token=admin,
         port=0,
     )
