@@ -34,6 +34,7 @@ from shipline.engine.protection import (
 )
 from shipline.engine.service import RunService
 from shipline.plan.compile import PlannedJob
+from shipline.store import ports
 from shipline.store.ports import NewGate, Store, Transaction
 
 SYSTEM_ACTOR = "shipline"
@@ -269,7 +270,7 @@ class GateService:
                     continue
                 try:
                     tx.gates.decide(gate.id, actor.user_name, decision, comment, now=now)
-                except Conflict as exc:
+                except ports.Conflict as exc:
                     raise Conflict(
                         f"{actor.user_name} decided on run {run_id}'s {environment} already"
                     ) from exc

@@ -19,18 +19,24 @@ import httpx
 import pytest
 import uvicorn
 
+from shipline.domain.records import TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.deploy_worker import DeploymentWorker
 from shipline.engine.embedded import EmbeddedRunner
 from shipline.engine.service import TriggerRequest
-from shipline.domain.records import TokenKind
 from shipline.security.tokens import new_token
 from shipline.server.app import create_app
 from shipline.server.context import ServerContext
 from shipline.settings import Settings
 from shipline.testing.fake_rollouts import FakeRollouts
 from shipline.wiring import build_deployment_worker, build_server
-from tests.contract.store_backends import PG_URL, create_pg_database, drop_pg_database, pg_unavailable, unavailable
+from tests.contract.store_backends import (
+    PG_URL,
+    create_pg_database,
+    drop_pg_database,
+    pg_unavailable,
+    unavailable,
+)
 
 WORKFLOW = """
 on: [push, workflow_dispatch, pull_request]
@@ -117,9 +123,7 @@ class DeployServer:
         return token
 
     def trigger(self, token: str, ref: str = "main") -> int:
-        answer = self.call(
-            "POST", "/projects/app/runs", token, json={"ref": ref, "event": "push"}
-        )
+        answer = self.call("POST", "/projects/app/runs", token, json={"ref": ref, "event": "push"})
         assert answer.status_code == 201, answer.text
         return int(answer.json()["items"][0]["id"])
 
@@ -204,7 +208,9 @@ def start_server(tmp_path: Path, database_url: str, repo: Path) -> Iterator[Depl
         admin_token=admin,
         port=0,
     )
-    context, runner = build_server(settings, host_env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    context, runner = build_server(
+        settings, host_env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    )
     context.access.bootstrap_admin(admin)
     rollouts = FakeRollouts(delay=0.05)
     worker = build_deployment_worker(settings, context, rollouts)

@@ -49,8 +49,7 @@ def test_history_rollback_and_roll_forward(sqlite_server: DeployServer) -> None:
     assert back.json()["kind"] == "rollback"
     assert back.json()["release"]["id"] == releases[first]
     done = server.wait(
-        lambda: server.call("GET", f"/deployments/{back.json()['id']}").json()["state"]
-        == "success"
+        lambda: server.call("GET", f"/deployments/{back.json()['id']}").json()["state"] == "success"
     )
     assert done
     assert server.rollouts.serving[("app", "production")] == releases[first]
@@ -65,10 +64,12 @@ def test_history_rollback_and_roll_forward(sqlite_server: DeployServer) -> None:
     assert forward.json()["kind"] == "roll_forward"
     progress = server.wait(
         lambda: (
-            p := server.call("GET", f"/deployments/{forward.json()['id']}/progress").json()
-        )["deployment"]["state"]
-        == "success"
-        and p
+            (p := server.call("GET", f"/deployments/{forward.json()['id']}/progress").json())[
+                "deployment"
+            ]["state"]
+            == "success"
+            and p
+        )
     )
     assert any("serving" in line for line in progress["lines"])
     # A release never run in production may not be deployed by hand by one person.

@@ -58,13 +58,13 @@ def test_an_environment_without_a_file_is_a_job_error(sqlite_server: DeployServe
     alice = server.user("alice", "maintainer")
     write(server.repo, ".shipline/workflows/qa.yml", STAGING_JOB)
     commit(server.repo, "qa job")
-    run_id = [
+    run_id = next(
         r["id"]
         for r in server.call(
             "POST", "/projects/app/runs", alice, json={"ref": "main", "event": "push"}
         ).json()["items"]
         if r["workflow_file"].endswith("qa.yml")
-    ][0]
+    )
     job = server.wait_job(run_id, "qa", "completed")
     assert job["conclusion"] == "failure"
     assert "environment 'qa' is not defined" in job["error"]
@@ -76,9 +76,7 @@ def _deployed(server: DeployServer) -> tuple[int, dict[str, object]]:
     bob = server.user("bob", "maintainer")
     run_id = server.trigger(alice)
     server.wait_job(run_id, "prod", "waiting")
-    approved = server.call(
-        "POST", f"/runs/{run_id}/environments/production/approve", bob, json={}
-    )
+    approved = server.call("POST", f"/runs/{run_id}/environments/production/approve", bob, json={})
     assert approved.status_code == 200
     assert server.wait_job(run_id, "prod", "completed")["conclusion"] == "success"
     [deployment] = server.call("GET", "/projects/app/deployments").json()["items"]
