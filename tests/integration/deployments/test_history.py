@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.deploy.conftest import DeployServer, commit, write
+from tests.integration.deployments.conftest import DeployServer, commit, write
 
 
 def _ship(server: DeployServer, alice: str, bob: str) -> int:

@@ -5,7 +5,7 @@ the release history says which release, by whom, from which run and commit."""
 
 from __future__ import annotations
 
-from tests.integration.deploy.conftest import DeployServer
+from tests.integration.deployments.conftest import DeployServer
 
 
 def test_a_deploy_waits_for_a_maintainer_other_than_its_initiator(server: DeployServer) -> None:

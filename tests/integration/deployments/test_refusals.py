@@ -6,7 +6,7 @@ environment secret reaches the job."""
 
 from __future__ import annotations
 
-from tests.integration.deploy.conftest import DeployServer, commit, git, write
+from tests.integration.deployments.conftest import DeployServer, commit, git, write
 
 STAGING_JOB = """
 on: [push, pull_request]
