@@ -208,7 +208,7 @@ class GateService:
                 run = tx.runs.get(gate.run_id)
                 job = tx.jobs.get(gate.job_id)
                 owner = tx.projects.get_by_id(gate.project_id)
-                if run is None or job is None or owner is None:
+                if run is None or job is None or owner is None or job.status is not Status.WAITING:
                     continue
                 decisions = tuple(tx.gates.decisions(gate.id))
                 out.append(Approval(gate, owner.name, run.number, job.key, decisions))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from shipline.domain.clock import Clock
+from shipline.domain.deployments import GateState
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
@@ -544,6 +545,9 @@ class RunService:
                 tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
             elif job.status is Status.IN_PROGRESS:
                 tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)
+        for gate in tx.gates.for_run(run.id):
+            if gate.state is GateState.WAITING:  # nobody needs to decide any more
+                tx.gates.set_state(gate.id, GateState.REFUSED, now=now, reason=reason)
         run = tx.runs.set_status(
             run.id, Status.COMPLETED, Conclusion.CANCELLED, now=now, error=reason
         )

@@ -88,3 +88,16 @@ def test_a_rejection_fails_the_job_with_the_reviewers_reason(server: DeployServe
     assert "rejected by bob: not on a Friday" in job["error"]
     assert server.wait(lambda: server.run(run_id)["status"] == "completed")
     assert server.rollouts.requests == []
+
+
+def test_cancelling_a_run_withdraws_its_approval_request(sqlite_server: DeployServer) -> None:
+    server = sqlite_server
+    alice = server.user("alice", "developer")
+    run_id = server.trigger(alice)
+    server.wait_job(run_id, "prod", "waiting")
+    assert len(server.call("GET", "/approvals").json()["items"]) == 1
+    assert server.call("POST", f"/runs/{run_id}/cancel").status_code == 200
+    assert server.job(run_id, "prod")["conclusion"] == "cancelled"
+    assert server.call("GET", "/approvals").json()["items"] == []
+    late = server.call("POST", f"/runs/{run_id}/environments/production/approve", json={})
+    assert late.status_code == 404
