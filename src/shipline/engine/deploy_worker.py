@@ -123,7 +123,7 @@ class DeploymentWorker:
             if project is None:
                 continue
             try:
-                file = self._files.read(project, key[1])
+                file = self._files.read(project, key[1], fetch=False)
             except EnvironmentError:
                 continue  # execute() ends it with the reason
             if freeze_until(file.rules, now) is not None:

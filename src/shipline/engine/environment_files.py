@@ -61,12 +61,16 @@ class EnvironmentFiles:
     def __init__(self, repositories: Callable[[ProjectRecord], Repository]) -> None:
         self._repositories = repositories
 
-    def read(self, project: ProjectRecord, name: str) -> EnvironmentFile:
-        """The environment `name` of `project`; `EnvironmentError` with the reason."""
+    def read(self, project: ProjectRecord, name: str, *, fetch: bool = True) -> EnvironmentFile:
+        """The environment `name` of `project`; `EnvironmentError` with the reason.
+
+        `fetch=False` reads the server's mirror as it is (the caller fetched it moments
+        ago: a run's trigger does), sparing a `git fetch` inside a transaction."""
         path = environment_path(name)
         repo = self._repositories(project)
         try:
-            repo.fetch()
+            if fetch:
+                repo.fetch()
             _, sha = repo.resolve(f"refs/heads/{project.default_branch}")
         except ShiplineError as exc:
             raise EnvironmentError(f"cannot read the default branch: {exc}") from exc

@@ -105,7 +105,8 @@ class GateService:
                 tx, gate, job, "an environment is named literally: expressions are not allowed"
             )
         try:
-            file = self._files.read(project, name)
+            # The run's trigger fetched the mirror; approvals and the deploy read again.
+            file = self._files.read(project, name, fetch=False)
         except EnvironmentError as exc:
             return self._refuse(tx, gate, job, str(exc))
         tx.environments.record(project.id, name, file.sha, now=now)
@@ -373,7 +374,8 @@ class GateService:
 
     def _read_or_none(self, project: ProjectRecord, name: str) -> EnvironmentFile | None:
         try:
-            return self._files.read(project, name)
+            # Called every tick: the mirror as the last trigger or decision fetched it.
+            return self._files.read(project, name, fetch=False)
         except EnvironmentError:
             return None
 
