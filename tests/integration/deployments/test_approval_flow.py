@@ -5,7 +5,7 @@ the release history says which release, by whom, from which run and commit."""
 
 from __future__ import annotations
 
-from tests.integration.deployments.conftest import DeployServer
+from tests.integration.deployments.conftest import DeployServer, commit, write
 
 
 def test_a_deploy_waits_for_a_maintainer_other_than_its_initiator(server: DeployServer) -> None:
@@ -101,3 +101,30 @@ def test_cancelling_a_run_withdraws_its_approval_request(sqlite_server: DeploySe
     assert server.call("GET", "/approvals").json()["items"] == []
     late = server.call("POST", f"/runs/{run_id}/environments/production/approve", json={})
     assert late.status_code == 404
+
+
+def test_two_reviewers_are_two_people(sqlite_server: DeployServer) -> None:
+    server = sqlite_server
+    write(
+        server.repo,
+        ".shipline/environments/production.yml",
+        "protection:\n  reviewers: {users: [bob, carol], required: 2}\n",
+    )
+    commit(server.repo, "two reviewers")
+    alice = server.user("alice", "developer")
+    bob = server.user("bob", "developer")
+    carol = server.user("carol", "developer")
+    maintainer = server.user("mo", "maintainer")
+    run_id = server.trigger(alice)
+    server.wait_job(run_id, "prod", "waiting")
+    path = f"/runs/{run_id}/environments/production/approve"
+    assert server.call("POST", path, maintainer, json={}).status_code == 403  # not listed
+    first = server.call("POST", path, bob, json={})
+    assert first.json()["items"][0]["state"] == "waiting"
+    assert server.call("POST", path, bob, json={}).status_code == 409  # once per person
+    [item] = server.call("GET", "/approvals").json()["items"]
+    assert (item["approvals"], item["required"]) == (1, 2)
+    assert server.job(run_id, "prod")["status"] == "waiting"
+    second = server.call("POST", path, carol, json={})
+    assert second.json()["items"][0]["state"] == "approved"
+    assert server.wait_job(run_id, "prod", "completed")["conclusion"] == "success"
