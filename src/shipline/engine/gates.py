@@ -16,7 +16,7 @@ once its gate approved it (`gate_approved`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shipline.domain.clock import Clock
 from shipline.domain.deployments import DecisionRecord, GateRecord, GateState
@@ -39,6 +39,8 @@ from shipline.store.ports import NewGate, Store, Transaction
 
 SYSTEM_ACTOR = "shipline"
 DECISIONS = ("approve", "reject")
+# How often the tick fetches a project's repository for gates that wait on time.
+REFETCH = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class GateService:
         self._files = files
         self._runs = runs
         self._projects = projects
+        self._fetched: dict[int, datetime] = {}
 
     # -- opening (called by RunService when it creates the job) ----------------------
 
@@ -373,9 +376,15 @@ class GateService:
         return released
 
     def _read_or_none(self, project: ProjectRecord, name: str) -> EnvironmentFile | None:
+        # Called every tick: fetch a project's mirror at most every REFETCH seconds (a rule
+        # changed on the default branch, such as a freeze lifted, is seen that late).
+        now = self._clock.now()
+        last = self._fetched.get(project.id)
+        fetch = last is None or (now - last).total_seconds() >= REFETCH
+        if fetch:
+            self._fetched[project.id] = now
         try:
-            # Called every tick: the mirror as the last trigger or decision fetched it.
-            return self._files.read(project, name, fetch=False)
+            return self._files.read(project, name, fetch=fetch)
         except EnvironmentError:
             return None
 

@@ -150,3 +150,25 @@ def test_a_wait_timer_holds_an_approved_job(sqlite_server: DeployServer) -> None
     server.wait_job(run_id, "prod", "in_progress")
     assert time.monotonic() - approved_at >= 1.5
     assert server.wait_job(run_id, "prod", "completed")["conclusion"] == "success"
+
+
+def test_a_freeze_window_holds_jobs_until_it_is_lifted(sqlite_server: DeployServer) -> None:
+    server = sqlite_server
+    write(
+        server.repo,
+        ".shipline/environments/production.yml",
+        'protection:\n  freeze: [{cron: "* * * * *", duration: 1h}]\n',
+    )
+    commit(server.repo, "freeze")
+    alice = server.user("alice", "developer")
+    frozen = server.trigger(alice)
+    server.wait_job(frozen, "prod", "waiting")
+    time.sleep(2)  # ticks pass: still frozen
+    assert server.job(frozen, "prod")["status"] == "waiting"
+    [item] = server.call("GET", "/approvals").json()["items"]
+    assert (item["run_id"], item["required"]) == (frozen, 0)
+    write(server.repo, ".shipline/environments/production.yml", "protection: {}\n")
+    commit(server.repo, "lift the freeze")
+    later = server.trigger(alice)  # fetches the default branch
+    assert server.wait_job(frozen, "prod", "completed")["conclusion"] == "success"
+    assert server.wait_job(later, "prod", "completed")["conclusion"] == "success"
