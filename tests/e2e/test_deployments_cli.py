@@ -34,6 +34,8 @@ WORKFLOW = """
           - uses: shipline/deploy@v1
             with: {artifact: site}
 """
+# Password hashing is slow on purpose; a loaded test machine is slower still.
+TIMEOUT = 60.0
 PRODUCTION = """
     protection:
       reviewers: {roles: [maintainer]}
@@ -45,14 +47,22 @@ def _user(url: str, admin: str, name: str, role: str) -> str:
     headers = {"Authorization": f"Bearer {admin}"}
     password = f"pw-{name}-12345678"
     made = httpx.post(
-        f"{url}/api/v1/users", json={"name": name, "password": password}, headers=headers
+        f"{url}/api/v1/users",
+        json={"name": name, "password": password},
+        headers=headers,
+        timeout=TIMEOUT,
     )
     assert made.status_code == 201, made.text
     member = httpx.put(
-        f"{url}/api/v1/projects/app/members/{name}", json={"role": role}, headers=headers
+        f"{url}/api/v1/projects/app/members/{name}",
+        json={"role": role},
+        headers=headers,
+        timeout=TIMEOUT,
     )
     assert member.status_code == 200, member.text
-    login = httpx.post(f"{url}/api/v1/login", json={"name": name, "password": password})
+    login = httpx.post(
+        f"{url}/api/v1/login", json={"name": name, "password": password}, timeout=TIMEOUT
+    )
     assert login.status_code == 200, login.text
     token: str = login.json()["token"]
     return token
