@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
     # pay for SQLAlchemy, FastAPI and the engine's services.
+    from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.leases import LeaseReaper
     from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.remote_files import Bundler
+    from shipline.engine.rollouts import Rollouts
     from shipline.engine.schedules import Scheduler
     from shipline.engine.secrets import SecretService
     from shipline.runner.ports import ArtifactStore
@@ -273,9 +275,14 @@ def build_server(
     from shipline.domain.clock import SystemClock
     from shipline.engine.access import AccessService
     from shipline.engine.audit import AuditTrail
+    from shipline.engine.deployments import DeploymentService
     from shipline.engine.embedded import EmbeddedRunner
+    from shipline.engine.environment_files import EnvironmentFiles
+    from shipline.engine.gates import GateService
+    from shipline.engine.job_deployer import ServerDeployer
     from shipline.engine.projects import ProjectService
     from shipline.engine.provenance import ProvenanceWriter
+    from shipline.engine.releases import ReleaseVerifier
     from shipline.engine.secrets import SecretService
     from shipline.engine.service import RunService
     from shipline.scm.hosted import HostedRepositories
@@ -308,6 +315,16 @@ def build_server(
     else:
         log.info("embedded runner: steps run with the %s executor", executor[0])
     access = AccessService(store, clock)
+    projects = ProjectService(store, clock, access, runs)
+    files = EnvironmentFiles(repositories(state_dir, hosted))
+    gates = GateService(store, clock, files, runs, projects)
+    runs.gatekeeper = gates
+    verifier = ReleaseVerifier(
+        run_artifacts(settings.shared_dir),
+        run_provenance(settings.shared_dir),
+        [signing.public_key()],
+    )
+    deployments = DeploymentService(store, clock, files, projects, access, verifier)
     runner = EmbeddedRunner(
         store,
         runs,
@@ -323,9 +340,8 @@ def build_server(
             policy=sandbox_policy(settings),
         ),
         owner=server_owner(state_dir),
-        secrets=SecretService(
-            store, clock, keys.keyring, ProjectService(store, clock, access, runs)
-        ),
+        secrets=SecretService(store, clock, keys.keyring, projects),
+        deployer=lambda job_id: ServerDeployer(deployments, job_id),
     )
     context = ServerContext(
         job_listeners=runner.listeners,
@@ -344,6 +360,8 @@ def build_server(
         ).listed,
         hosted=hosted,
         webhook_key=load_or_create_key(state_dir / "keys" / "webhook.key"),
+        gates=gates,
+        deployments=deployments,
     )
     add_remote_runners(context, settings)
     return context, runner
@@ -422,6 +440,44 @@ def build_reaper(context: ServerContext) -> LeaseReaper:
 
     policy = context.remote.policy if context.remote is not None else LeasePolicy()
     return LeaseReaper(context.store, context.clock, context.runs, policy)
+
+
+def deployment_controller(settings: Settings) -> Rollouts:
+    """The server's deployment controller (`shipline.deploy`): supervisors, routers and
+    instances of each environment under `state_dir/deploy`."""
+    from shipline.deploy.controller import RolloutController
+    from shipline.engine.controller_rollouts import ControllerRollouts
+
+    return ControllerRollouts(RolloutController(settings.state_dir / "deploy"))
+
+
+def build_deployment_worker(
+    settings: Settings, context: ServerContext, rollouts: Rollouts | None = None
+) -> DeploymentWorker:
+    """The worker that ticks environment gates and runs the deployment queue. `rollouts`
+    is the deployment controller (None: deployments fail with that reason)."""
+    from shipline.engine.deploy_worker import DeploymentWorker
+    from shipline.engine.environment_files import EnvironmentFiles
+    from shipline.engine.releases import ReleaseVerifier
+    from shipline.scm.hosted import HostedRepositories
+    from shipline.security.keyfiles import signing_key
+
+    state_dir = settings.state_dir
+    files = EnvironmentFiles(repositories(state_dir, HostedRepositories(state_dir)))
+    verifier = ReleaseVerifier(
+        run_artifacts(settings.shared_dir),
+        run_provenance(settings.shared_dir),
+        [signing_key(state_dir).public_key()],
+    )
+    return DeploymentWorker(
+        context.store,
+        context.clock,
+        files,
+        verifier,
+        rollouts,
+        state_dir / "releases",
+        gates=context.gates,
+    )
 
 
 def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:

@@ -23,6 +23,8 @@ from shipline.domain.records import RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
 from shipline.engine.access import AccessService, Principal
 from shipline.engine.embedded import EmbeddedRunner
+from shipline.engine.environment_files import EnvironmentFiles
+from shipline.engine.gates import GateService
 from shipline.engine.projects import ProjectService
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService, TriggerRequest
@@ -111,6 +113,13 @@ def world(tmp_path: Path) -> World:
     git(source, "config", "user.email", "dev@example.com")
     git(source, "config", "user.name", "Dev")
     (source / ".shipline" / "workflows" / "ci.yml").write_text(textwrap.dedent(WORKFLOW))
+    # Open environments (no reviewers; untrusted runs allowed, to see that they still get
+    # no secret): their gates pass at once.
+    (source / ".shipline" / "environments").mkdir(parents=True)
+    for name in ("production", "staging"):
+        (source / ".shipline" / "environments" / f"{name}.yml").write_text(
+            "protection: {allow_untrusted: true}\n"
+        )
     git(source, "add", "-A")
     git(source, "commit", "-q", "-m", "pipeline")
     store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -123,6 +132,13 @@ def world(tmp_path: Path) -> World:
     runs = RunService(store, clock, lambda p: GitRepository(p.repository, mirrors / str(p.id)))
     projects = ProjectService(store, clock, access, runs)
     projects.create(admin, "app", str(source))
+    runs.gatekeeper = GateService(
+        store,
+        clock,
+        EnvironmentFiles(lambda p: GitRepository(p.repository, mirrors / str(p.id))),
+        runs,
+        projects,
+    )
     keys = SecretsKeySource(tmp_path / "state")
     (tmp_path / "state").mkdir()
     service = SecretService(store, clock, keys.keyring, projects)

@@ -60,6 +60,12 @@ COMMANDS = {
     "protection": "protection",
     "pr": "pr",
     "webhooks": "webhooks",
+    "approvals": "deployments",
+    "approve": "deployments",
+    "reject": "deployments",
+    "deploy": "deployments",
+    "rollback": "deployments",
+    "deployments": "deployments",
 }
 
 

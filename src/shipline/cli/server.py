@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
+    from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.leases import LeaseReaper
     from shipline.engine.schedules import Scheduler
@@ -102,11 +103,11 @@ def server(
         executor=executor,
     )
     _configure_logging()
-    context, runner, scheduler = _build(settings)
+    context, runner, scheduler, deployer = _build(settings)
     from shipline.server.app import create_app
 
     app = create_app(context)
-    code = asyncio.run(_serve(app, context, runner, scheduler, settings))
+    code = asyncio.run(_serve(app, context, runner, scheduler, settings, deployer))
     raise typer.Exit(code)
 
 
@@ -120,14 +121,22 @@ def _configure_logging() -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler]:
+def _build(
+    settings: Settings,
+) -> tuple[ServerContext, EmbeddedRunner, Scheduler, DeploymentWorker]:
     """The object graph, the first admin, and recovery; one line and exit 1 or 2 when
     the state directory or the database cannot be used."""
     from shipline.cli.common import fail_usage
     from shipline.cli.settings_flags import fail, shown_url
     from shipline.engine.errors import Invalid
     from shipline.security.sealing import SealError
-    from shipline.wiring import SandboxUnavailable, build_scheduler, build_server
+    from shipline.wiring import (
+        SandboxUnavailable,
+        build_deployment_worker,
+        build_scheduler,
+        build_server,
+        deployment_controller,
+    )
 
     where = shown_url(settings.database_url)
     try:
@@ -160,7 +169,11 @@ def _build(settings: Settings) -> tuple[ServerContext, EmbeddedRunner, Scheduler
         f"Runner slots: {settings.runner_slots}\n"
     )
     sys.stdout.flush()
-    return context, runner, build_scheduler(context)
+    deployer = build_deployment_worker(settings, context, deployment_controller(settings))
+    ended = deployer.recover()
+    if ended:
+        log.warning("%d deployment(s) a previous server process left running failed", len(ended))
+    return context, runner, build_scheduler(context), deployer
 
 
 def _first_line(exc: BaseException) -> str:
@@ -174,6 +187,7 @@ async def _serve(
     runner: EmbeddedRunner,
     scheduler: Scheduler,
     settings: Settings,
+    deployer: DeploymentWorker,
 ) -> int:
     """Serve until a signal; the exit status (0 after a signal, 1 when the HTTP server
     could not start or stopped by itself)."""
@@ -225,7 +239,11 @@ async def _serve(
     busy = asyncio.create_task(_sync_busy(runner, context))
     checkpoints = asyncio.create_task(_audit_checkpoints(context))
     reaper = _reaper(context)
-    tasks = [asyncio.create_task(scheduler.run()), asyncio.create_task(reaper.run())]
+    tasks = [
+        asyncio.create_task(scheduler.run()),
+        asyncio.create_task(reaper.run()),
+        asyncio.create_task(deployer.run()),
+    ]
     if settings.runner_slots > 0:  # 0: jobs go to remote runners only
         tasks.append(asyncio.create_task(runner.run()))
     stopped = asyncio.create_task(stop.wait())
@@ -239,6 +257,7 @@ async def _serve(
     scheduler.stop()
     reaper.stop()
     await runner.stop(settings.shutdown_grace)
+    await deployer.stop(settings.shutdown_grace)
     await asyncio.wait(tasks, timeout=5)
     for task in tasks:
         task.cancel()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from shipline.domain.clock import Clock
@@ -30,6 +31,7 @@ from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
+from shipline.runner.ports import Deployer
 from shipline.security.masking import Masker
 from shipline.store.ports import Store
 
@@ -62,6 +64,7 @@ class EmbeddedRunner:
         poll_interval: float = 0.1,
         listeners: list[Callable[[str, float], None]] | None = None,
         secrets: SecretService | None = None,
+        deployer: Callable[[int], Deployer] | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -75,6 +78,8 @@ class EmbeddedRunner:
         self.listeners = listeners if listeners is not None else []
         # Opens the secrets a claimed job references (None: jobs get no secrets).
         self.secrets = secrets
+        # The deployment controller for a job's `shipline/deploy` steps (None: none).
+        self.deployer = deployer
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         # Running jobs' runs, for the cancellation watcher.
         self.run_of: dict[int, int] = {}
@@ -331,7 +336,10 @@ class EmbeddedRunner:
     def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord, int]:
         """What the job's runner needs (and the job's last log seq), in one read."""
         prepared = prepare(self.store, self.runs, job, secrets=self.secrets)
-        return prepared.assignment, prepared.run, prepared.last_seq
+        assignment = prepared.assignment
+        if self.deployer is not None:  # `uses: shipline/deploy@v1` asks the server's worker
+            assignment = replace(assignment, deployer=self.deployer(job.id))
+        return assignment, prepared.run, prepared.last_seq
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:
         return continue_on_error(self.store, self.runs, run, job)

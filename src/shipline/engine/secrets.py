@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shipline.domain.clock import Clock
+from shipline.domain.deployments import GateState
 from shipline.domain.records import JobRecord, Role, RunRecord, SecretRecord, Trust
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.principal import Principal
@@ -23,7 +24,7 @@ from shipline.plan.compile import PlannedJob
 from shipline.security.sealing import Keyring, MasterKey, Sealed, associated_data
 from shipline.spec.models import WorkflowSpec
 from shipline.spec.secret_refs import JOB_TOKEN_NAMES, job_secret_references
-from shipline.store.ports import SealedValue, Store
+from shipline.store.ports import SealedValue, Store, Transaction
 
 __all__ = ["MIN_VALUE_LENGTH", "SecretInfo", "SecretService", "reseal_all"]
 
@@ -235,6 +236,20 @@ class SecretService:
                 )
                 return {}
             records = tx.secrets.for_project(run.project_id)
+            if environment and not _approved(tx, job.id):
+                # Environment secrets only once the environment's gate approved the job
+                # (SECURITY-CASES 18); its project secrets are delivered as usual.
+                tx.audit.append(
+                    actor=SYSTEM_ACTOR,
+                    action="secret.deliver",
+                    now=now,
+                    decision="denied",
+                    project_id=run.project_id,
+                    target=target,
+                    reason=f"job {job.id} has no approval for environment {environment}",
+                    data={"run": run.id, "job": planned.key, "environment": environment},
+                )
+                environment = ""
             chosen: dict[str, SecretRecord] = {}
             for record in records:  # project scope first, the environment's wins
                 if record.name in refs.names and record.environment == "":
@@ -281,6 +296,11 @@ def reseal_all(store: Store, clock: Clock, old: Keyring, new: MasterKey) -> int:
             data={"secrets": len(records), "from": old.current.id, "to": new.id},
         )
     return len(records)
+
+
+def _approved(tx: Transaction, job_id: int) -> bool:
+    gate = tx.gates.for_job(job_id)
+    return gate is not None and gate.state is GateState.APPROVED
 
 
 def _target(name: str, environment: str) -> str:

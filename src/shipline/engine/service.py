@@ -15,11 +15,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from shipline.domain.clock import Clock
+from shipline.domain.deployments import GateState
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
@@ -36,6 +37,16 @@ from shipline.spec.expressions import ExpressionError
 from shipline.spec.models import WorkflowSpec
 from shipline.spec.workflow import load_workflow
 from shipline.store.ports import NewJob, NewRun, Store, Transaction
+
+
+class Gatekeeper(Protocol):
+    """Decides, in the transaction that creates it, what happens to a job that targets an
+    environment (`engine.gates.GateService`): it stays waiting, is released to the queue,
+    or is ended with the reason. Returns True when it ended the job."""
+
+    def open(
+        self, tx: Transaction, run: RunRecord, job: JobRecord, planned: PlannedJob
+    ) -> bool: ...
 
 
 class SourceRepository(Protocol):
@@ -101,6 +112,9 @@ class RunService:
         self._plans_lock = threading.Lock()
         # Called when jobs were queued (the embedded runner wakes up to claim them).
         self.queued_listeners: list[Callable[[], None]] = []
+        # Holds jobs that target an environment until its protection rules pass (set by
+        # `wiring`; None: such jobs queue like any other, as in `shipline run`).
+        self.gatekeeper: Gatekeeper | None = None
 
     # -- triggering ----------------------------------------------------------------------
 
@@ -530,20 +544,51 @@ class RunService:
         else:
             _catch_up(replay)
         if replay.new:
-            jobs = [new_job(d.job, d if isinstance(d, Skip) else None) for d in replay.new]
+            decisions, replay.new = replay.new, []
+            jobs = [self._new_job(d.job, d if isinstance(d, Skip) else None) for d in decisions]
+            ended = False
             for created in tx.jobs.create(run.id, run.attempt, jobs, now=now):
                 replay.stored[created.key] = created
-                kind = "job.queued" if created.status is Status.QUEUED else "job.completed"
+                kind = {Status.QUEUED: "job.queued", Status.WAITING: "job.waiting"}.get(
+                    created.status, "job.completed"
+                )
                 tx.events.publish(kind, now=now, run_id=run.id, job_id=created.id)
-            replay.new = []
+                if created.status is Status.WAITING and self.gatekeeper is not None:
+                    planned = replay.planned[created.key]
+                    ended = self.gatekeeper.open(tx, run, created, planned) or ended
             for listener in self.queued_listeners:
                 listener()
+            if ended:  # a gate ended a job: what depends on it is decided now
+                return self._advance(tx, run)
         if replay.state.finished() and run.status is not Status.COMPLETED:
             run = tx.runs.set_status(run.id, Status.COMPLETED, replay.state.conclusion(), now=now)
             tx.events.publish("run.completed", now=now, run_id=run.id)
             self._release(tx, run)
         self._keep(run, replay)
         return run
+
+    def _new_job(self, job: PlannedJob, skip: Skip | None) -> NewJob:
+        created = new_job(job, skip)
+        if skip is None and job.spec.environment is not None and self.gatekeeper is not None:
+            return replace(created, status=Status.WAITING)
+        return created
+
+    def release_job(self, tx: Transaction, job: JobRecord) -> JobRecord:
+        """A waiting job's gate passed: it joins the queue (in the caller's transaction)."""
+        now = self.clock.now()
+        job = tx.jobs.set_status(job.id, Status.QUEUED, now=now)
+        tx.events.publish("job.queued", now=now, run_id=job.run_id, job_id=job.id)
+        return job
+
+    def wake_runners(self) -> None:
+        """Tell the runners that jobs were queued (after the transaction committed)."""
+        for listener in self.queued_listeners:
+            listener()
+
+    def end_waiting_job(self, tx: Transaction, job: JobRecord, error: str) -> None:
+        """A waiting job's gate refused or was rejected: the job fails with `error` and its
+        run moves on (in the caller's transaction)."""
+        self._finish_in(tx, job, Conclusion.FAILURE, outputs=None, error=error)
 
     def job_started(self, job_id: int) -> None:
         """A runner began a claimed job: the run is in progress."""
@@ -587,7 +632,6 @@ class RunService:
         `before` writes what the job's runner still holds (its last steps and log lines)
         in the same transaction, first.
         """
-        now = self.clock.now()
         run_id: int | None = None
         try:
             with self.store.transaction() as tx:
@@ -603,33 +647,49 @@ class RunService:
                 assert job is not None
                 if job.status is Status.COMPLETED:
                     return job  # a repeated report changes nothing
-                replay = self.live(tx, run) if job.attempt == run.attempt else None
-                job = tx.jobs.set_status(
-                    job_id,
-                    Status.COMPLETED,
-                    conclusion,
-                    now=now,
-                    outputs=dict(outputs or {}),
-                    error=error,
-                )
-                tx.events.publish(
-                    "job.completed",
-                    now=now,
-                    run_id=job.run_id,
-                    job_id=job_id,
-                    data={"conclusion": str(conclusion)},
-                )
-                if replay is None:  # a job of an earlier attempt: nothing to advance
-                    return job
-                _note(replay, job)
-                if conclusion is Conclusion.FAILURE:
-                    self._fail_fast(tx, run, job, replay)
-                self._advance(tx, run, replay)
-                return job
+                return self._finish_in(tx, job, conclusion, outputs=outputs, error=error)
         except BaseException:
             if run_id is not None:
                 self._forget(run_id)
             raise
+
+    def _finish_in(
+        self,
+        tx: Transaction,
+        job: JobRecord,
+        conclusion: Conclusion,
+        *,
+        outputs: Mapping[str, str] | None,
+        error: str | None,
+    ) -> JobRecord:
+        """Complete `job` in the caller's transaction (which holds its run's lock when the
+        run may change elsewhere), apply fail-fast and advance the run."""
+        now = self.clock.now()
+        run = tx.runs.get(job.run_id)
+        assert run is not None
+        replay = self.live(tx, run) if job.attempt == run.attempt else None
+        job = tx.jobs.set_status(
+            job.id,
+            Status.COMPLETED,
+            conclusion,
+            now=now,
+            outputs=dict(outputs or {}),
+            error=error,
+        )
+        tx.events.publish(
+            "job.completed",
+            now=now,
+            run_id=job.run_id,
+            job_id=job.id,
+            data={"conclusion": str(conclusion)},
+        )
+        if replay is None:  # a job of an earlier attempt: nothing to advance
+            return job
+        _note(replay, job)
+        if conclusion is Conclusion.FAILURE:
+            self._fail_fast(tx, run, job, replay)
+        self._advance(tx, run, replay)
+        return job
 
     def _fail_fast(
         self, tx: Transaction, run: RunRecord, failed: JobRecord, replay: Replay
@@ -734,10 +794,13 @@ class RunService:
     def _cancel_in(self, tx: Transaction, run: RunRecord, *, reason: str, actor: str) -> RunRecord:
         now = self.clock.now()
         for job in tx.jobs.for_run(run.id, run.attempt):
-            if job.status is Status.QUEUED:
+            if job.status in (Status.QUEUED, Status.WAITING):
                 tx.jobs.set_status(job.id, Status.COMPLETED, Conclusion.CANCELLED, now=now)
             elif job.status is Status.IN_PROGRESS:
                 tx.events.publish("job.cancel", now=now, run_id=run.id, job_id=job.id)
+        for gate in tx.gates.for_run(run.id):
+            if gate.state is GateState.WAITING:  # nobody needs to decide any more
+                tx.gates.set_state(gate.id, GateState.REFUSED, now=now, reason=reason)
         run = tx.runs.set_status(
             run.id, Status.COMPLETED, Conclusion.CANCELLED, now=now, error=reason
         )

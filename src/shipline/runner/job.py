@@ -489,6 +489,7 @@ class _JobRun:
             cache_scope=self.job.cache_scope
             or f"{github.get('repository', '')}@{github.get('ref', '')}",
             cache_restore_scopes=self.job.cache_restore_scopes,
+            deployer=self.job.deployer,
         )
 
     def _apply_action(self, call: ActionCall, result: StepResult) -> None:

@@ -11,6 +11,7 @@ from shipline.domain.status import Conclusion
 from shipline.plan.compile import PlannedJob
 from shipline.plan.events import Event
 from shipline.runner.commands import Annotation
+from shipline.runner.ports import Deployer
 from shipline.spec.models import WorkflowSpec
 
 
@@ -38,6 +39,8 @@ class JobAssignment:
     # (project, ref, trust). None: `<repository>@<ref>` (a local run).
     cache_scope: str | None = None
     cache_restore_scopes: tuple[str, ...] = ()
+    # The server's deployment controller for this job (`shipline/deploy`); None: no server.
+    deployer: Deployer | None = None
 
     @property
     def key(self) -> str:

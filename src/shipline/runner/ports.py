@@ -23,6 +23,8 @@ __all__ = [
     "ArtifactStore",
     "CacheEntry",
     "CacheStore",
+    "DeployOutcome",
+    "Deployer",
     "LogFn",
     "SourceProvider",
 ]
@@ -78,6 +80,27 @@ class LogFn(Protocol):
     def __call__(self, line: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeployOutcome:
+    """How a deployment a step asked for ended: `state` is the deployment's final state
+    (`success`, `failure`, `rolled_back`, `skipped`, `refused`), `reason` why."""
+
+    deployment_id: int | None
+    state: str
+    reason: str = ""
+
+
+class Deployer(Protocol):
+    """The server's deployment controller as a job sees it (`shipline/deploy`): in process
+    for the embedded runner, over the API with the job's token for a remote runner."""
+
+    async def deploy(self, artifact: str, log: LogFn) -> DeployOutcome:
+        """Ask for `artifact` of this run to be rolled out to the job's environment, stream
+        the rollout's progress to `log`, and return how it ended. The server verifies the
+        artifact's digest and provenance first; a refusal is an outcome, not an error."""
+        ...
+
+
 @dataclass
 class ActionCall:
     """Everything a built-in action gets: its inputs and where the job lives.
@@ -105,3 +128,5 @@ class ActionCall:
     state: dict[str, str] = field(default_factory=dict)
     # Scopes restores may also read, after `cache_scope` (decided by the server).
     cache_restore_scopes: tuple[str, ...] = ()
+    # The server's deployment controller for this job (None: no server, e.g. `shipline run`).
+    deployer: Deployer | None = None

@@ -23,6 +23,7 @@ from shipline.server.api import (
     artifacts,
     audit,
     auth,
+    deployments,
     health,
     hooks,
     logs,
@@ -90,6 +91,7 @@ def create_app(context: ServerContext) -> FastAPI:
         runner_jobs,
         protections,
         pulls,
+        deployments,
     )
     for module in modules:
         app.include_router(module.router)

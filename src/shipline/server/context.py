@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from shipline.domain.artifacts import CacheInfo
 from shipline.domain.clock import Clock
 from shipline.engine.access import AccessService
+from shipline.engine.deployments import DeploymentService
+from shipline.engine.gates import GateService
 from shipline.engine.remote import RemoteJobs
 from shipline.engine.remote_files import JobFiles
 from shipline.engine.runners import RunnerService
@@ -64,3 +66,6 @@ class ServerContext:
     webhook_key: bytes | None = None
     # A webhook delivery's body is refused (413) beyond this many bytes.
     webhook_max_bytes: int = 5 * 1024 * 1024
+    # Environment gates (approvals) and deployments; None: this server deploys nothing.
+    gates: GateService | None = None
+    deployments: DeploymentService | None = None

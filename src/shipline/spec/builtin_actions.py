@@ -14,6 +14,7 @@ BUILTIN_ACTION_NAMES: tuple[str, ...] = (
     "actions/download-artifact",
     "actions/setup-python",
     "actions/upload-artifact",
+    "shipline/deploy",
 )
 
 

@@ -20,6 +20,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from shipline.domain.deployments import (
+    DecisionRecord,
+    DeploymentKind,
+    DeploymentRecord,
+    DeploymentState,
+    EnvironmentRecord,
+    GateRecord,
+    GateState,
+    ReleaseRecord,
+)
 from shipline.domain.errors import ShiplineError
 from shipline.domain.records import (
     JSON,
@@ -383,6 +393,153 @@ class SecretStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class NewRelease:
+    """A release to record: an artifact of a run whose provenance was verified."""
+
+    project_id: int
+    artifact: str
+    digest: str
+    provenance: str
+    run_id: int
+    job_key: str
+    ref: str
+    sha: str
+    builder: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeployment:
+    """A deployment to queue (state queued unless given)."""
+
+    project_id: int
+    environment: str
+    release_id: int
+    kind: DeploymentKind
+    actor: str
+    ref: str
+    sha: str
+    run_id: int | None = None
+    job_id: int | None = None
+    previous_release_id: int | None = None
+    state: DeploymentState = DeploymentState.QUEUED
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewGate:
+    """The protection gate of a job that targets an environment."""
+
+    project_id: int
+    run_id: int
+    job_id: int
+    environment: str
+    actor: str
+    ref: str
+    sha: str
+    required: int
+    state: GateState = GateState.WAITING
+    reason: str = ""
+    wait_until: datetime | None = None
+
+
+class EnvironmentStore(Protocol):
+    """The environments the server read from projects' default branches."""
+
+    def record(self, project_id: int, name: str, source_sha: str, *, now: datetime) -> None:
+        """Create or update (the commit it was read at, and when)."""
+        ...
+
+    def for_project(self, project_id: int) -> list[EnvironmentRecord]:
+        """By name."""
+        ...
+
+
+class ReleaseStore(Protocol):
+    def create(self, release: NewRelease, *, now: datetime) -> ReleaseRecord:
+        """Insert, or return the release recorded already for the same run, artifact and
+        digest."""
+        ...
+
+    def get(self, release_id: int) -> ReleaseRecord | None: ...
+
+
+class DeploymentStore(Protocol):
+    """Deployments, queued per (project, environment) and taken oldest first."""
+
+    def create(self, deployment: NewDeployment, *, now: datetime) -> DeploymentRecord: ...
+
+    def get(self, deployment_id: int) -> DeploymentRecord | None: ...
+
+    def set_state(
+        self, deployment_id: int, state: DeploymentState, *, now: datetime, reason: str = ""
+    ) -> DeploymentRecord:
+        """Queued -> in_progress -> a final state (or queued -> a final one); sets the
+        start and finish times; `InvalidTransition` for anything else."""
+        ...
+
+    def unfinished(self, *, lock: bool = False) -> list[DeploymentRecord]:
+        """Queued and in-progress deployments of every environment, oldest first (`lock`:
+        concurrent callers wait, so two servers cannot start one environment twice)."""
+        ...
+
+    def page(
+        self,
+        project_id: int,
+        environment: str | None = None,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[DeploymentRecord]:
+        """Newest first: an environment's release history."""
+        ...
+
+    def last_success(self, project_id: int, environment: str) -> DeploymentRecord | None:
+        """The newest deployment that left its release running (success)."""
+        ...
+
+    def add_progress(self, deployment_id: int, message: str, *, now: datetime) -> int:
+        """Append a line of the rollout's progress; returns its sequence number."""
+        ...
+
+    def progress(self, deployment_id: int, *, after: int = 0) -> list[tuple[int, str]]:
+        """Lines after sequence number `after`, oldest first."""
+        ...
+
+
+class GateStore(Protocol):
+    """Protection gates of jobs, one per job, and reviewers' decisions on them."""
+
+    def create(self, gate: NewGate, *, now: datetime) -> GateRecord: ...
+
+    def get(self, gate_id: int) -> GateRecord | None: ...
+
+    def for_job(self, job_id: int) -> GateRecord | None: ...
+
+    def for_run(self, run_id: int) -> list[GateRecord]: ...
+
+    def waiting(self, project_ids: Sequence[int] | None = None) -> list[GateRecord]:
+        """Gates still waiting (of these projects; None: all), oldest first."""
+        ...
+
+    def set_state(
+        self, gate_id: int, state: GateState, *, now: datetime, reason: str = ""
+    ) -> GateRecord: ...
+
+    def set_wait(self, gate_id: int, until: datetime) -> None:
+        """Start the gate's wait timer: it may pass at `until`."""
+        ...
+
+    def decide(
+        self, gate_id: int, user: str, decision: str, comment: str, *, now: datetime
+    ) -> DecisionRecord:
+        """Record a reviewer's decision; `Conflict` when they decided already."""
+        ...
+
+    def decisions(self, gate_id: int) -> list[DecisionRecord]: ...
+
+
 class EventStore(Protocol):
     def publish(
         self,
@@ -615,6 +772,10 @@ class Transaction(Protocol):
     webhooks: WebhookStore
     deliveries: DeliveryStore
     pulls: PullRequestStore
+    environments: EnvironmentStore
+    releases: ReleaseStore
+    deployments: DeploymentStore
+    gates: GateStore
 
 
 class Store(Protocol):

@@ -23,6 +23,7 @@ def builtin_action(uses: str) -> BuiltinAction | None:
     from shipline.runner.actions.artifacts import DownloadArtifactAction, UploadArtifactAction
     from shipline.runner.actions.cache import CacheAction
     from shipline.runner.actions.checkout import CheckoutAction
+    from shipline.runner.actions.deploy import DeployAction
     from shipline.runner.actions.setup_python import SetupPythonAction
 
     # GitHub treats owner and repository names case-insensitively.
@@ -41,4 +42,6 @@ def builtin_action(uses: str) -> BuiltinAction | None:
             return UploadArtifactAction()
         case "actions/download-artifact":
             return DownloadArtifactAction()
+        case "shipline/deploy":
+            return DeployAction()
     return None

@@ -71,6 +71,7 @@ BUILTIN_ACTIONS: dict[str, ActionInputs] = {
         "",
         "download-path",
     ),
+    "shipline/deploy": _spec("shipline/deploy", "artifact", "artifact", "deployment state"),
 }
 _REMOTE = re.compile(r"^(?P<repo>[^@]+)@(?P<ref>.*)$")
 _RUNNERS = ("node12", "node16", "node20", "node24", "composite", "docker")

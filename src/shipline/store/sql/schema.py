@@ -382,3 +382,117 @@ pull_requests = Table(
     UniqueConstraint("project_id", "number"),
 )
 Index("ix_pull_requests_project_id_head", pull_requests.c.project_id, pull_requests.c.head)
+
+
+# The deployment control plane (issue 8): environments read from the default branch,
+# releases (verified artifacts), deployments queued per environment, protection gates of
+# jobs and reviewers' decisions.
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("source_sha", String(64), nullable=False),
+    Column("read_at", UtcDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("artifact", String(255), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("provenance", String(80), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("job_key", String(255), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("builder", String(255), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("project_id", "run_id", "artifact", "digest"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("release_id", Integer, ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("run_id", Integer),
+    Column("job_id", BigInteger),
+    Column("previous_release_id", Integer),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+)
+Index(
+    "ix_deployments_project_id_environment_id",
+    deployments.c.project_id,
+    deployments.c.environment,
+    deployments.c.id,
+)
+Index("ix_deployments_state_id", deployments.c.state, deployments.c.id)
+
+deployment_progress = Table(
+    "deployment_progress",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column(
+        "deployment_id",
+        Integer,
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("message", Text, nullable=False),
+)
+Index(
+    "ix_deployment_progress_deployment_id_id",
+    deployment_progress.c.deployment_id,
+    deployment_progress.c.id,
+)
+
+gates = Table(
+    "gates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("job_id", BigInteger, nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("required", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("wait_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_at", UtcDateTime),
+    UniqueConstraint("job_id"),
+)
+Index("ix_gates_state_id", gates.c.state, gates.c.id)
+Index("ix_gates_run_id", gates.c.run_id)
+
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gate_id", Integer, ForeignKey("gates.id", ondelete="CASCADE"), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    UniqueConstraint("gate_id", "user"),
+)

@@ -13,13 +13,17 @@ from sqlalchemy import Connection
 from shipline.store.ports import (
     AuditStore,
     DeliveryStore,
+    DeploymentStore,
+    EnvironmentStore,
     EventStore,
+    GateStore,
     JobStore,
     LogStore,
     MembershipStore,
     ProjectStore,
     ProtectionStore,
     PullRequestStore,
+    ReleaseStore,
     RunnerStore,
     RunStore,
     ScheduleStore,
@@ -31,7 +35,13 @@ from shipline.store.ports import (
     WebhookStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
+from shipline.store.sql.deployments import (
+    SqlDeploymentStore,
+    SqlEnvironmentStore,
+    SqlReleaseStore,
+)
 from shipline.store.sql.engine import WRITE_OPTION, is_sqlite, make_engine
+from shipline.store.sql.gates import SqlGateStore
 from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
@@ -73,6 +83,10 @@ class SqlTransaction:
     webhooks: WebhookStore
     deliveries: DeliveryStore
     pulls: PullRequestStore
+    environments: EnvironmentStore
+    releases: ReleaseStore
+    deployments: DeploymentStore
+    gates: GateStore
 
     @classmethod
     def on(cls, conn: Connection) -> SqlTransaction:
@@ -94,6 +108,10 @@ class SqlTransaction:
             webhooks=SqlWebhookStore(conn),
             deliveries=SqlDeliveryStore(conn),
             pulls=SqlPullRequestStore(conn),
+            environments=SqlEnvironmentStore(conn),
+            releases=SqlReleaseStore(conn),
+            deployments=SqlDeploymentStore(conn),
+            gates=SqlGateStore(conn),
         )
 
 

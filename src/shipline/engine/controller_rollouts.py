@@ -1,0 +1,38 @@
+"""`Rollouts` (the control plane's port) over `shipline.deploy`'s `RolloutController` (the
+data plane): the environment file as read from the default branch becomes an
+`EnvironmentSpec`, the verified release a `Release`, and the controller's result a report."""
+
+from __future__ import annotations
+
+from shipline.deploy.controller import RolloutController
+from shipline.deploy.types import Outcome, Release
+from shipline.domain.deployments import DeploymentState
+from shipline.engine.rollouts import Progress, RolloutReport, RolloutRequest
+from shipline.spec.diagnostics import Severity
+from shipline.spec.environment import load_environment
+
+_STATES = {
+    Outcome.SUCCEEDED: DeploymentState.SUCCESS,
+    Outcome.ROLLED_BACK: DeploymentState.ROLLED_BACK,
+}
+
+
+class ControllerRollouts:
+    """Rolls releases out with the deployment controller of this server."""
+
+    def __init__(self, controller: RolloutController) -> None:
+        self._controller = controller
+
+    async def rollout(self, request: RolloutRequest, progress: Progress) -> RolloutReport:
+        spec, diagnostics = load_environment(
+            request.environment_text, request.environment_file, name=request.environment
+        )
+        if spec is None:
+            errors = [d.format() for d in diagnostics if d.severity is Severity.ERROR]
+            return RolloutReport(DeploymentState.REFUSED, "; ".join(errors) or "invalid file")
+        release = Release(str(request.release.id), request.release.sha[:12], request.directory)
+        result = await self._controller.rollout(
+            spec, release, progress, deployment_id=str(request.deployment_id)
+        )
+        state = _STATES.get(result.outcome, DeploymentState.FAILURE)
+        return RolloutReport(state, result.reason or "")

@@ -1,0 +1,54 @@
+"""The port between the control plane and the deployment controller (data plane).
+
+The control plane decides *whether* and *when* a release goes to an environment (gates,
+verification, the queue, history, audit); a `Rollouts` implementation decides *how*
+(targets, strategy, health checks, hooks, automatic rollback). `wiring` adapts the
+controller of `shipline.deploy` to this port; tests use `shipline.testing.FakeRollouts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRequest:
+    """One release to roll out: the environment file (as read from the default branch),
+    the release and the directory its verified files were unpacked to; `previous` is what
+    the environment ran before (the target of an automatic rollback)."""
+
+    project: str
+    environment: str
+    environment_file: str
+    environment_text: str
+    deployment_id: int
+    kind: DeploymentKind
+    release: ReleaseRecord
+    directory: Path
+    previous: ReleaseRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutReport:
+    """How a rollout ended: `success`, `rolled_back` (back on the previous release) or
+    `failure`; `reason` says why when it did not succeed."""
+
+    state: DeploymentState
+    reason: str = ""
+
+
+Progress = Callable[[str], None]
+
+
+class Rollouts(Protocol):
+    """Rolls releases out to environments' targets."""
+
+    async def rollout(self, request: RolloutRequest, progress: Progress) -> RolloutReport:
+        """Roll `request.release` out, reporting progress lines; never raises for a failed
+        rollout (that is a report), only for a bug."""
+        ...
