@@ -19,11 +19,11 @@ import httpx
 import pytest
 import uvicorn
 
-from shipline.domain.records import TokenKind
+from shipline.domain.records import TokenKind, Trust
 from shipline.engine.access import Principal
 from shipline.engine.deploy_worker import DeploymentWorker
 from shipline.engine.embedded import EmbeddedRunner
-from shipline.engine.service import TriggerRequest
+from shipline.plan.events import Event
 from shipline.security.tokens import new_token
 from shipline.server.app import create_app
 from shipline.server.context import ServerContext
@@ -131,9 +131,18 @@ class DeployServer:
         with self.context.store.transaction() as tx:
             project = tx.projects.get("app")
         assert project is not None
-        runs = self.context.runs.trigger(
-            project, TriggerRequest(ref=ref, event="pull_request"), actor=actor
+        repo = self.context.runs.repositories(project)
+        repo.fetch()
+        full_ref, sha = repo.resolve(ref)
+        event = Event(
+            name="pull_request",
+            ref=full_ref,
+            sha=sha,
+            repository=project.name,
+            actor=actor,
+            payload={"action": "opened", "pull_request": {"head": {"sha": sha}}},
         )
+        runs = self.context.runs.trigger_event(project, event, trust=Trust.UNTRUSTED, fetch=False)
         return runs[0].id
 
     def run(self, run_id: int) -> dict[str, Any]:
