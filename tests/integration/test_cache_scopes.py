@@ -18,6 +18,7 @@ from shipline.engine.embedded import EmbeddedRunner
 from shipline.engine.service import RunService, TriggerRequest
 from shipline.engine.trust import cache_scopes
 from shipline.executors.shell import ShellExecutor
+from shipline.plan.events import Event
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
@@ -105,7 +106,14 @@ def test_untrusted_runs_cannot_poison_trusted_caches(tmp_path: Path) -> None:
         runner = EmbeddedRunner(
             store, runs, clock, slots=1, make_runner=make_runner, poll_interval=0.05
         )
-        run = runs.trigger(project, TriggerRequest(ref="main", event=event), actor="dev")[0]
+        if event == "pull_request":  # untrusted, as the server classifies a fork's PR
+            repo = runs.repositories(project)
+            repo.fetch()
+            ref, sha = repo.resolve("main")
+            pull = Event(name=event, ref=ref, sha=sha, repository=project.name, actor="dev")
+            run = runs.trigger_event(project, pull, trust=Trust.UNTRUSTED, fetch=False)[0]
+        else:
+            run = runs.trigger(project, TriggerRequest(ref="main", event=event), actor="dev")[0]
 
         async def scenario() -> RunRecord:
             task = asyncio.ensure_future(runner.run())
