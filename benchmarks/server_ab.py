@@ -13,7 +13,8 @@ or request (`/proc/<pid>/stat`), which depends much less on the load than wall t
   SQLite file, or a PostgreSQL URL at migration 0001, which the old server must see first;
   `--token` then names its admin token, made at the first start).
 
-Usage: `.venv/bin/python benchmarks/server_ab.py d3 --old-src /tmp/old/src --rounds 2`
+Usage: `.venv/bin/python benchmarks/server_ab.py d3 --old-src /tmp/old/src --rounds 2
+[--slots 4] [--executor auto|sandbox|shell]`
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def d3(tmp: Path, kind: str, label: str, jobs: int) -> str:
+def d3(tmp: Path, kind: str, label: str, jobs: int, slots: int = 4, executor: str = "auto") -> str:
     root = tmp / f"{label}-{random.randrange(1 << 30)}"
     repo = make_repo(root / "repo", {"throughput.yml": throughput_workflow(jobs)})
     token = admin_token()
     with (
         database(kind, root / "state") as url,
-        Server(root / "state", url, slots=4, admin_token=token) as server,
+        Server(root / "state", url, slots=slots, admin_token=token, executor=executor) as server,
         api_client(server, token) as client,
     ):
         create_project(client, PROJECT, repo)
@@ -101,6 +102,10 @@ def main() -> int:
     parser.add_argument("--seeded", help="api: a seeded SQLite file or PostgreSQL URL")
     parser.add_argument("--token", help="api: the admin token of a seeded PostgreSQL")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=4, help="d3: the servers' runner slots")
+    parser.add_argument(
+        "--executor", default="auto", choices=("auto", "sandbox", "shell"), help="d3"
+    )
     args = parser.parse_args()
     print_header()
     new_path = os.environ.get("PYTHONPATH")
@@ -115,7 +120,7 @@ def main() -> int:
                     os.environ["PYTHONPATH"] = new_path
                 load = Path("/proc/loadavg").read_text().split()[0]
                 if args.what == "d3":
-                    result = d3(tmp, args.database, label, args.jobs)
+                    result = d3(tmp, args.database, label, args.jobs, args.slots, args.executor)
                 else:
                     result = api(tmp, args.seeded or "", args.token, label)
                 print(f"round {round_ + 1} {label} (load {load}): {result}", flush=True)

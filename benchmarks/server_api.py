@@ -6,7 +6,8 @@ One invocation, per database (SQLite and PostgreSQL by default):
    runs, each with 2 jobs of 2 steps, written through the store (`SqlStore`) directly --
    running 10,000 runs through the server would take hours (see `server_dispatch.py`);
 2. a real `shipline server` starts on it (a subprocess; the first start makes the admin);
-3. an open-loop load generator on loopback (asyncio + httpx, in this process) sends
+3. an open-loop load generator on loopback (asyncio streams with keep-alive HTTP/1.1
+   connections, in this process; see `Connection`) sends
    requests at a fixed `--rate` for `--duration` seconds after a `--warmup` (not counted),
    one phase per request kind, each preceded by `--serial` requests sent one at a time
    (the server's cost of one request, nothing else in flight):
@@ -176,6 +177,43 @@ MAX_IN_FLIGHT = 100
 REQUEST_TIMEOUT = 10.0
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection of the load generator.
+
+    The generator speaks just enough HTTP for these GETs (a request line and headers out; a
+    status line, headers and a `Content-Length` body back): httpx's async client costs a few
+    milliseconds of the generator's CPU per request, which on this 2-core machine made the
+    generator, not the server, fall behind at 100 requests/s (`late` in seconds).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def get(self, request: bytes) -> int:
+        """Send one request (its bytes); the answer's status code once its body is read."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def open_loop(
     url: str,
     token: str,
@@ -188,52 +226,73 @@ async def open_loop(
     """Send `GET path(i)` at `rate` per second for `warmup + duration` seconds; the
     latencies of those due after the warm-up."""
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
-    headers = {"Authorization": f"Bearer {token}"}
+    address = httpx.URL(url)
+    host, port = address.host, address.port or 80
+    head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
     latencies: list[float] = []
     late: list[float] = []
     errors = shed = answered = 0
     in_flight = 0
+    idle: list[Connection] = []
 
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT
-    ) as client:
-
-        async def one(i: int, due: float, counted: bool) -> None:
-            nonlocal errors, in_flight, answered
-            sent = loop.time()
+    async def send(request: bytes) -> bool:
+        """True when the answer is 200. A kept-alive connection the server has closed
+        meanwhile (its keep-alive timeout) is replaced once, as HTTP clients do for GETs."""
+        while idle:
+            connection = idle.pop()
             try:
-                response = await client.get(path(i))
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            finally:
-                in_flight -= 1
-            done = loop.time()
-            if counted:
-                latencies.append(done - due if ok else math.inf)
-                late.append(sent - due)
-                errors += 0 if ok else 1
-                answered += 1 if ok else 0
-
-        total = int((warmup + duration) * rate)
-        start = loop.time() + 0.05
-        tasks: list[asyncio.Task[None]] = []
-        for i in range(total):
-            due = start + i / rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            counted = due >= start + warmup
-            if in_flight >= MAX_IN_FLIGHT:
-                if counted:
-                    shed += 1
-                    latencies.append(math.inf)
+                status = await connection.get(request)
+            except (OSError, asyncio.IncompleteReadError):
+                connection.close()
                 continue
-            in_flight += 1
-            tasks.append(asyncio.create_task(one(i, due, counted)))
-        await asyncio.gather(*tasks)
-        elapsed = loop.time() - (start + warmup)
+            idle.append(connection)
+            return status == 200
+        connection = await Connection.open(host, port)
+        try:
+            status = await connection.get(request)
+        except BaseException:
+            connection.close()
+            raise
+        idle.append(connection)
+        return status == 200
+
+    async def one(i: int, due: float, counted: bool) -> None:
+        nonlocal errors, in_flight, answered
+        sent = loop.time()
+        request = f"GET {path(i)} HTTP/1.1\r\n{head}".encode()
+        try:
+            ok = await asyncio.wait_for(send(request), REQUEST_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            ok = False
+        finally:
+            in_flight -= 1
+        done = loop.time()
+        if counted:
+            latencies.append(done - due if ok else math.inf)
+            late.append(sent - due)
+            errors += 0 if ok else 1
+            answered += 1 if ok else 0
+
+    total = int((warmup + duration) * rate)
+    start = loop.time() + 0.05
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        counted = due >= start + warmup
+        if in_flight >= MAX_IN_FLIGHT:
+            if counted:
+                shed += 1
+                latencies.append(math.inf)
+            continue
+        in_flight += 1
+        tasks.append(asyncio.create_task(one(i, due, counted)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - (start + warmup)
+    for connection in idle:
+        connection.close()
     return Result(latencies, late, errors, shed, answered / elapsed)
 
 

@@ -190,7 +190,15 @@ def database(kind: str, state_dir: Path) -> Iterator[str]:
 class Server:
     """`python -m shipline server` on a free port, its output in files next to `state_dir`."""
 
-    def __init__(self, state_dir: Path, database_url: str, *, slots: int, admin_token: str) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        database_url: str,
+        *,
+        slots: int,
+        admin_token: str,
+        executor: str = "auto",
+    ) -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -201,7 +209,7 @@ class Server:
         self.argv = [
             sys.executable, "-m", "shipline", "server", "--port", str(self.port),
             "--state-dir", str(state_dir), "--database", database_url,
-            "--runner-slots", str(slots),
+            "--runner-slots", str(slots), "--executor", executor,
         ]  # fmt: skip
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(

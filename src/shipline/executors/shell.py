@@ -142,12 +142,10 @@ class ShellExecutor:
         return lines
 
     async def setup(self, job: JobEnv) -> None:
-        for path in (job.root, job.workspace, job.temp, job.tool_cache):
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode is filtered by the umask and ignored for existing directories; the
-        # job root and temp hold step scripts and command files, so no one else may look.
-        job.root.chmod(0o700)
-        job.temp.chmod(0o700)
+        # In a worker thread: directory operations can take milliseconds on a busy disk
+        # (other jobs' directories are being removed beside this one), and the event loop
+        # runs every other slot's steps and the server's requests meanwhile.
+        await asyncio.to_thread(make_job_dirs, job)
 
     async def start(
         self, job: JobEnv, process: StepProcess, *, pass_fds: tuple[int, ...] = ()
@@ -364,3 +362,13 @@ def _live_member_in_proc(pgid: int) -> bool:
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+def make_job_dirs(job: JobEnv) -> None:
+    """The job's directories, private to the runner's user."""
+    for path in (job.root, job.workspace, job.temp, job.tool_cache):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir's mode is filtered by the umask and ignored for existing directories; the
+    # job root and temp hold step scripts and command files, so no one else may look.
+    job.root.chmod(0o700)
+    job.temp.chmod(0o700)

@@ -330,8 +330,6 @@ class _JobRun:
         """
         self.file_counter += 1
         folder = self.env.temp / "_runner_file_commands"
-        if self.file_counter == 1:
-            folder.mkdir(parents=True, exist_ok=True)
         return {
             kind: folder / f"{kind}_{self.file_counter}_{key}"
             for kind in ("output", "env", "path", "step_summary", "state")
@@ -346,7 +344,10 @@ class _JobRun:
         shell = step.shell or self.spec.defaults.shell or self.job.workflow.defaults.shell
         argv, ext = resolve_shell(shell, env.get("PATH"))
         script_path = self.env.temp / f"{step.key}{ext}"
-        script_path.write_text(script, encoding="utf-8")
+        # In a worker thread: file operations can take milliseconds on a busy disk, and the
+        # event loop runs the other jobs' steps meanwhile.
+        folder = files["output"].parent if self.file_counter == 1 else None
+        await asyncio.to_thread(write_script, script_path, script, folder)
         cwd = self._working_dir(step)
         process = StepProcess(
             f"{self.job.key}/{step.key}",
@@ -528,3 +529,10 @@ def job_directory(work_root: Path, key: str) -> Path:
 
 def remove_job_dir(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
+
+
+def write_script(path: Path, script: str, folder: Path | None) -> None:
+    """Write a step's script; make the command-file `folder` first when given."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(script, encoding="utf-8")
