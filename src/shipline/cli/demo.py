@@ -70,6 +70,7 @@ def demo(
     The server, its repository and the deployed services live in the state directory;
     Ctrl-C stops all of them.
     """
+    from shipline.cli.common import fail_usage
     from shipline.demo.session import Demo, DemoError, DemoOptions
     from shipline.settings import default_state_dir
 
@@ -81,7 +82,10 @@ def demo(
         out.write(line + "\n")
         out.flush()
 
-    options = DemoOptions(chosen.expanduser().absolute(), host, port, auto_approve)
+    chosen = chosen.expanduser().absolute()
+    if chosen.exists() and (not chosen.is_dir() or any(chosen.iterdir())):
+        fail_usage(f"--state-dir {chosen}: not an empty directory; give a new one")
+    options = DemoOptions(chosen, host, port, auto_approve)
     session = Demo(options, say)
     _interrupt_on_sigterm()
     code = 0

@@ -214,6 +214,10 @@ class Demo:
         except GitError as exc:
             raise DemoError(str(exc)) from exc
         self.say(f"Pushed {self.report.version} to {url}/git/{PROJECT}.git with git")
+        for service in self.report.services.values():
+            self.say(
+                f"  {service.environment:<11} will answer at {service.url} ({service.strategy})"
+            )
 
     # -- following the run ----------------------------------------------------------------
 
