@@ -180,11 +180,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def _interrupt_on_sigterm() -> None:
-    """SIGTERM ends the demo as Ctrl-C does: through the `finally` that stops everything."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does: through the `finally` that stops
+    everything. SIGINT too, explicitly: a shell starts background commands with it
+    ignored, and Python then leaves it so."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
 
 
 def _quiet_signals() -> None:
     """While stopping, further Ctrl-Cs must not leave half of it running."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)

@@ -286,9 +286,10 @@ class Demo:
         )
 
     def failed_jobs(self, run: dict[str, Any]) -> list[str]:
-        """`name: error` of each job that did not succeed (skipped ones aside)."""
+        """Why each job that did not succeed failed (skipped ones aside): its error, or
+        its first failed step with the exit code."""
         return [
-            f"{job['name']}: {job.get('error') or job['conclusion']}"
+            f"{job['name']}: {_why(job)}"
             for job in run.get("jobs") or []
             if job["conclusion"] not in ("success", "skipped")
         ]
@@ -344,6 +345,16 @@ def _job_word(job: dict[str, Any]) -> str:
     if job["status"] == "waiting":
         return "waiting for approval"
     return str(job["status"]).replace("_", " ")
+
+
+def _why(job: dict[str, Any]) -> str:
+    if job.get("error"):
+        return str(job["error"])
+    for step in job.get("steps") or []:
+        if step["conclusion"] in ("failure", "timed_out", "cancelled"):
+            code = f" (exit code {step['exit_code']})" if step.get("exit_code") else ""
+            return f"step '{step['name']}' {step['conclusion']}{code}"
+    return str(job["conclusion"])
 
 
 def _version(client: httpx.Client, url: str) -> str | None:
