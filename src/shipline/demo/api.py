@@ -86,3 +86,8 @@ class Api:
             "GET", f"/projects/{project}/deployments?environment={environment}"
         )["items"]
         return items
+
+    def progress(self, deployment_id: int, after: int) -> tuple[list[str], int]:
+        """A deployment's progress lines after `after`, and the `after` of the next call."""
+        answer = self.call("GET", f"/deployments/{deployment_id}/progress?after={after}")
+        return [str(line) for line in answer["lines"]], int(answer["seq"])

@@ -230,6 +230,8 @@ class Demo:
         deadline = None if timeout is None else time.monotonic() + timeout
         seen: dict[int, str] = {}
         told = False
+        rollouts: dict[str, tuple[int, int]] = {}  # environment -> (deployment, seq)
+        flushed: set[str] = set()
         while True:
             try:
                 run = admin.run(run_id)
@@ -244,6 +246,11 @@ class Demo:
                 if job["status"] == "waiting" and job["job"] == "production" and not told:
                     told = True
                     self._production_waits(run_id)
+                if job["job"] in STRATEGIES and job["job"] not in flushed:
+                    if job["status"] in ("in_progress", "completed"):
+                        self._rollout_progress(run_id, job["job"], rollouts)
+                    if job["status"] == "completed":
+                        flushed.add(job["job"])  # its last lines are out
             if run["status"] == "completed":
                 self.report.conclusion = run["conclusion"]
                 return run
@@ -266,6 +273,26 @@ class Demo:
                 return self.report.run_id
             time.sleep(POLL_SECONDS)
         raise DemoError(f"the push started no run within {RUN_APPEARS_SECONDS:.0f} s")
+
+    def _rollout_progress(
+        self, run_id: int, environment: str, rollouts: dict[str, tuple[int, int]]
+    ) -> None:
+        """Say the new lines of the run's deployment to `environment` (its batches, health
+        checks, canary steps), indented under the job."""
+        admin = self._api()
+        try:
+            if environment not in rollouts:
+                mine = [d for d in admin.deployments(PROJECT, environment) if d["run_id"] == run_id]
+                if not mine:
+                    return
+                rollouts[environment] = (int(mine[0]["id"]), 0)
+            deployment, seq = rollouts[environment]
+            lines, seq = admin.progress(deployment, seq)
+            rollouts[environment] = (deployment, seq)
+        except ApiError:
+            return  # progress is a nicety; the job's own status tells the outcome
+        for line in lines:
+            self.say(f"      {environment}: {line}")
 
     def _production_waits(self, run_id: int) -> None:
         if self._reviewer is not None:
