@@ -87,7 +87,7 @@ def demo(
         fail_usage(f"--state-dir {chosen}: not an empty directory; give a new one")
     options = DemoOptions(chosen, host, port, auto_approve)
     session = Demo(options, say)
-    _interrupt_on_sigterm()
+    _interrupt_on_signals()
     code = 0
     try:
         code = _demo(session, headless, exit_when_done, as_json, say)
@@ -111,6 +111,7 @@ def _demo(session: Demo, headless: bool, exit_when_done: bool, as_json: bool, sa
     say(f"Dashboard: {report.dashboard_url}  (sign in as demo, password {report.password})")
     if not headless and sys.stdout.isatty():
         _open_browser(report.dashboard_url)
+    session.push()
     run = session.follow(RUN_TIMEOUT_SECONDS if exit_when_done else None)
     failed = session.failed_jobs(run)
     if report.conclusion == "success":
@@ -179,7 +180,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 
-def _interrupt_on_sigterm() -> None:
+def _interrupt_on_signals() -> None:
     """SIGTERM and SIGHUP end the demo as Ctrl-C does: through the `finally` that stops
     everything. SIGINT too, explicitly: a shell starts background commands with it
     ignored, and Python then leaves it so."""

@@ -1,9 +1,10 @@
 """One demo from start to finish: server, users, project, push, run, approval, services.
 
-`Demo.start()` sets everything up and pushes, `Demo.follow()` follows the run to its end
-(approving production when `auto_approve`), `Demo.check_services()` asks each router for
-the deployed version, and `Demo.stop()` stops everything the demo started. Progress goes
-to the `say` callback, one line at a time.
+`Demo.start()` sets the server up, `Demo.push()` pushes the repository (which starts the
+run), `Demo.follow()` follows the run to its end (approving production when
+`auto_approve`), `Demo.check_services()` asks each router for the deployed version, and
+`Demo.stop()` stops everything the demo started. Progress goes to the `say` callback, one
+line at a time.
 """
 
 from __future__ import annotations
@@ -153,11 +154,12 @@ class Demo:
         self._admin: Api | None = None
         self._reviewer: Api | None = None
         self._stopped = False
+        self._admin_token = ""
 
     # -- setting up -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """State directory, server, users, project, and the push that starts the run."""
+        """State directory, server, users and project; `push()` then starts the run."""
         state = self.options.state_dir
         if state.exists() and (not state.is_dir() or any(state.iterdir())):
             raise DemoError(f"--state-dir {state}: not an empty directory; give a new one")
@@ -180,7 +182,7 @@ class Demo:
             self._set_up(url, admin_token)
         except ApiError as exc:
             raise DemoError(f"setting up the server failed: {exc}") from exc
-        self._push(url, admin_token)
+        self._admin_token = admin_token
 
     def _set_up(self, url: str, admin_token: str) -> None:
         admin = self._admin = Api(url, admin_token)
@@ -200,14 +202,21 @@ class Demo:
             self._reviewer = admin.as_user(admin.login(REVIEWER, password))
             self.say(f"Created the user {REVIEWER} (maintainer) to approve production")
 
-    def _push(self, url: str, admin_token: str) -> None:
+    def push(self) -> None:
+        """Push the demo repository as the first admin; the push starts the run."""
+        url, admin_token = self.report.server_url, self._admin_token
+        if not admin_token:
+            raise DemoError("the demo has not started")
         work = self.options.state_dir / "repo"
         placements = {name: Placement(self.options.host, _free_port()) for name in STRATEGIES}
         for name, placement in placements.items():
             self.report.services[name] = Service(
                 name, f"http://{_url_host(placement.host)}:{placement.port}/", STRATEGIES[name]
             )
-        repository.prepare(work, placements)
+        try:
+            repository.prepare(work, placements)
+        except OSError as exc:
+            raise DemoError(f"cannot write the demo repository into {work}: {exc}") from exc
         try:
             self.report.commit = repository.commit(work, "The demo service and its pipeline")
             repository.push(work, f"{url}/git/{PROJECT}.git", ADMIN, admin_token)
