@@ -132,6 +132,7 @@ def test_demo_runs_to_production_and_cleans_up(tmp_path: Path) -> None:
     assert result["approval"] == {
         "environment": "production",
         "approved_by": "reviewer",
+        "url": f"{server}/ui/approvals",
         "command": f"shipline approve {run['id']} --env production",
     }
 

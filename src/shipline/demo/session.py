@@ -96,6 +96,10 @@ class DemoReport:
         return f"{self.server_url}/ui/runs/{self.run_id}" if self.run_id is not None else None
 
     @property
+    def approvals_url(self) -> str:
+        return f"{self.server_url}/ui/approvals"
+
+    @property
     def approve_command(self) -> str | None:
         if self.run_id is None:
             return None
@@ -134,6 +138,7 @@ class DemoReport:
             "approval": {
                 "environment": "production",
                 "approved_by": self.approved_by,
+                "url": self.approvals_url,
                 "command": self.approve_command,
             },
             "services": {
@@ -314,7 +319,7 @@ class Demo:
             return
         self.say(
             "Production waits for a reviewer's approval (whoever pushed may not approve).\n"
-            f"  In the dashboard: {self.report.run_url}\n"
+            f"  In the dashboard: {self.report.approvals_url} (the run: {self.report.run_url})\n"
             f"    (sign in as {SIGN_IN_USER}, password {self.report.password})\n"
             f"  Or on the command line:\n"
             f"    SHIPLINE_URL={self.report.server_url} SHIPLINE_TOKEN={self.report.token} "
