@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -169,4 +170,63 @@ def test_demo_runs_to_production_and_cleans_up(tmp_path: Path) -> None:
         assert re.search(rf"^\s+{re.escape(line)}\s+success$", log, re.MULTILINE), line
     assert "production approved by reviewer" in log
     assert "Stopped the services of production, staging" in log
+    assert processes_using(state) == []
+
+
+def test_a_person_approves_with_the_printed_command_and_sigterm_stops_it_all(
+    tmp_path: Path,
+) -> None:
+    """Without --auto-approve production waits for the user; the printed `shipline approve`
+    command (as the `demo` user) releases it; the demo keeps serving until SIGTERM, then
+    stops the server and the services."""
+    state = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shipline", "demo", "--headless", "--state-dir", str(state)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        approved = False
+        for line in process.stdout:
+            lines.append(line)
+            command = re.match(r"^\s+SHIPLINE_URL=(\S+) SHIPLINE_TOKEN=(\S+) (shipline .*)$", line)
+            if command and not approved:
+                url, token, words = command.groups()
+                approve = subprocess.run(
+                    [sys.executable, "-m", *words.split()],
+                    env={**env, "SHIPLINE_URL": url, "SHIPLINE_TOKEN": token},
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert approve.returncode == 0, approve.stderr
+                assert "for production: released" in approve.stdout
+                approved = True
+            if line.startswith("Serving until Ctrl-C."):
+                break
+        log = "".join(lines)
+        assert approved, log
+        production = re.search(
+            r"^production\s+(http://\S+/)\s+\(canary, version (\w+)\)$", log, re.M
+        )
+        assert production, log
+        answer = httpx.get(f"{production.group(1)}version", timeout=5).json()
+        assert answer["version"] == production.group(2)
+        process.send_signal(signal.SIGTERM)
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0, log + rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Stopped the services of production, staging" in rest
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{production.group(1)}version", timeout=2)
     assert processes_using(state) == []
