@@ -77,9 +77,10 @@ def demo(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     chosen = state_dir or default_state_dir() / f"demo-{stamp}"
     out = sys.stderr if as_json else sys.stdout
+    colour = not headless and out.isatty() and "NO_COLOR" not in os.environ
 
     def say(line: str) -> None:
-        out.write(line + "\n")
+        out.write((_paint(line) if colour else line) + "\n")
         out.flush()
 
     chosen = chosen.expanduser().absolute()
@@ -136,6 +137,23 @@ def _demo(session: Demo, headless: bool, exit_when_done: bool, as_json: bool, sa
     while session.server_running():
         time.sleep(0.5)
     return _error("the server stopped (see server.log in the state directory)", report, say)
+
+
+# A job's status word at the end of its progress line, and its colour on a terminal.
+_COLOURS = {
+    "success": "green",
+    "failure": "red",
+    "cancelled": "red",
+    "timed_out": "red",
+    "waiting for approval": "yellow",
+}
+
+
+def _paint(line: str) -> str:
+    for word, colour in _COLOURS.items():
+        if line.endswith(f" {word}"):
+            return line[: -len(word)] + typer.style(word, fg=colour, bold=True)
+    return line
 
 
 def _summary(report: DemoReport, say: Say) -> None:
