@@ -66,6 +66,7 @@ COMMANDS = {
     "deploy": "deployments",
     "rollback": "deployments",
     "deployments": "deployments",
+    "demo": "demo",
 }
 
 
