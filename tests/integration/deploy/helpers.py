@@ -27,6 +27,7 @@ def make_release(
     *,
     broken: bool = False,
     fail_rate: float = 0.0,
+    slow_ms: float = 0.0,
     appspec: bool = True,
 ) -> Release:
     """The example service as an unpacked artifact with its VERSION (and BROKEN) file."""
@@ -39,6 +40,8 @@ def make_release(
         (directory / "appspec.yml").unlink()
     if fail_rate:
         (directory / "FAIL_RATE").write_text(f"{fail_rate}\n")
+    if slow_ms:
+        (directory / "SLOW_MS").write_text(f"{slow_ms}\n")
     return Release(id=f"r-{version}", version=version, directory=directory)
 
 

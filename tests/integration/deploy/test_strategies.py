@@ -115,6 +115,41 @@ def test_canary_failing_analysis_is_rolled_back(tmp_path: Path) -> None:
     asyncio.run(with_controller(tmp_path / "state", env, body))
 
 
+def test_slower_canary_is_rolled_back_and_a_healthy_one_passes(tmp_path: Path) -> None:
+    """Latency compared with the stable version over the same window: a canary 150 ms
+    slower than stable is rolled back (cause and reason on the result); a canary that is
+    as fast as stable is promoted."""
+    strategy = (
+        "{canary: {weights: [25, 100], bake: 3s, analysis: "
+        "{max_p95_ms: 50, max_error_rate: 0.05, min_requests: 10, interval: 1s}}}"
+    )
+    env = environment("slowcanary", strategy)
+    assert env.traffic is not None
+    v1 = make_release(tmp_path, "1.0.0")
+    slow = make_release(tmp_path, "2.0.0", slow_ms=150, appspec=False)
+    good = make_release(tmp_path, "3.0.0", appspec=False)
+
+    async def body(controller: RolloutController) -> None:
+        assert (await controller.rollout(env, v1, print)).ok
+        assert env.traffic is not None
+        with LoadGenerator(env.traffic.port) as load:
+            result = await controller.rollout(env, slow, print)
+        assert result.outcome == Outcome.ROLLED_BACK, result.reason
+        assert result.cause == "analysis"
+        assert result.reason is not None and "canary p95" in result.reason, result.reason
+        assert "stable:" in result.reason
+        assert load.failures == []
+        assert await asyncio.to_thread(versions_now, env.traffic.port) == {"1.0.0": 40}
+        with LoadGenerator(env.traffic.port) as load:
+            passed = await controller.rollout(env, good, print)
+        assert passed.ok, passed.reason
+        assert any(e.startswith("analysis passed") for e in passed.events)
+        assert load.failures == []
+        assert await asyncio.to_thread(versions_now, env.traffic.port) == {"3.0.0": 40}
+
+    asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
 def test_first_release_failing_has_nothing_to_roll_back_to(tmp_path: Path) -> None:
     env = environment("first", "all-at-once", instances=2)
     broken = make_release(tmp_path, "1.0.0", broken=True)
@@ -128,24 +163,25 @@ def test_first_release_failing_has_nothing_to_roll_back_to(tmp_path: Path) -> No
     asyncio.run(with_controller(tmp_path / "state", env, body))
 
 
-def test_rollback_on_demand_returns_to_the_previous_release(tmp_path: Path) -> None:
+def test_returning_to_an_earlier_release_keeps_serving(tmp_path: Path) -> None:
+    """A rollback on demand is a rollout of the earlier release (the control plane picks it
+    from its release history); the supervisor's state keeps only what re-adoption needs."""
     env = environment("manual", "all-at-once", instances=2)
     assert env.traffic is not None
     port = env.traffic.port
     v1, v2 = make_release(tmp_path, "1.0.0"), make_release(tmp_path, "2.0.0")
 
     async def body(controller: RolloutController) -> None:
-        nothing = await controller.rollback(env, print)
-        assert nothing.outcome == Outcome.FAILED
-        assert nothing.reason == "there is no earlier healthy release to roll back to"
         assert (await controller.rollout(env, v1, print)).ok
         assert (await controller.rollout(env, v2, print)).ok
         with LoadGenerator(port) as load:
-            back = await controller.rollback(env, print)
+            back = await controller.rollout(env, v1, print)
         assert back.ok and back.serving == v1.id
         assert load.failures == []
         assert await asyncio.to_thread(versions_now, port) == {"1.0.0": 40}
-        history = [r.id for r in (await controller.state(env)).history]
-        assert history == [v2.id, v1.id]
+        state = await controller.state(env)
+        assert state.serving is not None and state.serving.id == v1.id
+        meta = await (await controller.fleet(env)).meta()
+        assert set(meta) == {"serving"}
 
     asyncio.run(with_controller(tmp_path / "state", env, body))
