@@ -73,8 +73,16 @@ def port_block(size: int = 40) -> int:
 def environment(
     name: str, strategy: str, *, extra: str = "", instances: int = 4
 ) -> EnvironmentSpec:
+    text = environment_text(strategy, extra=extra, instances=instances)
+    spec, diagnostics = load_environment(text, f".shipline/environments/{name}.yml")
+    assert spec is not None, [d.format() for d in diagnostics]
+    return spec
+
+
+def environment_text(strategy: str, *, extra: str = "", instances: int = 4) -> str:
+    """An environment file for the example service on free ports."""
     first = port_block()
-    text = f"""
+    return f"""
 target:
   local:
     instances: {instances}
@@ -92,9 +100,6 @@ traffic:
   drain: 5s
 {extra}
 """
-    spec, diagnostics = load_environment(text, f".shipline/environments/{name}.yml")
-    assert spec is not None, [d.format() for d in diagnostics]
-    return spec
 
 
 class LoadGenerator:
