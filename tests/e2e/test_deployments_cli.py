@@ -37,6 +37,8 @@ WORKFLOW = """
 # Password hashing is slow on purpose; a loaded test machine is slower still.
 TIMEOUT = 60.0
 PRODUCTION = """
+    target: {local: {start: ./run}}
+    traffic: {port: 8080}
     protection:
       reviewers: {roles: [maintainer]}
       branches: [main]
