@@ -7,8 +7,8 @@ for the windowed error rate and p95 that canary analysis reads.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 import time
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 

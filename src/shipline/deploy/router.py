@@ -300,7 +300,7 @@ class Router:
         if (
             keep_alive
             and head.startswith(b"HTTP/1.1 ")
-            and 200 <= status
+            and status >= 200
             and status not in (204, 304)
             and method != b"HEAD"
             and not any(h in lower for h in _RESPONSE_SLOW)
