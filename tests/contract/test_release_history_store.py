@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 
-from shipline.domain.deployments import DeploymentKind, ReleaseOutcome
+from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseOutcome
 from shipline.store.ports import Conflict, NewDeployment, NewHistoryEntry, NewRelease
-from shipline.store.sql import SqlStore, SqlTransaction
-from tests.contract.store_backends import pg_database, url
+from shipline.store.sql import SqlStore, SqlTransaction, upgrade
+from shipline.store.sql.engine import make_engine
+from shipline.store.sql.migrations import config
+from tests.contract.store_backends import empty_url, pg_database, url
 
-__all__ = ["pg_database", "url"]
+__all__ = ["empty_url", "pg_database", "url"]
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -189,3 +192,62 @@ def test_one_entry_per_deployment(store: SqlStore) -> None:
             ),
             now=T0,
         )
+
+
+def test_revision_0009_fills_history_from_finished_deployments(empty_url: str) -> None:
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            command.upgrade(config(connection), "0008")
+            connection.commit()
+    finally:
+        engine.dispose()
+    old = SqlStore(empty_url, create=False)
+    try:
+        with old.transaction() as tx:
+            pid = tx.projects.create("web", "/srv/web").id
+            release = tx.releases.create(
+                NewRelease(
+                    project_id=pid,
+                    artifact="app",
+                    digest="sha256:01",
+                    provenance="sha256:pp",
+                    run_id=5,
+                    job_key="build",
+                    ref="refs/heads/main",
+                    sha="c" * 40,
+                    builder="urn:b",
+                    created_by="alice",
+                ),
+                now=T0,
+            )
+            ids = []
+            for state in (DeploymentState.SUCCESS, DeploymentState.REFUSED, None):
+                d = tx.deployments.create(
+                    NewDeployment(
+                        project_id=pid,
+                        environment="production",
+                        release_id=release.id,
+                        kind=DeploymentKind.DEPLOY,
+                        actor="bob",
+                        ref=release.ref,
+                        sha=release.sha,
+                    ),
+                    now=T0,
+                )
+                if state is DeploymentState.SUCCESS:
+                    tx.deployments.set_state(d.id, DeploymentState.IN_PROGRESS, now=T0)
+                if state is not None:
+                    tx.deployments.set_state(d.id, state, now=T0 + timedelta(minutes=1))
+                ids.append(d.id)
+    finally:
+        old.close()
+    upgrade(empty_url)
+    migrated = SqlStore(empty_url, create=False)
+    try:
+        with migrated.transaction(write=False) as tx:
+            [entry] = tx.history.page(pid, "production").items
+    finally:
+        migrated.close()
+    assert (entry.deployment_id, entry.outcome, entry.run_id) == (ids[0], "success", 5)
+    assert entry.finished_at == T0 + timedelta(minutes=1)
