@@ -134,7 +134,7 @@ class DeploymentService:
             release = tx.releases.get(release_id)
             run = tx.runs.get(release.run_id) if release is not None else None
             role = tx.members.role(project.id, actor.user_id) if actor.user_id is not None else None
-            current = tx.deployments.last_success(project.id, environment)
+            current = tx.history.live(project.id, environment)
             approved_before = self._succeeded_before(tx, project.id, environment, release_id)
             last = tx.deployments.page(project.id, environment, limit=1).items
         if release is None or release.project_id != project.id or run is None:
@@ -397,7 +397,7 @@ class DeploymentService:
                 ),
                 now=now,
             )
-            current = tx.deployments.last_success(project.id, environment)
+            current = tx.history.live(project.id, environment)
             deployment = tx.deployments.create(
                 NewDeployment(
                     project_id=project.id,

@@ -180,6 +180,10 @@ def test_heads_are_forwarded_as_they_came_without_hop_by_hop_headers() -> None:
         assert (await _raw(router.port, twice)).startswith(b"HTTP/1.1 400")
         bad = b"POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n"
         assert (await _raw(router.port, bad)).startswith(b"HTTP/1.1 400")
+        # Blanks before a colon, or a folded line: refused (RFC 9112), not forwarded.
+        for head in (b"Content-Length : 2\r\n", b"X-A: 1\r\n Content-Length: 2\r\n"):
+            odd = b"POST /echo HTTP/1.1\r\n" + head + b"\r\nab"
+            assert (await _raw(router.port, odd)).startswith(b"HTTP/1.1 400")
         # An answer that closes its connection: the client is told, and it is not reused.
         closing = await _raw(router.port, b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
         assert b"Connection: close" in closing and closing.endswith(b"bye")
