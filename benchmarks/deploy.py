@@ -272,7 +272,7 @@ async def _profile_router(root: Path, requests: int) -> bool:
 
     from shipline.deploy.router import Router, UpstreamConfig
 
-    rel = release(root, "1.0.0")
+    rel = release(root / "profile", "1.0.0")
     port = free_block(2)
     app = await asyncio.create_subprocess_exec(
         sys.executable, "app.py", cwd=rel.directory, env=os.environ | {"PORT": str(port)}

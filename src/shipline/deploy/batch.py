@@ -169,8 +169,10 @@ class Rollout:
         """The step's verdict over the whole step; waits up to one more `interval` for the
         canary to reach `min_requests`, then an inconclusive analysis fails the step."""
         give_up = time.monotonic() + analysis.interval
+        first = True
         while True:
-            verdict = await self.analyse(analysis, time.monotonic() - began)
+            verdict = await self.analyse(analysis, time.monotonic() - began, report=first)
+            first = False
             if verdict.outcome is not AnalysisOutcome.INCONCLUSIVE:
                 return
             if time.monotonic() >= give_up:
@@ -185,15 +187,19 @@ class Rollout:
                     "health", f"instance {inst.id} exited (restarts: {inst.restarts})"
                 )
 
-    async def analyse(self, analysis: CanaryAnalysis, seconds: float) -> Verdict:
+    async def analyse(
+        self, analysis: CanaryAnalysis, seconds: float, *, report: bool = True
+    ) -> Verdict:
         """Judge the canary against the stable instances over the last `seconds`
-        (`deploy.analysis`); raises `DeployFailure` when it failed."""
+        (`deploy.analysis`); raises `DeployFailure` when it failed. `report=False` logs
+        only a verdict that is not inconclusive (while waiting for `min_requests`)."""
         canary = _merge(await self.fleet.window(list(self.new), seconds))
         stable = _merge(await self.fleet.window([i.id for i in self.old], seconds))
         verdict = judge(analysis, canary, stable if self.old else None)
         if verdict.failed:
             raise DeployFailure("analysis", verdict.reason)
-        self.progress(f"analysis {verdict.outcome}: {verdict.reason}")
+        if report or verdict.outcome is not AnalysisOutcome.INCONCLUSIVE:
+            self.progress(f"analysis {verdict.outcome}: {verdict.reason}")
         return verdict
 
 

@@ -169,6 +169,31 @@ def test_slower_canary_is_rolled_back_and_a_healthy_one_passes(tmp_path: Path) -
     asyncio.run(with_controller(tmp_path / "state", env, body))
 
 
+def test_a_canary_without_enough_requests_is_inconclusive_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    """No traffic reaches the canary: after its bake and one more interval the analysis is
+    inconclusive, which fails the step (a canary that cannot be judged is not promoted)."""
+    strategy = (
+        "{canary: {weights: [50, 100], bake: 1s, analysis: "
+        "{max_error_rate: 0.05, min_requests: 10, interval: 1s}}}"
+    )
+    env = environment("quiet", strategy, instances=2)
+    v1 = make_release(tmp_path, "1.0.0")
+    v2 = make_release(tmp_path, "2.0.0", appspec=False)
+
+    async def body(controller: RolloutController) -> None:
+        assert (await controller.rollout(env, v1, print)).ok
+        result = await controller.rollout(env, v2, print)
+        assert result.outcome == Outcome.ROLLED_BACK, result.reason
+        assert result.cause == "analysis"
+        assert result.reason is not None
+        assert result.reason.startswith("analysis inconclusive: canary: 0 request(s)")
+        assert any(e.startswith("analysis failed: analysis inconclusive") for e in result.events)
+
+    asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
 def _record(release_id: int) -> ReleaseRecord:
     return ReleaseRecord(
         id=release_id,
