@@ -36,7 +36,10 @@ WORKFLOW = """
 """
 # Password hashing is slow on purpose; a loaded test machine is slower still.
 TIMEOUT = 60.0
+# A whole environment file (the server reads it with the controller's parser). Its target
+# is unreachable on purpose: the rollout fails without starting anything on this machine.
 PRODUCTION = """
+    target: {ssh: {hosts: [127.0.0.1], port: 1, user: deploy, key_secret: DEPLOY_KEY, path: /srv/app}}
     protection:
       reviewers: {roles: [maintainer]}
       branches: [main]

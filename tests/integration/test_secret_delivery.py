@@ -119,6 +119,7 @@ def world(tmp_path: Path) -> World:
     (source / ".shipline" / "environments").mkdir(parents=True)
     for name in ("production", "staging"):
         (source / ".shipline" / "environments" / f"{name}.yml").write_text(
+            "target: {local: {start: ./run}}\ntraffic: {port: 8080}\n"
             "protection: {allow_untrusted: true}\n"
         )
     git(source, "add", "-A")

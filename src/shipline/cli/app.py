@@ -65,6 +65,7 @@ COMMANDS = {
     "reject": "deployments",
     "deploy": "deployments",
     "rollback": "deployments",
+    "releases": "deployments",
     "deployments": "deployments",
     "demo": "demo",
 }

@@ -1,5 +1,5 @@
 """Approvals and deployments through the API: `approvals list`, `approve`, `reject`,
-`deploy`, `rollback`, `deployments list|show`."""
+`deploy`, `rollback`, `releases`, `deployments list|show`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
     app.command("reject")(reject)
     app.command("deploy")(deploy)
     app.command("rollback")(rollback)
+    app.command("releases")(list_releases)
 
 
 @approvals_app.command("list")
@@ -175,7 +176,11 @@ def deploy(
 def rollback(
     env: str = typer.Argument(..., metavar="ENV", help="The environment."),
     to: int | None = typer.Option(
-        None, "--to", metavar="RELEASE", help="Default: the release before the current one."
+        None,
+        "--to",
+        metavar="RELEASE",
+        help="A release that was live in ENV (see `shipline releases ENV`). Default: the "
+        "one live before the current one.",
     ),
     project: str = PROJECT_REQUIRED,
     wait: bool = WAIT,
@@ -191,6 +196,48 @@ def rollback(
         if wait:
             made = _follow(api, made, json_out)
     _report(made, json_out)
+
+
+def list_releases(
+    env: str = typer.Argument(..., metavar="ENV", help="The environment."),
+    project: str = typer.Option(
+        ...,
+        "--project",
+        "-p",
+        envvar="SHIPLINE_PROJECT",
+        help="The project's name (env SHIPLINE_PROJECT).",
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=100),
+    server: str = SERVER_OPTION,
+    token: str | None = TOKEN_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """ENV's release history, newest first: release, when, by whom, from which run and
+    commit, the outcome and (for a rolled back one) why. `rollback --to` takes a release
+    from it."""
+    from shipline.cli.client import connect, items, print_json
+    from shipline.cli.tables import print_table, short_ref, when
+
+    with connect(server, token) as api:
+        page = api.get(f"/projects/{project}/environments/{env}/releases", params={"limit": limit})
+    if json_out:
+        print_json(page)
+        return
+    rows = [
+        [
+            str(e["release_id"]),
+            e["outcome"]
+            + (f" -> {e['rolled_back_to']}" if e["rolled_back_to"] is not None else ""),
+            e["kind"],
+            e["actor"],
+            str(e["run_id"]),
+            f"{short_ref(e['ref'])}@{e['sha'][:7]}",
+            when(e["finished_at"]),
+            (f"{e['cause']}: " if e["cause"] else "") + e["reason"][:70],
+        ]
+        for e in items(page)
+    ]
+    print_table(["release", "outcome", "kind", "by", "run", "commit", "when", "reason"], rows)
 
 
 @deployments_app.command("list")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipline.deploy import health
+from shipline.deploy.analysis import Outcome as AnalysisOutcome
+from shipline.deploy.analysis import Verdict, judge
 from shipline.deploy.appspec import AppSpec
 from shipline.deploy.hooks import run_event
 from shipline.deploy.local import InstanceInfo, LocalFleet
@@ -140,11 +142,13 @@ class Rollout:
     # -- watching -----------------------------------------------------------------------
 
     async def watch(self, seconds: float, analysis: CanaryAnalysis | None = None) -> None:
-        """For `seconds`: new instances must stay healthy (and pass the analysis)."""
+        """For `seconds`: new instances must stay healthy (and pass the analysis, every
+        `interval` over the last `interval`, and at the end over the whole step)."""
         spec = self.environment.health
-        deadline = time.monotonic() + seconds
+        began = time.monotonic()
+        deadline = began + seconds
         failures = dict.fromkeys(self.new, 0)
-        next_analysis = time.monotonic() + (analysis.interval if analysis else 0)
+        next_analysis = began + (analysis.interval if analysis else 0)
         while time.monotonic() < deadline:
             await asyncio.sleep(min(spec.interval, max(0.0, deadline - time.monotonic())))
             await self.check_alive()
@@ -156,10 +160,25 @@ class Rollout:
                 if failures[iid] >= spec.unhealthy_threshold:
                     raise DeployFailure("health", f"instance {iid} became unhealthy: {problem}")
             if analysis is not None and time.monotonic() >= next_analysis:
-                await self.analyse(analysis)
+                await self.analyse(analysis, analysis.interval)
                 next_analysis = time.monotonic() + analysis.interval
         if analysis is not None:
-            await self.analyse(analysis)
+            await self.conclude(analysis, began)
+
+    async def conclude(self, analysis: CanaryAnalysis, began: float) -> None:
+        """The step's verdict over the whole step; waits up to one more `interval` for the
+        canary to reach `min_requests`, then an inconclusive analysis fails the step."""
+        give_up = time.monotonic() + analysis.interval
+        first = True
+        while True:
+            verdict = await self.analyse(analysis, time.monotonic() - began, report=first)
+            first = False
+            if verdict.outcome is not AnalysisOutcome.INCONCLUSIVE:
+                return
+            if time.monotonic() >= give_up:
+                raise DeployFailure("analysis", f"analysis inconclusive: {verdict.reason}")
+            await asyncio.sleep(min(0.5, analysis.interval))
+            await self.check_alive()
 
     async def check_alive(self) -> None:
         for inst in await self.fleet.instances():
@@ -168,35 +187,20 @@ class Rollout:
                     "health", f"instance {inst.id} exited (restarts: {inst.restarts})"
                 )
 
-    async def analyse(self, analysis: CanaryAnalysis) -> None:
-        """Compare the canary's error rate and p95 with the limits (and the stable ones)."""
-        canary = _merge(await self.fleet.window(list(self.new), analysis.interval))
-        stable = _merge(await self.fleet.window([i.id for i in self.old], analysis.interval))
-        seen = f"{canary.requests} request(s), error rate {canary.error_rate:.2%}" + (
-            f", p95 {canary.p95_ms:.1f} ms" if canary.p95_ms is not None else ""
-        )
-        base = f"stable: error rate {stable.error_rate:.2%}" + (
-            f", p95 {stable.p95_ms:.1f} ms" if stable.p95_ms is not None else ""
-        )
-        if canary.requests < analysis.min_requests:
-            self.progress(f"analysis: {seen}; fewer than {analysis.min_requests}, not judged")
-            return
-        if analysis.max_error_rate is not None and canary.error_rate > analysis.max_error_rate:
-            raise DeployFailure(
-                "analysis",
-                f"canary error rate {canary.error_rate:.2%} > {analysis.max_error_rate:.2%} "
-                f"({seen}; {base})",
-            )
-        if (
-            analysis.max_p95_ms is not None
-            and canary.p95_ms is not None
-            and canary.p95_ms > analysis.max_p95_ms
-        ):
-            raise DeployFailure(
-                "analysis",
-                f"canary p95 {canary.p95_ms:.1f} ms > {analysis.max_p95_ms:g} ms ({seen}; {base})",
-            )
-        self.progress(f"analysis passed: {seen} ({base})")
+    async def analyse(
+        self, analysis: CanaryAnalysis, seconds: float, *, report: bool = True
+    ) -> Verdict:
+        """Judge the canary against the stable instances over the last `seconds`
+        (`deploy.analysis`); raises `DeployFailure` when it failed. `report=False` logs
+        only a verdict that is not inconclusive (while waiting for `min_requests`)."""
+        canary = _merge(await self.fleet.window(list(self.new), seconds))
+        stable = _merge(await self.fleet.window([i.id for i in self.old], seconds))
+        verdict = judge(analysis, canary, stable if self.old else None)
+        if verdict.failed:
+            raise DeployFailure("analysis", verdict.reason)
+        if report or verdict.outcome is not AnalysisOutcome.INCONCLUSIVE:
+            self.progress(f"analysis {verdict.outcome}: {verdict.reason}")
+        return verdict
 
 
 def _merge(rows: list[dict[str, object]]) -> Window:

@@ -4,11 +4,12 @@
 its strategy and returns a `RolloutResult`; it never raises for a failed deployment. When a
 batch fails its hooks, health checks or analysis and the environment's rollback policy
 covers that cause, the environment goes back to the last healthy release (which kept
-serving throughout) and the result says why. `rollback(environment, progress, to=...)`
-returns to the previous (or a given) release on demand.
+serving throughout) and the result says why. A rollback on demand is a rollout of the
+earlier release (the control plane picks it from the release history in its store).
 
 Per environment the controller keeps, in the supervisor (so it survives server restarts),
-the release it serves and the history of releases that were healthy.
+only what re-adopting the environment needs: its instances and the release it serves.
+Release history is the control plane's (`store.ports.ReleaseHistoryStore`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ class EnvironmentState:
     """What an environment runs now, as its supervisor reports it."""
 
     serving: Release | None
-    history: tuple[Release, ...]
     instances: tuple[InstanceInfo, ...]
     router_port: int | None
 
@@ -83,7 +83,6 @@ class RolloutController:
         meta = status["meta"]
         return EnvironmentState(
             serving=_release(meta.get("serving")),
-            history=tuple(r for r in map(_release, meta.get("history", [])) if r is not None),
             instances=tuple(await fleet.instances()),
             router_port=status["router"]["port"] if status["router"] else None,
         )
@@ -185,7 +184,7 @@ class RolloutController:
         except DeployFailure as exc:
             say(f"{exc.cause} failed: {exc.message}")
             return await self._recover(environment, release, rollout, previous, exc, say, result)
-        await self._record(fleet, release)
+        await fleet.set_meta("serving", _release_json(release))
         say(f"{release.version} is live on {target.instances} instance(s)")
         return result(Outcome.SUCCEEDED, serving=release.id)
 
@@ -346,35 +345,6 @@ class RolloutController:
         drain = environment.traffic.drain if environment.traffic else 5.0
         await asyncio.gather(*(fleet.stop(i.id, target.grace, drain) for i in others))
         await fleet.set_meta("serving", _release_json(release))
-
-    async def _record(self, fleet: LocalFleet, release: Release) -> None:
-        meta = await fleet.meta()
-        history = [h for h in meta.get("history", []) if h.get("id") != release.id]
-        history.append(_release_json(release))
-        await fleet.set_meta("history", history[-50:])
-        await fleet.set_meta("serving", _release_json(release))
-
-    # -- rollback on demand -------------------------------------------------------------
-
-    async def rollback(
-        self, environment: EnvironmentSpec, progress: Progress, to: Release | None = None
-    ) -> RolloutResult:
-        """Return to `to`, or to the release that was healthy before the current one."""
-        state = await self.state(environment)
-        target_release = to
-        if target_release is None:
-            earlier = [r for r in state.history if state.serving and r.id != state.serving.id]
-            if not earlier:
-                return RolloutResult(
-                    environment=environment.name,
-                    release_id=state.serving.id if state.serving else "",
-                    outcome=Outcome.FAILED,
-                    cause="target",
-                    reason="there is no earlier healthy release to roll back to",
-                    serving=state.serving.id if state.serving else None,
-                )
-            target_release = earlier[-1]
-        return await self.rollout(environment, target_release, progress)
 
 
 def _release_json(release: Release) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
@@ -41,12 +42,8 @@ class UpstreamStats:
         self.requests += 1
         self.errors += error
         self.latency_sum_ms += latency_ms
-        for i, bound in enumerate(BUCKETS_MS):
-            if latency_ms <= bound:
-                self.buckets[i] += 1
-                break
-        else:
-            self.buckets[-1] += 1
+        # The first bucket whose bound is >= the latency (the last one: +Inf).
+        self.buckets[bisect_left(BUCKETS_MS, latency_ms)] += 1
         self._recent.append((time.monotonic() if now is None else now, latency_ms, error))
 
     def window(self, seconds: float, now: float | None = None) -> Window:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,15 @@ from shipline.deploy.metrics import UpstreamStats, Window, prometheus_text
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"})
+# What sends a head down the path that looks at every header: a hop-by-hop header, a
+# chunked body, a name with blanks before its colon, a folded line. Without any of them the
+# head is forwarded as it came (one regular expression, no per-header work).
+_SLOW = re.compile(
+    rb"\n(?:(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|transfer-encoding)"
+    rb"[ \t]*:|[^:\r\n]*[ \t]:|[ \t])",
+    re.IGNORECASE,
+)
+_LENGTH = re.compile(rb"\ncontent-length:([^\r]*)", re.IGNORECASE)
 _MAX_HEAD = 64 * 1024
 _ATTEMPTS = 4
 _BUFFER = 256 * 1024  # bodies up to this size are relayed in one write
@@ -125,29 +135,29 @@ class Router:
         return prometheus_text(self.environment, rows)
 
     def _pick(self, exclude: set[str]) -> _Upstream | None:
-        now = time.monotonic()
-        candidates = [
-            u
-            for u in self._upstreams.values()
-            if u.config.weight > 0 and u.config.id not in exclude and u.down_until <= now
-        ]
-        if not candidates:
+        """Smooth weighted round robin over the upstreams in rotation, not marked down and
+        not tried already (no allocation per request)."""
+        best = self._choose(exclude, time.monotonic())
+        if best is None:
             # Every upstream was marked down: try them anyway rather than fail outright.
-            candidates = [
-                u
-                for u in self._upstreams.values()
-                if u.config.weight > 0 and u.config.id not in exclude
-            ]
-        if not candidates:
-            return None
+            best = self._choose(exclude, None)
+        return best
+
+    def _choose(self, exclude: set[str], now: float | None) -> _Upstream | None:
         total = 0.0
-        best = candidates[0]
-        for u in candidates:
-            u.current += u.config.weight
-            total += u.config.weight
-            if u.current > best.current:
+        best: _Upstream | None = None
+        for u in self._upstreams.values():
+            weight = u.config.weight
+            if weight <= 0 or (now is not None and u.down_until > now):
+                continue
+            if exclude and u.config.id in exclude:
+                continue
+            u.current += weight
+            total += weight
+            if best is None or u.current > best.current:
                 best = u
-        best.current -= total
+        if best is not None:
+            best.current -= total
         return best
 
     # -- the proxy ----------------------------------------------------------------------
@@ -179,19 +189,36 @@ class Router:
         writer: asyncio.StreamWriter,
         client_ip: str,
     ) -> bool:
-        lines = head[:-4].split(b"\r\n")
-        parts = lines[0].split(b" ")
+        eol = head.find(b"\r\n")
+        parts = head[:eol].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             await _simple(writer, 400, b"bad request line")
             return False
         method, _target, version = parts
+        if version == b"HTTP/1.1" and _SLOW.search(head) is None:
+            # The common case: an HTTP/1.1 request without hop-by-hop headers or a chunked
+            # body is forwarded as it came, plus X-Forwarded-For (no per-header work).
+            length = 0
+            lengths = _LENGTH.findall(head)
+            if lengths:
+                value = lengths[0].strip()
+                if len(lengths) > 1 or not value.isdigit():
+                    await _simple(writer, 400, b"bad content-length")
+                    return False
+                length = int(value)
+            body = await reader.readexactly(length) if length else b""
+            out = b"%sX-Forwarded-For: %s\r\n\r\n%s" % (head[:-2], client_ip.encode(), body)
+            return await self._forward(out, method, writer, True)
+        lines = head[:-4].split(b"\r\n")
         headers: list[tuple[bytes, bytes]] = []
         length = 0
         chunked = False
         keep_alive = version == b"HTTP/1.1"
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
-            if not sep:
+            if not sep or not name or name[-1:] in b" \t" or line[:1] in b" \t":
+                # No colon, blanks before it, or a folded line: RFC 9112 says refuse (a
+                # name the upstream reads differently is how requests are smuggled).
                 await _simple(writer, 400, b"bad header")
                 return False
             lname = name.strip().lower()
@@ -220,6 +247,13 @@ class Router:
             + [n + b": " + v for n, v in headers]
             + [b"Connection: keep-alive", b"", b""]
         )
+        return await self._forward(out_head + body, method, writer, keep_alive)
+
+    async def _forward(
+        self, request: bytes, method: bytes, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool:
+        """Send `request` to an upstream (another one while nothing of it can have been
+        processed) and relay the answer; returns whether the client connection stays."""
         tried: set[str] = set()
         for _ in range(_ATTEMPTS):
             up = self._pick(tried)
@@ -229,7 +263,7 @@ class Router:
             up.in_flight += 1
             started = time.perf_counter()
             try:
-                ok, status = await self._exchange(up, out_head + body, method, writer, keep_alive)
+                ok, status = await self._exchange(up, request, method, writer, keep_alive)
             except _Retry:
                 continue
             except (ConnectionError, asyncio.IncompleteReadError, OSError):
@@ -263,9 +297,32 @@ class Router:
             if method in _IDEMPOTENT:
                 raise _Retry from exc
             raise
-        status_line, *header_lines = head[:-4].split(b"\r\n")
-        fields = status_line.split(b" ", 2)
+        eol = head.find(b"\r\n")
+        fields = head[:eol].split(b" ", 2)
         status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 502
+        if (
+            keep_alive
+            and head.startswith(b"HTTP/1.1 ")
+            and status >= 200
+            and status not in (204, 304)
+            and method != b"HEAD"
+            and _SLOW.search(head) is None
+        ):
+            # The common case: a keep-alive answer with one Content-Length and no
+            # hop-by-hop headers goes back as it came, head and body in one write.
+            lengths = _LENGTH.findall(head)
+            if len(lengths) == 1:
+                value = lengths[0].strip()
+                if value.isdigit() and int(value) <= _BUFFER:
+                    writer.write(head + await ureader.readexactly(int(value)))
+                    if writer.transport.get_write_buffer_size() > _BUFFER:
+                        await writer.drain()
+                    if up.removed:
+                        uwriter.close()
+                    else:
+                        up.idle.append(conn)
+                    return True, status
+        status_line, *header_lines = head[:-4].split(b"\r\n")
         length: int | None = None
         chunked = False
         upstream_close = False

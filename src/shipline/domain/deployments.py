@@ -140,3 +140,42 @@ class DecisionRecord:
     decision: str
     comment: str
     at: datetime
+
+
+class ReleaseOutcome(StrEnum):
+    """How a release's rollout to an environment ended, as release history records it:
+    `success` (it went live), `rolled_back` (it failed and the environment went back to
+    `rolled_back_to`), `failure` (it failed and could not be rolled back)."""
+
+    SUCCESS = "success"
+    ROLLED_BACK = "rolled_back"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseHistoryRecord:
+    """One rollout of a release to an environment: the record of release history.
+
+    Which release (`release_id`, `artifact`, `digest`), when (`started_at`,
+    `finished_at`), by whom (`actor`), from which run and commit (`run_id` built it at
+    `ref`@`sha`), why (`kind`: deploy, rollback, roll_forward) and the outcome; `cause`
+    (`hooks`, `health`, `analysis`, `target`) and `reason` say why it did not succeed."""
+
+    id: int
+    project_id: int
+    environment: str
+    deployment_id: int
+    release_id: int
+    kind: DeploymentKind
+    outcome: ReleaseOutcome
+    actor: str
+    run_id: int
+    ref: str
+    sha: str
+    artifact: str
+    digest: str
+    cause: str = ""
+    reason: str = ""
+    rolled_back_to: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

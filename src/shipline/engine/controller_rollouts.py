@@ -35,4 +35,10 @@ class ControllerRollouts:
             spec, release, progress, deployment_id=str(request.deployment_id)
         )
         state = _STATES.get(result.outcome, DeploymentState.FAILURE)
-        return RolloutReport(state, result.reason or "")
+        back = result.rolled_back_to
+        return RolloutReport(
+            state,
+            result.reason or "",
+            cause=result.cause or "",
+            rolled_back_to=int(back) if back is not None and back.isdigit() else None,
+        )

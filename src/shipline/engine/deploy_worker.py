@@ -16,17 +16,27 @@ import logging
 from pathlib import Path
 
 from shipline.domain.clock import Clock
-from shipline.domain.deployments import DeploymentKind, DeploymentRecord, DeploymentState
+from shipline.domain.deployments import (
+    DeploymentKind,
+    DeploymentRecord,
+    DeploymentState,
+    ReleaseOutcome,
+)
 from shipline.domain.records import ProjectRecord
 from shipline.engine.environment_files import EnvironmentError, EnvironmentFile, EnvironmentFiles
 from shipline.engine.gates import GateService
 from shipline.engine.protection import freeze_until
 from shipline.engine.releases import Refused, ReleaseVerifier
 from shipline.engine.rollouts import RolloutReport, RolloutRequest, Rollouts
-from shipline.store.ports import Store, Transaction
+from shipline.store.ports import NewHistoryEntry, Store, Transaction
 
 log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "shipline"
+_OUTCOMES = {
+    DeploymentState.SUCCESS: ReleaseOutcome.SUCCESS,
+    DeploymentState.ROLLED_BACK: ReleaseOutcome.ROLLED_BACK,
+    DeploymentState.FAILURE: ReleaseOutcome.FAILURE,
+}
 
 
 class DeploymentWorker:
@@ -242,6 +252,7 @@ class DeploymentWorker:
     ) -> DeploymentRecord:
         now = self._clock.now()
         ended = tx.deployments.set_state(d.id, report.state, now=now, reason=report.reason)
+        self._remember(tx, ended, report)
         tx.deployments.add_progress(
             d.id, f"{report.state}" + (f": {report.reason}" if report.reason else ""), now=now
         )
@@ -261,6 +272,39 @@ class DeploymentWorker:
             },
         )
         return ended
+
+    @staticmethod
+    def _remember(tx: Transaction, d: DeploymentRecord, report: RolloutReport) -> None:
+        """A rollout that reached the target goes into the environment's release history
+        (a refused or skipped deployment never ran there)."""
+        outcome = _OUTCOMES.get(report.state)
+        release = tx.releases.get(d.release_id)
+        if outcome is None or release is None or d.finished_at is None:
+            return
+        rolled_back_to = report.rolled_back_to
+        if outcome is ReleaseOutcome.ROLLED_BACK and rolled_back_to is None:
+            rolled_back_to = d.previous_release_id
+        tx.history.record(
+            NewHistoryEntry(
+                project_id=d.project_id,
+                environment=d.environment,
+                deployment_id=d.id,
+                release_id=d.release_id,
+                kind=d.kind,
+                outcome=outcome,
+                actor=d.actor,
+                run_id=release.run_id,
+                ref=release.ref,
+                sha=release.sha,
+                artifact=release.artifact,
+                digest=release.digest,
+                cause=report.cause,
+                reason=report.reason,
+                rolled_back_to=rolled_back_to,
+                started_at=d.started_at,
+            ),
+            now=d.finished_at,
+        )
 
     # -- the loop ----------------------------------------------------------------------
 

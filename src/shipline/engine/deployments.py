@@ -18,6 +18,8 @@ from shipline.domain.deployments import (
     DeploymentRecord,
     DeploymentState,
     GateState,
+    ReleaseHistoryRecord,
+    ReleaseOutcome,
     ReleaseRecord,
 )
 from shipline.domain.records import ProjectRecord, Role, RunRecord, TokenKind
@@ -132,7 +134,7 @@ class DeploymentService:
             release = tx.releases.get(release_id)
             run = tx.runs.get(release.run_id) if release is not None else None
             role = tx.members.role(project.id, actor.user_id) if actor.user_id is not None else None
-            current = tx.deployments.last_success(project.id, environment)
+            current = tx.history.live(project.id, environment)
             approved_before = self._succeeded_before(tx, project.id, environment, release_id)
             last = tx.deployments.page(project.id, environment, limit=1).items
         if release is None or release.project_id != project.id or run is None:
@@ -190,36 +192,39 @@ class DeploymentService:
         *,
         request_id: str = "",
     ) -> DeploymentRecord:
-        """Queue the release before the current one (or `to_release`) (`shipline rollback`)."""
-        if to_release is None:
-            project = self._projects.authorize(
-                actor, project_name, Role.MAINTAINER, action="deployment.rollback"
+        """Queue the release that was live before the current one, or `to_release`, read
+        from the environment's release history (`shipline rollback ENV [--to RELEASE]`)."""
+        project = self._projects.authorize(
+            actor, project_name, Role.MAINTAINER, action="deployment.rollback"
+        )
+        with self._store.transaction(write=False) as tx:
+            live = tx.history.live(project.id, environment)
+            if to_release is None:
+                earlier = tx.history.previous(project.id, environment)
+            else:
+                earlier = tx.history.last_of(
+                    project.id, environment, to_release, ReleaseOutcome.SUCCESS
+                )
+        if live is None:
+            raise Conflict(f"nothing was deployed to {environment} yet: nothing to roll back")
+        if earlier is None and to_release is None:
+            raise Conflict(f"{environment} ran no other release before: nothing to roll back to")
+        if earlier is None:
+            raise Conflict(
+                f"release {to_release} never went live in {environment}: a rollback goes to a "
+                f"release of its history (`shipline releases {environment}`)",
+                field="release",
             )
-            to_release = self._previous_release(project.id, environment)
+        if earlier.release_id == live.release_id:
+            raise Conflict(f"release {earlier.release_id} is the one {environment} serves now")
         return self.deploy(
             actor,
             project_name,
             environment,
-            to_release,
+            earlier.release_id,
             request_id=request_id,
             kind=DeploymentKind.ROLLBACK,
         )
-
-    def _previous_release(self, project_id: int, environment: str) -> int:
-        with self._store.transaction(write=False) as tx:
-            current = tx.deployments.last_success(project_id, environment)
-            if current is None:
-                raise Conflict(f"nothing was deployed to {environment} yet: nothing to roll back")
-            cursor: str | None = None
-            while True:
-                page = tx.deployments.page(project_id, environment, limit=100, cursor=cursor)
-                for d in page.items:
-                    if d.state is DeploymentState.SUCCESS and d.release_id != current.release_id:
-                        return d.release_id
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
-        raise Conflict(f"{environment} ran no other release before: nothing to roll back to")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -242,6 +247,25 @@ class DeploymentService:
             page = tx.deployments.page(project.id, environment, limit=limit, cursor=cursor)
             views = [self._view(tx, d) for d in page.items]
         return Page(views, page.next_cursor)
+
+    def releases(
+        self,
+        actor: Principal,
+        project_name: str,
+        environment: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[ReleaseHistoryRecord]:
+        """An environment's release history, newest first: which release, when, by whom,
+        from which run and commit, and the outcome (with the rollback's cause and reason)."""
+        if limit < 1 or limit > 100:
+            raise Invalid("limit is 1 to 100", field="limit")
+        project = self._projects.authorize(
+            actor, project_name, Role.VIEWER, action="deployment.list"
+        )
+        with self._store.transaction(write=False) as tx:
+            return tx.history.page(project.id, environment, limit=limit, cursor=cursor)
 
     def get(self, actor: Principal, deployment_id: int) -> DeploymentView:
         with self._store.transaction(write=False) as tx:
@@ -290,16 +314,8 @@ class DeploymentService:
 
     @staticmethod
     def _succeeded_before(tx: Transaction, project_id: int, environment: str, release: int) -> bool:
-        cursor: str | None = None
-        while True:
-            page = tx.deployments.page(project_id, environment, limit=100, cursor=cursor)
-            if any(
-                d.release_id == release and d.state is DeploymentState.SUCCESS for d in page.items
-            ):
-                return True
-            if page.next_cursor is None:
-                return False
-            cursor = page.next_cursor
+        found = tx.history.last_of(project_id, environment, release, ReleaseOutcome.SUCCESS)
+        return found is not None
 
     # -- shared ------------------------------------------------------------------------
 
@@ -381,7 +397,7 @@ class DeploymentService:
                 ),
                 now=now,
             )
-            current = tx.deployments.last_success(project.id, environment)
+            current = tx.history.live(project.id, environment)
             deployment = tx.deployments.create(
                 NewDeployment(
                     project_id=project.id,

@@ -3,7 +3,9 @@
 A pull request, or any branch being run, cannot loosen an environment's rules: the rules
 that apply are those of `.shipline/environments/<name>.yml` at the head of the default
 branch when the server decides. An environment without a file is an error, never an
-implicitly created open environment.
+implicitly created open environment. The file is read whole, with the one parser of
+environment files (`spec.environment.load_environment`): a file the deployment controller
+could not use is refused at the gate, not after an approval.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Protocol
 from shipline.domain.errors import ShiplineError
 from shipline.domain.records import ProjectRecord
 from shipline.spec.diagnostics import Severity
-from shipline.spec.environment_models import ProtectionRules
-from shipline.spec.environment_protection import load_protection
+from shipline.spec.environment import load_environment
+from shipline.spec.environment_models import EnvironmentSpec, ProtectionRules
 
 ENVIRONMENTS_DIR = ".shipline/environments"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z", re.ASCII)
@@ -37,13 +39,18 @@ class Repository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentFile:
-    """An environment file as read: its rules, text, path and the commit it was read at."""
+    """An environment file as read: the environment, text, path and the commit it was read
+    at; `rules` are its protection rules."""
 
     name: str
     path: str
     sha: str
     text: str
-    rules: ProtectionRules
+    spec: EnvironmentSpec
+
+    @property
+    def rules(self) -> ProtectionRules:
+        return self.spec.protection
 
 
 def environment_path(name: str) -> str:
@@ -81,11 +88,11 @@ class EnvironmentFiles:
                 f"environment {name!r} is not defined: there is no {path} on the default "
                 f"branch ({project.default_branch}) of {project.name}"
             ) from exc
-        rules, diagnostics = load_protection(text, path)
-        if rules is None:
+        spec, diagnostics = load_environment(text, path, name=name)
+        if spec is None:
             errors = [d.format() for d in diagnostics if d.severity is Severity.ERROR]
             raise EnvironmentError(
                 f"environment {name!r} is invalid on {project.default_branch}:\n"
                 + "\n".join(errors)
             )
-        return EnvironmentFile(name, path, sha, text, rules)
+        return EnvironmentFile(name, path, sha, text, spec)

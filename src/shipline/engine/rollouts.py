@@ -36,10 +36,14 @@ class RolloutRequest:
 @dataclass(frozen=True, slots=True)
 class RolloutReport:
     """How a rollout ended: `success`, `rolled_back` (back on the previous release) or
-    `failure`; `reason` says why when it did not succeed."""
+    `failure`; `reason` says why when it did not succeed, `cause` which check failed
+    (`hooks`, `health`, `analysis`, `target`) and `rolled_back_to` the release the
+    environment went back to."""
 
     state: DeploymentState
     reason: str = ""
+    cause: str = ""
+    rolled_back_to: int | None = None
 
 
 Progress = Callable[[str], None]

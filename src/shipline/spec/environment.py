@@ -51,11 +51,18 @@ from shipline.spec.environment_models import (
     Target,
     TrafficSpec,
 )
+from shipline.spec.filters import validate_pattern
 from shipline.spec.models import Pos
 from shipline.spec.reader import Reader
 from shipline.spec.yamlpos import Mapping, Node, Scalar, Sequence, describe, parse_yaml
 
-__all__ = ["ENVIRONMENT_DIR", "environment_name", "load_environment", "parse_duration"]
+__all__ = [
+    "ENVIRONMENT_DIR",
+    "REVIEWER_ROLES",
+    "environment_name",
+    "load_environment",
+    "parse_duration",
+]
 
 ENVIRONMENT_DIR = ".shipline/environments"
 
@@ -73,6 +80,9 @@ TOP_KEYS = (
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Who may be named as a reviewer role (the project roles that may approve).
+REVIEWER_ROLES = ("developer", "maintainer", "admin")
+MAX_PROTECTION_DURATION = 30 * 86400
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -590,15 +600,32 @@ class _Loader:
             prevent_self_review=self.boolean(
                 m.get("prevent_self_review"), "protection.prevent_self_review", True
             ),
-            branches=self.r.strings(m.get("branches"), "protection.branches"),
-            tags=self.r.strings(m.get("tags"), "protection.tags"),
-            wait_timer=self.duration(m.get("wait_timer"), "protection.wait_timer", 0.0),
+            branches=self.patterns(m.get("branches"), "protection.branches"),
+            tags=self.patterns(m.get("tags"), "protection.tags"),
+            wait_timer=self.bounded(m.get("wait_timer"), "protection.wait_timer", 0.0),
             freeze=self.freeze(m.get("freeze")),
             allow_untrusted=self.boolean(
                 m.get("allow_untrusted"), "protection.allow_untrusted", False
             ),
             pos=Pos(m.line, m.col),
         )
+
+    def bounded(self, node: Node | None, path: str, default: float) -> float:
+        """A duration of at most 30 days (GitHub's wait timer limit; longer is a mistake)."""
+        value = self.duration(node, path, default)
+        if node is not None and value > MAX_PROTECTION_DURATION:
+            self.err(node, f'"{path}" must be at most 30 days, but it is {_show(node)}', path)
+            return default
+        return value
+
+    def patterns(self, node: Node | None, path: str) -> tuple[str, ...] | None:
+        found = self.r.strings(node, path)
+        if found is None or node is None:
+            return found
+        for pattern in found:
+            for problem in validate_pattern(pattern, kind="ref"):
+                self.err(node, f'"{path}": pattern {pattern!r}: {problem.message}', path)
+        return found
 
     def reviewers(self, node: Node | None) -> Reviewers | None:
         p = "protection.reviewers"
@@ -607,9 +634,16 @@ class _Loader:
             return None
         users = self.r.strings(m.get("users"), f"{p}.users") or ()
         roles = self.r.strings(m.get("roles"), f"{p}.roles") or ()
-        required = self.integer(m.get("required"), f"{p}.required", 1, 1)
+        for role in roles:
+            if role not in REVIEWER_ROLES:
+                self.err(
+                    m.get("roles") or m,
+                    f'"{p}.roles": no role {role!r} (roles: {", ".join(REVIEWER_ROLES)})',
+                    f"{p}.roles",
+                )
+        required = self.integer(m.get("required"), f"{p}.required", 1, 1, 10)
         if not users and not roles:
-            self.err(m, f'"{p}" must name "users" or "roles"', p)
+            roles = ("maintainer",)  # reviewers: {} means the project's maintainers
         elif not roles and required > len(users):
             self.err(
                 m.get("required") or m,
@@ -636,7 +670,7 @@ class _Loader:
                 if isinstance(parsed, CronError):
                     self.err(m.get("cron") or m, f"invalid cron in {p}: {parsed.message}", p)
                     continue
-                duration = self.duration(m.get("duration"), f"{p}.duration", 0.0)
+                duration = self.bounded(m.get("duration"), f"{p}.duration", 0.0)
                 if duration > 0:
                     out.append(FreezeWindow(cron, duration, Pos(m.line, m.col)))
                 elif m.get("duration") is not None:

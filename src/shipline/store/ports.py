@@ -28,6 +28,8 @@ from shipline.domain.deployments import (
     EnvironmentRecord,
     GateRecord,
     GateState,
+    ReleaseHistoryRecord,
+    ReleaseOutcome,
     ReleaseRecord,
 )
 from shipline.domain.errors import ShiplineError
@@ -465,6 +467,68 @@ class ReleaseStore(Protocol):
     def get(self, release_id: int) -> ReleaseRecord | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class NewHistoryEntry:
+    """A finished rollout to record in an environment's release history."""
+
+    project_id: int
+    environment: str
+    deployment_id: int
+    release_id: int
+    kind: DeploymentKind
+    outcome: ReleaseOutcome
+    actor: str
+    run_id: int
+    ref: str
+    sha: str
+    artifact: str
+    digest: str
+    cause: str = ""
+    reason: str = ""
+    rolled_back_to: int | None = None
+    started_at: datetime | None = None
+
+
+class ReleaseHistoryStore(Protocol):
+    """Release history per environment: the record of what ran where (the data plane keeps
+    only what its supervisor needs to re-adopt instances)."""
+
+    def record(self, entry: NewHistoryEntry, *, now: datetime) -> ReleaseHistoryRecord:
+        """Append a finished rollout (one per deployment; `now` is when it finished)."""
+        ...
+
+    def page(
+        self,
+        project_id: int,
+        environment: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[ReleaseHistoryRecord]:
+        """Newest first."""
+        ...
+
+    def live(self, project_id: int, environment: str) -> ReleaseHistoryRecord | None:
+        """The newest rollout that succeeded: the release the environment serves."""
+        ...
+
+    def previous(self, project_id: int, environment: str) -> ReleaseHistoryRecord | None:
+        """The newest successful rollout of a release other than the live one: where a
+        rollback without `--to` goes."""
+        ...
+
+    def last_of(
+        self,
+        project_id: int,
+        environment: str,
+        release_id: int,
+        outcome: ReleaseOutcome | None = None,
+    ) -> ReleaseHistoryRecord | None:
+        """The newest rollout of `release_id` to the environment (with `outcome`, if given;
+        None: there is none)."""
+        ...
+
+
 class DeploymentStore(Protocol):
     """Deployments, queued per (project, environment) and taken oldest first."""
 
@@ -775,6 +839,7 @@ class Transaction(Protocol):
     environments: EnvironmentStore
     releases: ReleaseStore
     deployments: DeploymentStore
+    history: ReleaseHistoryStore
     gates: GateStore
 
 

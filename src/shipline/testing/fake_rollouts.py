@@ -40,12 +40,14 @@ class FakeRollouts:
         if "BROKEN" in files:
             progress("health check failed on the new release")
             if request.previous is None:
-                return RolloutReport(DeploymentState.FAILURE, "health check failed")
+                return RolloutReport(DeploymentState.FAILURE, "health check failed", cause="health")
             progress(f"rolling back to release {request.previous.id}")
             self.serving[key] = request.previous.id
             return RolloutReport(
                 DeploymentState.ROLLED_BACK,
                 f"health check failed; rolled back to release {request.previous.id}",
+                cause="health",
+                rolled_back_to=request.previous.id,
             )
         await asyncio.sleep(self.delay)
         self.serving[key] = request.release.id

@@ -27,6 +27,7 @@ def make_release(
     *,
     broken: bool = False,
     fail_rate: float = 0.0,
+    slow_ms: float = 0.0,
     appspec: bool = True,
 ) -> Release:
     """The example service as an unpacked artifact with its VERSION (and BROKEN) file."""
@@ -39,6 +40,8 @@ def make_release(
         (directory / "appspec.yml").unlink()
     if fail_rate:
         (directory / "FAIL_RATE").write_text(f"{fail_rate}\n")
+    if slow_ms:
+        (directory / "SLOW_MS").write_text(f"{slow_ms}\n")
     return Release(id=f"r-{version}", version=version, directory=directory)
 
 
@@ -70,8 +73,16 @@ def port_block(size: int = 40) -> int:
 def environment(
     name: str, strategy: str, *, extra: str = "", instances: int = 4
 ) -> EnvironmentSpec:
+    text = environment_text(strategy, extra=extra, instances=instances)
+    spec, diagnostics = load_environment(text, f".shipline/environments/{name}.yml")
+    assert spec is not None, [d.format() for d in diagnostics]
+    return spec
+
+
+def environment_text(strategy: str, *, extra: str = "", instances: int = 4) -> str:
+    """An environment file for the example service on free ports."""
     first = port_block()
-    text = f"""
+    return f"""
 target:
   local:
     instances: {instances}
@@ -89,9 +100,6 @@ traffic:
   drain: 5s
 {extra}
 """
-    spec, diagnostics = load_environment(text, f".shipline/environments/{name}.yml")
-    assert spec is not None, [d.format() for d in diagnostics]
-    return spec
 
 
 class LoadGenerator:

@@ -9,15 +9,21 @@ automatically while the old version keeps serving.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from shipline.deploy.controller import RolloutController
-from shipline.deploy.types import Outcome
+from shipline.deploy.types import Outcome, Release
+from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseRecord
+from shipline.engine.controller_rollouts import ControllerRollouts
+from shipline.engine.rollouts import RolloutRequest
+from shipline.spec.environment import load_environment
 from tests.integration.deploy.helpers import (
     LoadGenerator,
     environment,
+    environment_text,
     make_release,
     versions_now,
     with_controller,
@@ -115,6 +121,96 @@ def test_canary_failing_analysis_is_rolled_back(tmp_path: Path) -> None:
     asyncio.run(with_controller(tmp_path / "state", env, body))
 
 
+def test_slower_canary_is_rolled_back_and_a_healthy_one_passes(tmp_path: Path) -> None:
+    """Latency compared with the stable version over the same window: a canary 150 ms
+    slower than stable is rolled back, and the control plane's report (what the deployment
+    records) carries the cause, the analysis' reason and the release it went back to; a
+    canary as fast as stable is promoted."""
+    text = environment_text(
+        "{canary: {weights: [25, 100], bake: 3s, analysis: "
+        "{max_p95_ms: 50, max_error_rate: 0.05, min_requests: 10, interval: 1s}}}"
+    )
+    file = ".shipline/environments/slowcanary.yml"
+    env, _ = load_environment(text, file)
+    assert env is not None and env.traffic is not None
+    v1 = make_release(tmp_path, "1.0.0")
+    v1 = Release("1", v1.version, v1.directory)
+    slow = make_release(tmp_path, "2.0.0", slow_ms=150, appspec=False)
+    good = make_release(tmp_path, "3.0.0", appspec=False)
+
+    async def body(controller: RolloutController) -> None:
+        assert env.traffic is not None
+        assert (await controller.rollout(env, v1, print)).ok
+        request = RolloutRequest(
+            project="app",
+            environment="slowcanary",
+            environment_file=file,
+            environment_text=text,
+            deployment_id=7,
+            kind=DeploymentKind.DEPLOY,
+            release=_record(2),
+            directory=slow.directory,
+            previous=_record(1),
+        )
+        with LoadGenerator(env.traffic.port) as load:
+            report = await ControllerRollouts(controller).rollout(request, print)
+        assert report.state is DeploymentState.ROLLED_BACK, report.reason
+        assert (report.cause, report.rolled_back_to) == ("analysis", 1)
+        assert "canary p95" in report.reason and "stable:" in report.reason, report.reason
+        assert load.failures == []
+        assert await asyncio.to_thread(versions_now, env.traffic.port) == {"1.0.0": 40}
+        with LoadGenerator(env.traffic.port) as load:
+            passed = await controller.rollout(env, good, print)
+        assert passed.ok, passed.reason
+        assert any(e.startswith("analysis passed") for e in passed.events)
+        assert load.failures == []
+        assert await asyncio.to_thread(versions_now, env.traffic.port) == {"3.0.0": 40}
+
+    asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
+def test_a_canary_without_enough_requests_is_inconclusive_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    """No traffic reaches the canary: after its bake and one more interval the analysis is
+    inconclusive, which fails the step (a canary that cannot be judged is not promoted)."""
+    strategy = (
+        "{canary: {weights: [50, 100], bake: 1s, analysis: "
+        "{max_error_rate: 0.05, min_requests: 10, interval: 1s}}}"
+    )
+    env = environment("quiet", strategy, instances=2)
+    v1 = make_release(tmp_path, "1.0.0")
+    v2 = make_release(tmp_path, "2.0.0", appspec=False)
+
+    async def body(controller: RolloutController) -> None:
+        assert (await controller.rollout(env, v1, print)).ok
+        result = await controller.rollout(env, v2, print)
+        assert result.outcome == Outcome.ROLLED_BACK, result.reason
+        assert result.cause == "analysis"
+        assert result.reason is not None
+        assert result.reason.startswith("analysis inconclusive: canary: 0 request(s)")
+        assert any(e.startswith("analysis failed: analysis inconclusive") for e in result.events)
+
+    asyncio.run(with_controller(tmp_path / "state", env, body))
+
+
+def _record(release_id: int) -> ReleaseRecord:
+    return ReleaseRecord(
+        id=release_id,
+        project_id=1,
+        artifact="app",
+        digest="sha256:00",
+        provenance="sha256:00",
+        run_id=release_id,
+        job_key="build",
+        ref="refs/heads/main",
+        sha=f"{release_id:040x}",
+        builder="urn:test",
+        created_by="alice",
+        created_at=datetime.now(UTC),
+    )
+
+
 def test_first_release_failing_has_nothing_to_roll_back_to(tmp_path: Path) -> None:
     env = environment("first", "all-at-once", instances=2)
     broken = make_release(tmp_path, "1.0.0", broken=True)
@@ -128,24 +224,25 @@ def test_first_release_failing_has_nothing_to_roll_back_to(tmp_path: Path) -> No
     asyncio.run(with_controller(tmp_path / "state", env, body))
 
 
-def test_rollback_on_demand_returns_to_the_previous_release(tmp_path: Path) -> None:
+def test_returning_to_an_earlier_release_keeps_serving(tmp_path: Path) -> None:
+    """A rollback on demand is a rollout of the earlier release (the control plane picks it
+    from its release history); the supervisor's state keeps only what re-adoption needs."""
     env = environment("manual", "all-at-once", instances=2)
     assert env.traffic is not None
     port = env.traffic.port
     v1, v2 = make_release(tmp_path, "1.0.0"), make_release(tmp_path, "2.0.0")
 
     async def body(controller: RolloutController) -> None:
-        nothing = await controller.rollback(env, print)
-        assert nothing.outcome == Outcome.FAILED
-        assert nothing.reason == "there is no earlier healthy release to roll back to"
         assert (await controller.rollout(env, v1, print)).ok
         assert (await controller.rollout(env, v2, print)).ok
         with LoadGenerator(port) as load:
-            back = await controller.rollback(env, print)
+            back = await controller.rollout(env, v1, print)
         assert back.ok and back.serving == v1.id
         assert load.failures == []
         assert await asyncio.to_thread(versions_now, port) == {"1.0.0": 40}
-        history = [r.id for r in (await controller.state(env)).history]
-        assert history == [v2.id, v1.id]
+        state = await controller.state(env)
+        assert state.serving is not None and state.serving.id == v1.id
+        meta = await (await controller.fleet(env)).meta()
+        assert set(meta) == {"serving"}
 
     asyncio.run(with_controller(tmp_path / "state", env, body))

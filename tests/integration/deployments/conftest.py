@@ -60,11 +60,17 @@ jobs:
       - uses: shipline/deploy@v1
         with: {artifact: app}
 """
-PRODUCTION = """
+# Environment files are read whole: a usable target with the rules. The deployment
+# controller here is `FakeRollouts`, which does not start the target.
+TARGET = "target: {local: {start: ./run}}\ntraffic: {port: 8080}\n"
+PRODUCTION = (
+    TARGET
+    + """
 protection:
   reviewers: {roles: [maintainer], required: 1}
   branches: [main]
 """
+)
 
 
 def git(repo: Path, *args: str) -> str:

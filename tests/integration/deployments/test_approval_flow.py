@@ -5,7 +5,7 @@ the release history says which release, by whom, from which run and commit."""
 
 from __future__ import annotations
 
-from tests.integration.deployments.conftest import DeployServer, commit, write
+from tests.integration.deployments.conftest import TARGET, DeployServer, commit, write
 
 
 def test_a_deploy_waits_for_a_maintainer_other_than_its_initiator(server: DeployServer) -> None:
@@ -108,7 +108,7 @@ def test_two_reviewers_are_two_people(sqlite_server: DeployServer) -> None:
     write(
         server.repo,
         ".shipline/environments/production.yml",
-        "protection:\n  reviewers: {users: [bob, carol], required: 2}\n",
+        TARGET + "protection:\n  reviewers: {users: [bob, carol], required: 2}\n",
     )
     commit(server.repo, "two reviewers")
     alice = server.user("alice", "developer")

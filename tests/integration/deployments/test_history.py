@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.deployments.conftest import DeployServer, commit, write
+from tests.integration.deployments.conftest import TARGET, DeployServer, commit, write
 
 
 def _ship(server: DeployServer, alice: str, bob: str) -> int:
@@ -135,7 +135,7 @@ def test_a_wait_timer_holds_an_approved_job(sqlite_server: DeployServer) -> None
     write(
         server.repo,
         ".shipline/environments/production.yml",
-        "protection:\n  reviewers: {users: [bob]}\n  wait_timer: 2s\n",
+        TARGET + "protection:\n  reviewers: {users: [bob]}\n  wait_timer: 2s\n",
     )
     commit(server.repo, "wait timer")
     alice = server.user("alice", "developer")
@@ -157,7 +157,7 @@ def test_a_freeze_window_holds_jobs_until_it_is_lifted(sqlite_server: DeployServ
     write(
         server.repo,
         ".shipline/environments/production.yml",
-        'protection:\n  freeze: [{cron: "* * * * *", duration: 1h}]\n',
+        TARGET + 'protection:\n  freeze: [{cron: "* * * * *", duration: 1h}]\n',
     )
     commit(server.repo, "freeze")
     alice = server.user("alice", "developer")
@@ -167,7 +167,7 @@ def test_a_freeze_window_holds_jobs_until_it_is_lifted(sqlite_server: DeployServ
     assert server.job(frozen, "prod")["status"] == "waiting"
     [item] = server.call("GET", "/approvals").json()["items"]
     assert (item["run_id"], item["required"]) == (frozen, 0)
-    write(server.repo, ".shipline/environments/production.yml", "protection: {}\n")
+    write(server.repo, ".shipline/environments/production.yml", TARGET + "protection: {}\n")
     commit(server.repo, "lift the freeze")
     later = server.trigger(alice)  # fetches the default branch
     assert server.wait_job(frozen, "prod", "completed")["conclusion"] == "success"

@@ -6,7 +6,7 @@ environment secret reaches the job."""
 
 from __future__ import annotations
 
-from tests.integration.deployments.conftest import DeployServer, commit, git, write
+from tests.integration.deployments.conftest import TARGET, DeployServer, commit, git, write
 
 STAGING_JOB = """
 on: [push, pull_request]
@@ -28,7 +28,7 @@ def test_a_branch_the_environment_does_not_allow_is_refused(sqlite_server: Deplo
     )
     git(server.repo, "checkout", "-q", "-b", "feature/x")
     # The branch also loosens the environment: only the default branch's file counts.
-    write(server.repo, ".shipline/environments/production.yml", "protection: {}\n")
+    write(server.repo, ".shipline/environments/production.yml", TARGET + "protection: {}\n")
     commit(server.repo, "loosen production")
     git(server.repo, "checkout", "-q", "main")
     run_id = server.trigger(alice, ref="feature/x")

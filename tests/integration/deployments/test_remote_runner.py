@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 from shipline.runner.deploy_client import HttpDeployer
-from tests.integration.deployments.conftest import DeployServer, commit, write
+from tests.integration.deployments.conftest import TARGET, DeployServer, commit, write
 
 REMOTE = """
 on: [workflow_dispatch]
@@ -29,7 +29,7 @@ jobs:
 def test_a_job_token_deploys_for_its_own_job_only(sqlite_server: DeployServer) -> None:
     server = sqlite_server
     write(server.repo, ".shipline/workflows/remote.yml", REMOTE)
-    write(server.repo, ".shipline/environments/staging.yml", "protection: {}\n")
+    write(server.repo, ".shipline/environments/staging.yml", TARGET + "protection: {}\n")
     commit(server.repo, "remote")
     answer = server.call(
         "POST", "/projects/app/runs", json={"ref": "main", "workflow": "remote.yml"}

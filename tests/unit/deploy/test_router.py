@@ -30,7 +30,16 @@ async def _upstream(name: str) -> tuple[asyncio.Server, int]:
                 path = head.split(b" ")[1]
                 if path == b"/slow":
                     await asyncio.sleep(0.5)
-                if path == b"/chunked":
+                if path == b"/echo":
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(head), head)
+                    )
+                elif path == b"/close":
+                    writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye")
+                    await writer.drain()
+                    writer.close()
+                    return
+                elif path == b"/chunked":
                     writer.write(
                         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                         b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
@@ -136,6 +145,49 @@ def test_bodies_and_chunked_answers_pass_through() -> None:
 
         assert (await client.post("/", content=chunks())).text == "a:payload"
         assert (await client.get("/chunked")).text == "abcdefg"
+
+    _run(scenario, ("a",))
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    try:
+        return await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+
+
+def test_heads_are_forwarded_as_they_came_without_hop_by_hop_headers() -> None:
+    async def scenario(router: Router, ports: dict[str, int], client: httpx.AsyncClient) -> None:
+        router.set_upstreams([UpstreamConfig("a", ports["a"], 1.0)])
+        # The common request: forwarded byte for byte, plus X-Forwarded-For.
+        plain = b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Case: MiXeD\r\n\r\n"
+        answer = await _raw(router.port, plain)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(plain[:-2] + b"X-Forwarded-For: 127.0.0.1\r\n\r\n")
+        # Hop-by-hop headers of the client stay on its hop; the upstream keeps alive.
+        hop = (
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, TE\r\n"
+            b"TE: trailers\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\n\r\n"
+        )
+        echoed = (await _raw(router.port, hop)).split(b"\r\n\r\n", 1)[1].lower()
+        assert b"x-kept: 1" in echoed and b"x-forwarded-for" in echoed
+        assert b"te:" not in echoed and b"keep-alive: timeout" not in echoed
+        assert echoed.count(b"connection:") == 1 and b"connection: keep-alive" in echoed
+        # Two lengths: a request smuggling attempt, refused.
+        twice = b"POST /echo HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\nab"
+        assert (await _raw(router.port, twice)).startswith(b"HTTP/1.1 400")
+        bad = b"POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n"
+        assert (await _raw(router.port, bad)).startswith(b"HTTP/1.1 400")
+        # Blanks before a colon, or a folded line: refused (RFC 9112), not forwarded.
+        for head in (b"Content-Length : 2\r\n", b"X-A: 1\r\n Content-Length: 2\r\n"):
+            odd = b"POST /echo HTTP/1.1\r\n" + head + b"\r\nab"
+            assert (await _raw(router.port, odd)).startswith(b"HTTP/1.1 400")
+        # An answer that closes its connection: the client is told, and it is not reused.
+        closing = await _raw(router.port, b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"Connection: close" in closing and closing.endswith(b"bye")
+        assert (await client.get("/")).text == "a"
 
     _run(scenario, ("a",))
 

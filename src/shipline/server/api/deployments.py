@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipline.domain.deployments import ReleaseHistoryRecord
 from shipline.domain.records import TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.deployments import DeploymentService, DeploymentView
@@ -305,8 +306,55 @@ class RollbackIn(BaseModel):
         default=None,
         ge=1,
         le=MAX_ID,
-        description="default: the release that ran before the current one",
+        description="default: the release that was live before the current one (from the "
+        "environment's release history)",
     )
+
+
+class ReleaseHistoryOut(BaseModel):
+    """One rollout of a release to an environment (release history)."""
+
+    id: int
+    project: str
+    environment: str
+    deployment_id: int
+    release_id: int
+    artifact: str
+    digest: str
+    kind: str = Field(description="deploy | rollback | roll_forward")
+    outcome: str = Field(description="success | rolled_back | failure")
+    cause: str = Field(description="hooks | health | analysis | target, when it failed")
+    reason: str
+    rolled_back_to: int | None = Field(description="the release the environment went back to")
+    actor: str
+    run_id: int = Field(description="the run that built the release")
+    ref: str
+    sha: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, e: ReleaseHistoryRecord, project: str) -> ReleaseHistoryOut:
+        return cls(
+            id=e.id,
+            project=project,
+            environment=e.environment,
+            deployment_id=e.deployment_id,
+            release_id=e.release_id,
+            artifact=e.artifact,
+            digest=e.digest,
+            kind=e.kind.value,
+            outcome=e.outcome.value,
+            cause=e.cause,
+            reason=e.reason,
+            rolled_back_to=e.rolled_back_to,
+            actor=e.actor,
+            run_id=e.run_id,
+            ref=e.ref,
+            sha=e.sha,
+            started_at=e.started_at,
+            finished_at=e.finished_at,
+        )
 
 
 class JobDeployIn(BaseModel):
@@ -335,6 +383,27 @@ def list_deployments(
     page = _deployments(svc).history(caller, project, environment, limit=limit, cursor=cursor)
     return PageOut(
         items=[DeploymentOut.of(v, project) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/projects/{project}/environments/{environment}/releases",
+    summary="An environment's release history",
+)
+def list_releases(
+    project: ProjectParam,
+    environment: EnvParam,
+    caller: Caller,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageOut[ReleaseHistoryOut]:
+    """Every rollout that reached the environment, newest first: which release, when, by
+    whom, from which run and commit, the outcome and (when it was rolled back) why."""
+    page = _deployments(svc).releases(caller, project, environment, limit=limit, cursor=cursor)
+    return PageOut(
+        items=[ReleaseHistoryOut.of(e, project) for e in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -444,6 +444,42 @@ Index(
 )
 Index("ix_deployments_state_id", deployments.c.state, deployments.c.id)
 
+# Release history per environment (revision 0009): one row per finished rollout.
+release_history = Table(
+    "release_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column(
+        "deployment_id",
+        Integer,
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("release_id", Integer, ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("artifact", String(255), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("cause", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("rolled_back_to", Integer),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime, nullable=False),
+)
+Index(
+    "ix_release_history_project_id_environment_id",
+    release_history.c.project_id,
+    release_history.c.environment,
+    release_history.c.id,
+)
+
 deployment_progress = Table(
     "deployment_progress",
     metadata,

@@ -23,6 +23,7 @@ from shipline.store.ports import (
     ProjectStore,
     ProtectionStore,
     PullRequestStore,
+    ReleaseHistoryStore,
     ReleaseStore,
     RunnerStore,
     RunStore,
@@ -46,6 +47,7 @@ from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
 from shipline.store.sql.projects import SqlProjectStore
+from shipline.store.sql.release_history import SqlReleaseHistoryStore
 from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
 from shipline.store.sql.secrets import SqlSecretStore
@@ -86,6 +88,7 @@ class SqlTransaction:
     environments: EnvironmentStore
     releases: ReleaseStore
     deployments: DeploymentStore
+    history: ReleaseHistoryStore
     gates: GateStore
 
     @classmethod
@@ -111,6 +114,7 @@ class SqlTransaction:
             environments=SqlEnvironmentStore(conn),
             releases=SqlReleaseStore(conn),
             deployments=SqlDeploymentStore(conn),
+            history=SqlReleaseHistoryStore(conn),
             gates=SqlGateStore(conn),
         )
 
