@@ -5,7 +5,9 @@
 GET /version answers the release's version (the VERSION file next to this script, or
 $APP_VERSION), GET /healthz answers 200 unless a BROKEN file is present (a release that
 fails its health check, for trying automatic rollback), anything else answers a greeting;
-a FAIL_RATE file (say 0.5) makes that share of the other requests fail with 500.
+a FAIL_RATE file (say 0.5) makes that share of the other requests fail with 500, and a
+SLOW_MS file (say 150) delays every other request by that many milliseconds (a release
+that is healthy but slower: what a canary analysis compares with the stable version).
 On SIGTERM it stops accepting connections and finishes the requests in flight.
 """
 
@@ -17,6 +19,7 @@ import random
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,6 +38,7 @@ BROKEN = (HERE / "BROKEN").is_file()
 # A release that answers health checks but fails this share of other requests: what a
 # canary analysis exists to catch.
 FAIL_RATE = float((HERE / "FAIL_RATE").read_text()) if (HERE / "FAIL_RATE").is_file() else 0.0
+SLOW_MS = float((HERE / "SLOW_MS").read_text()) if (HERE / "SLOW_MS").is_file() else 0.0
 INSTANCE = os.environ.get("SHIPLINE_INSTANCE", "")
 
 
@@ -48,7 +52,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             status = 500 if BROKEN else 200
             self.reply(status, {"healthy": not BROKEN, "version": VERSION})
-        elif FAIL_RATE and random.random() < FAIL_RATE:
+            return
+        if SLOW_MS:
+            time.sleep(SLOW_MS / 1000)
+        if FAIL_RATE and random.random() < FAIL_RATE:
             self.reply(500, {"error": "injected failure", "version": VERSION})
         elif self.path == "/version":
             self.reply(200, {"version": VERSION, "instance": INSTANCE})
