@@ -177,8 +177,14 @@ class StoreObserver:
         """The buffered lines become a chunk."""
         if not self.buffer:
             return
-        lines = [self.masker.mask(line) for line in self.buffer] if self.masker else self.buffer
-        data = ("\n".join(lines) + "\n").encode("utf-8", errors="replace")
+        text = "\n".join(self.buffer)
+        data = text.encode("utf-8", errors="replace")
+        # One search of the whole chunk; only when a form may be in it are its lines
+        # masked, each on its own, as before (a line may hold a newline of its own).
+        if self.masker is not None and self.masker.may_match(data):
+            text = "\n".join(self.masker.mask(line) for line in self.buffer)
+            data = text.encode("utf-8", errors="replace")
+        data += b"\n"
         self.buffer = []
         self.size = 0
         with self._pending_lock:
