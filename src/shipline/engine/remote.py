@@ -28,7 +28,7 @@ from shipline.domain.transitions import InvalidTransition
 from shipline.engine.access import AccessService, Principal
 from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.errors import Conflict
-from shipline.engine.job_tokens import issue_job_token
+from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
 from shipline.engine.leases import LeasePolicy, remote_owner
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
@@ -168,7 +168,13 @@ class RemoteJobs:
             if job is None:
                 return None
             expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
-            token = issue_job_token(tx, job.id, expires, now=now)
+            # The token's scopes: the job's `permissions:`, capped for untrusted runs.
+            run = tx.runs.get(job.run_id)
+            found = self.runs.planned(tx, run, job.key) if run is not None else None
+            scopes = NO_SCOPES  # not in its plan (the job will fail): no scope
+            if found is not None and run is not None:
+                scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
+            token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
             record = tx.tokens.find(hash_secret(token))
             assert record is not None
             assignment = tx.runners.assign(

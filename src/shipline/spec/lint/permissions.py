@@ -8,27 +8,8 @@ removes every permission). Most scopes take `read`, `write` or `none`; `id-token
 from __future__ import annotations
 
 from shipline.spec.lint._context import LintContext, is_expression
+from shipline.spec.permissions import SCOPES
 from shipline.spec.yamlpos import Mapping, Node, Scalar
-
-_RWN = ("read", "write", "none")
-SCOPES: dict[str, tuple[str, ...]] = {
-    "actions": _RWN,
-    "artifact-metadata": _RWN,
-    "attestations": _RWN,
-    "checks": _RWN,
-    "contents": _RWN,
-    "deployments": _RWN,
-    "discussions": _RWN,
-    "id-token": ("write", "none"),
-    "issues": _RWN,
-    "models": ("read", "none"),
-    "packages": _RWN,
-    "pages": _RWN,
-    "pull-requests": _RWN,
-    "repository-projects": _RWN,
-    "security-events": _RWN,
-    "statuses": _RWN,
-}
 
 
 def check(ctx: LintContext) -> None:
