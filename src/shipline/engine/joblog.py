@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -251,3 +253,54 @@ class StoreObserver:
                 job_id=self.job_id,
                 data=change.data,
             )
+
+
+def mask_text(masker: Masker, text: str) -> str:
+    """`text` (lines joined by newlines) with each line masked on its own; one search of
+    the whole text when, as usual, nothing matches."""
+    if not masker or not masker.may_match(text.encode("utf-8", errors="replace")):
+        return text
+    return "\n".join(masker.mask(line) for line in text.split("\n"))
+
+
+class JobMaskers:
+    """The server's maskers for jobs remote runners hold: what a runner sends (log lines,
+    step names, outputs, errors) is masked again here, whatever the runner did (defence
+    in depth: a runner of an old version, or one that was tampered with).
+
+    The masker of a job handed out by this process masks the values it delivered; a job
+    this process did not hand out (several servers, a restart) gets one of every secret
+    of its project (`open_project`). At most `size` jobs are kept, the oldest dropped.
+    """
+
+    def __init__(
+        self, open_project: Callable[[int], Sequence[str]] | None = None, size: int = 1024
+    ) -> None:
+        self._open_project = open_project
+        self._size = size
+        self._maskers: OrderedDict[int, Masker] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, job_id: int, values: list[str]) -> None:
+        self._put(job_id, Masker(values))
+
+    def get(self, job_id: int, project_id: Callable[[], int | None]) -> Masker:
+        with self._lock:
+            found = self._maskers.get(job_id)
+        if found is not None:
+            return found
+        project = project_id() if self._open_project is not None else None
+        values = self._open_project(project) if self._open_project and project else ()
+        masker = Masker(list(values))
+        self._put(job_id, masker)
+        return masker
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._maskers.pop(job_id, None)
+
+    def _put(self, job_id: int, masker: Masker) -> None:
+        with self._lock:
+            self._maskers[job_id] = masker
+            while len(self._maskers) > self._size:
+                self._maskers.popitem(last=False)
