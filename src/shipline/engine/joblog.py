@@ -8,6 +8,10 @@ job's end (`write_pending`, see `EmbeddedRunner`). A live follower sees output w
 with sequence numbers (idempotent appends); a chunk ends at a step change or at 64 KiB.
 Timed batches are written in a worker thread, so the event loop never waits for the
 database.
+
+Also here, for what the server does with a job's log: `JobMaskers` (masking again what
+remote runners send) and `scan_log` (after the job, known credential shapes in its log
+become warnings and an audit event: `security.scanner`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shipline.domain.clock import Clock
@@ -26,6 +30,7 @@ from shipline.domain.records import StepRecord
 from shipline.domain.status import Status
 from shipline.runner.model import JobResult, StepResult
 from shipline.security.masking import Masker
+from shipline.security.scanner import Finding, scan
 from shipline.store.ports import Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -304,3 +309,71 @@ class JobMaskers:
             self._maskers[job_id] = masker
             while len(self._maskers) > self._size:
                 self._maskers.popitem(last=False)
+
+
+SCAN_PAGE = 256  # log chunks read per query
+SCAN_SHOWN = 20  # findings written to the log and the audit event at most
+
+
+def scan_job_log(store: Store, clock: Clock, job_id: int) -> list[Finding]:
+    """Search the finished job's stored log for known credential shapes (`security.scanner`)
+    and, when any is found, add a warning per finding at the end of the log — the rule and
+    the line, never the value — and one audit event (`log.credential_found`)."""
+    findings: list[Finding] = []
+    lines_before = 0
+    after = -1
+    while True:
+        with store.transaction(write=False) as tx:
+            chunks = tx.logs.read(job_id, after_seq=after, limit=SCAN_PAGE)
+        for chunk in chunks:
+            text = chunk.data.decode("utf-8", errors="replace")
+            for found in scan(text):
+                findings.append(replace(found, line=found.line + lines_before))
+            lines_before += text.count("\n")
+            after = chunk.seq
+        if len(chunks) < SCAN_PAGE:
+            break
+    if not findings:
+        return findings
+    shown = findings[:SCAN_SHOWN]
+    warnings = [
+        f"Warning: the log scanner found what looks like a {f.description} ({f.rule}) at "
+        f"line {f.line} of this log. Shipline did not know this value, so it was not "
+        "masked: rotate it, and stop printing it."
+        for f in shown
+    ]
+    if len(findings) > len(shown):
+        warnings.append(f"Warning: the log scanner found {len(findings) - len(shown)} more.")
+    now = clock.now()
+    with store.transaction() as tx:
+        job = tx.jobs.get(job_id)
+        run = tx.runs.get(job.run_id) if job is not None else None
+        if job is None or run is None:
+            return findings
+        seq = tx.logs.last_seq(job_id) + 1
+        tx.logs.append(job_id, seq, ("\n".join(warnings) + "\n").encode(), None)
+        tx.events.publish("log", now=now, run_id=run.id, job_id=job_id, data={"seq": seq})
+        tx.audit.append(
+            actor="system",
+            action="log.credential_found",
+            now=now,
+            project_id=run.project_id,
+            target=f"job:{job_id}",
+            reason="the job's log holds what looks like a credential",
+            data={
+                "run": run.id,
+                "job": job.key,
+                "findings": [{"rule": f.rule, "line": f.line} for f in shown],
+                "count": len(findings),
+            },
+        )
+    return findings
+
+
+def scan_log(store: Store, clock: Clock, job_id: int) -> None:
+    """`scan_job_log` for a job that just ended: a failure never fails the job's end (it
+    is logged)."""
+    try:
+        scan_job_log(store, clock, job_id)
+    except Exception:
+        log.exception("job %s: cannot scan its log for credentials", job_id)

@@ -29,7 +29,7 @@ from shipline.engine.access import AccessService, Principal
 from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.errors import Conflict
 from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
-from shipline.engine.joblog import JobMaskers, mask_text
+from shipline.engine.joblog import JobMaskers, mask_text, scan_log
 from shipline.engine.leases import LeasePolicy, remote_owner
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
@@ -399,6 +399,8 @@ class RemoteJobs:
             lambda: self.runs.job_finished(job_id, conclusion, outputs=outputs, error=error)
         )
         self.maskers.forget(job_id)
+        if job.status is not Status.COMPLETED:  # not for a repeated report
+            scan_log(self.store, self.clock, job_id)
         return finished
 
     def _masker(self, job: JobRecord) -> Masker:
