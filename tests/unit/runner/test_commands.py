@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from shipline.runner.commands import MAX_PENDING, Annotation, OutputProcessor
@@ -248,3 +250,20 @@ def test_many_secrets_each_masked_in_a_large_block() -> None:
     lines = Sink(secrets).run(("filler\n" * 5000 + body).encode())
     assert lines[5000:] == [f"line {i} *** end" for i in range(40)]
     assert not any(s in "\n".join(lines) for s in secrets)
+
+
+def test_a_registered_value_is_masked_in_debug_lines_annotations_and_base64() -> None:
+    # SECURITY-CASES 16: a derived credential registered at run time, printed later in a
+    # debug line, an annotation and encoded.
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqb2IifQ.c2lnbmF0dXJl"
+    encoded = base64.b64encode(f"bearer:{jwt}".encode())
+    sink = Sink(debug=True)
+    lines = sink.run(
+        f"::add-mask::{jwt}\n::debug::token is {jwt}\n".encode(),
+        f"::warning title={jwt}::sent {jwt}\n".encode(),
+        b"auth " + encoded + b"\n",
+    )
+    assert lines[0] == "Debug: token is ***"
+    assert jwt not in "\n".join(lines)
+    assert encoded.decode()[12:-4] not in lines[-1]
+    assert sink.annotations == [Annotation("warning", "sent ***", title="***")]
