@@ -9,7 +9,8 @@ it (executor, pipe, runner, terminal output). Wall and CPU time (`time.process_t
 the child's rusage for `shipline run`: the machine is shared). Target: >= 50 MB/s with
 secrets, and within 1.5x of the time without; decided on CPU time, wall time shown.
 
-Provenance: build, sign (Ed25519, DSSE) and verify the statement of a one-file artifact,
+The post-run log scanner over the same output (CPU time). Provenance: build, sign
+(Ed25519, DSSE) and verify the statement of a one-file artifact,
 median per artifact over many.
 
     .venv/bin/python benchmarks/security.py [--megabytes 100] [--repeat 3]
@@ -45,6 +46,7 @@ from shipline.security.provenance import (
     statement,
     verify,
 )
+from shipline.security.scanner import scan
 from shipline.store.ports import NewJob, NewRun
 from shipline.store.sql.store import SqlStore
 
@@ -217,6 +219,13 @@ def main() -> None:
             f"{mb / wall:>6.0f} /{mb / cpu:>6.0f} {wall / plain_wall:>9.2f}x "
             f"{cpu / plain_cpu:>8.2f}x  " + ("met" if met else "MISSED")
         )
+    cpu = time.process_time()
+    findings = sum(len(scan(chunk.decode())) for chunk in chunks)
+    took = time.process_time() - cpu
+    print(
+        f"post-run log scan (security.scanner) of the {mb} MB: {took:.2f} s CPU = "
+        f"{mb / took:.0f} MB/s, {findings} findings"
+    )
     sign, check = provenance_times(500)
     print(
         f"provenance per artifact: sign {sign * 1e3:.3f} ms, "
