@@ -4,7 +4,8 @@ A real server, a real `shipline runner` process, and between them a recording pr
 127.0.0.1: every request the runner sends to the server is kept. The step prints a
 canary secret raw, as base64 of `user:secret`, split across two writes, and a value it
 derives and registers with `::add-mask::` (which the server cannot know): none of them is
-in anything the runner sent, and the stored log shows `***`."""
+in anything the runner sent, nor in the runner's or server's own diagnostic log, and the
+stored log shows `***`."""
 
 from __future__ import annotations
 
@@ -135,3 +136,5 @@ def test_a_remote_runner_sends_nothing_unmasked(cluster: Cluster) -> None:
         assert line in text, text
     for value in (canary, derived):
         assert value not in text
+        # Nor in the runner's or the server's own diagnostic log (SECURITY-CASES 16).
+        assert value not in runner.stderr and value not in server.stderr
