@@ -8,11 +8,15 @@ stored logs, job outputs, errors or the audit trail (SECURITY-CASES 1, 2, 11-14,
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import secrets as pysecrets
+import socket
 import subprocess
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,8 @@ from shipline.engine.gates import GateService
 from shipline.engine.projects import ProjectService
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService, TriggerRequest
+from shipline.executors.base import Executor
+from shipline.executors.sandbox import SandboxExecutor, probe
 from shipline.executors.shell import ShellExecutor
 from shipline.plan.events import Event
 from shipline.runner.job import JobRunner
@@ -108,6 +114,10 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
+    return build_world(tmp_path, lambda: ShellExecutor(kill_grace=1.0))
+
+
+def build_world(tmp_path: Path, executor: Callable[[], Executor]) -> World:
     source = tmp_path / "source"
     (source / ".shipline" / "workflows").mkdir(parents=True)
     git(source, "init", "-q", "-b", "main")
@@ -148,7 +158,7 @@ def world(tmp_path: Path) -> World:
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
         return JobRunner(
-            ShellExecutor(kill_grace=1.0),
+            executor(),
             observer,
             work_root=tmp_path / "work" / str(run.id),
             artifacts=LocalArtifactStore(blobs, tmp_path / "runs" / str(run.id)),
@@ -170,7 +180,7 @@ def world(tmp_path: Path) -> World:
     return World(store, runs, service, runner, admin, tmp_path)
 
 
-def run_to_end(world: World, event: str) -> RunRecord:
+def run_to_end(world: World, event: str, workflow: str = "ci.yml") -> RunRecord:
     with world.store.transaction() as tx:
         project = tx.projects.get("app")
     assert project is not None
@@ -179,9 +189,11 @@ def run_to_end(world: World, event: str) -> RunRecord:
         repo.fetch()
         ref, sha = repo.resolve("main")
         pull = Event(name=event, ref=ref, sha=sha, repository=project.name, actor="dev")
-        run = world.runs.trigger_event(project, pull, trust=Trust.UNTRUSTED, fetch=False)[0]
+        started = world.runs.trigger_event(project, pull, trust=Trust.UNTRUSTED, fetch=False)
     else:
-        run = world.runs.trigger(project, TriggerRequest(ref="main", event=event), actor="dev")[0]
+        asked = TriggerRequest(ref="main", event=event, workflow=workflow)
+        started = world.runs.trigger(project, asked, actor="dev")
+    [run] = [r for r in started if r.workflow_file.endswith(workflow)]
 
     async def scenario() -> RunRecord:
         task = asyncio.ensure_future(world.runner.run())
@@ -269,3 +281,147 @@ def test_an_untrusted_run_receives_no_secret_and_the_refusal_is_audited(world: W
         refused = [a for a in tx.audit.iterate() if a.action == "secret.deliver"]
     assert refused and all(a.decision == "denied" for a in refused)
     assert all("untrusted" in a.reason for a in refused)
+
+
+# SECURITY-CASES 15: transformations masking does not cover, in a trusted run.
+TRANSFORMED = r"""
+on: [push, pull_request]
+jobs:
+  transform:
+    runs-on: x
+    env:
+      S: ${{ secrets.API_TOKEN }}
+    steps:
+      - run: |
+          echo "double: $(printf '%s' "$S" | base64 -w0 | base64 -w0)"
+          echo "hex: $(printf '%s' "$S" | od -An -tx1 -v | tr -d ' \n')"
+          echo "reversed: $(printf '%s' "$S" | rev)"
+          echo "pieces: ${S:0:4}|${S:4}"
+          K=$(printf '%s' "$S" | sha256sum | cut -c1-16 | tr 'a-f0-9' 'ABCDEFQRSTUVWXYZ')
+          echo "aws: AK""IA$K"
+          echo "-----BEGIN OPENSSH PRIV""ATE KEY-----"
+  bystander:
+    runs-on: x
+    steps:
+      - run: |
+          echo "bystander env: $(env | base64 -w0)"
+          echo "bystander files: $(grep -rl -- "${MARK:-Cn4ry/}" "$HOME" /tmp 2>/dev/null | wc -l)"
+"""
+
+
+def add_workflow(world: World, name: str, text: str) -> None:
+    source = world.tmp / "source"
+    (source / ".shipline" / "workflows" / name).write_text(textwrap.dedent(text))
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", name)
+
+
+def test_transformed_values_are_not_masked_but_the_real_controls_hold(world: World) -> None:
+    """Masking is not a boundary: double base64, hex, reversed and pieces of the secret
+    are printed as they are (this test documents it). What holds instead: only the job
+    that references the secret receives it (the bystander's whole environment, decoded,
+    does not hold it), and the post-run scanner flags credential shapes in the log."""
+    token = canary()
+    world.secrets.set(world.admin, "app", "API_TOKEN", token)
+    add_workflow(world, "transformed.yml", TRANSFORMED)
+    run = run_to_end(world, "push", "transformed.yml")
+    assert run.trust is Trust.TRUSTED
+    logs, rest = everything_stored(world, run.id)
+    log = logs["transform"]
+    double = base64.b64encode(base64.b64encode(token.encode())).decode()
+    for shown in (
+        f"double: {double}",
+        f"hex: {token.encode().hex()}",
+        f"reversed: {token[::-1]}",
+        f"pieces: {token[:4]}|{token[4:]}",
+    ):
+        assert shown in log.splitlines(), shown  # not masked: masking is no boundary
+    assert token not in log  # the value itself still is
+    # The real control: the job that does not reference the secret never had it.
+    [env_line] = [x for x in logs["bystander"].splitlines() if x.startswith("bystander env: ")]
+    environment = base64.b64decode(env_line.removeprefix("bystander env: ")).decode()
+    assert "PATH=" in environment and token not in environment
+    assert token not in logs["bystander"]
+    with world.store.transaction() as tx:
+        audit = list(tx.audit.iterate())
+    delivered = {a.data["job"]: a.data["names"] for a in audit if a.action == "secret.deliver"}  # type: ignore[index]
+    assert delivered == {"transform": ["API_TOKEN"]}  # the bystander asked for nothing
+    # The scanner: a warning per finding (rule and line, never the value) and an audit event.
+    key = "AKIA" + hashlib.sha256(token.encode()).hexdigest()[:16].translate(
+        str.maketrans("abcdef0123456789", "ABCDEFQRSTUVWXYZ")
+    )
+    lines = log.splitlines()
+    aws_line = lines.index(f"aws: {key}") + 1
+    pem_line = lines.index("-----BEGIN OPENSSH PRIVATE KEY-----") + 1
+    warnings = [x for x in lines if x.startswith("Warning: the log scanner found")]
+    assert len(warnings) == 2, warnings
+    assert f"(aws-access-token) at line {aws_line} " in warnings[0]
+    assert f"(private-key) at line {pem_line} " in warnings[1]
+    assert key not in "\n".join(warnings)
+    [found] = [a for a in audit if a.action == "log.credential_found"]
+    assert found.target.startswith("job:") and found.data["job"] == "transform"  # type: ignore[index]
+    assert found.data["findings"] == [  # type: ignore[index]
+        {"rule": "aws-access-token", "line": aws_line},
+        {"rule": "private-key", "line": pem_line},
+    ]
+    assert key not in rest and token not in rest
+    assert "log.credential_found" not in {a.action for a in audit if a.target == "job:bystander"}
+
+
+EGRESS = r"""
+on: [push, pull_request]
+jobs:
+  egress:
+    runs-on: x
+    steps:
+      - run: |
+          python3 -c 'import socket; socket.create_connection(("127.0.0.1", PORT), timeout=3)' \
+            && echo "egress: open" || echo "egress: blocked"
+"""
+
+
+@pytest.fixture
+def sandbox_worlds(tmp_path: Path) -> Callable[[str], World]:
+    """Worlds whose runner runs steps in the sandbox (one per run: a world's embedded
+    runner runs once)."""
+    reason = probe()
+    if reason is not None:
+        pytest.skip(f"the sandbox cannot run here: {reason}")
+    if os.geteuid() != 0:
+        pytest.skip("the sandboxed runner runs as root here")
+
+    def make(name: str) -> World:
+        (tmp_path / name).mkdir()
+        return build_world(tmp_path / name, lambda: SandboxExecutor(kill_grace=0.5))
+
+    return make
+
+
+def test_an_untrusted_job_has_no_network_a_trusted_one_has(
+    sandbox_worlds: Callable[[str], World],
+) -> None:
+    """SECURITY-CASES 15 (and 1, 31): what stops a transformed secret from leaving is not
+    masking but the sandbox's default-deny egress for untrusted runs. A listener on the
+    host's loopback: the untrusted job cannot reach it; the trusted run of the same
+    workflow can (the control that shows the probe works)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    try:
+        world = sandbox_worlds("untrusted")
+        add_workflow(world, "egress.yml", EGRESS.replace("PORT", str(port)))
+        untrusted = run_to_end(world, "pull_request", "egress.yml")
+        logs, _ = everything_stored(world, untrusted.id)
+        assert untrusted.trust is Trust.UNTRUSTED
+        assert "egress: blocked" in logs["egress"], logs["egress"]
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing came through
+        world = sandbox_worlds("trusted")
+        add_workflow(world, "egress.yml", EGRESS.replace("PORT", str(port)))
+        trusted = run_to_end(world, "push", "egress.yml")
+        logs, _ = everything_stored(world, trusted.id)
+        assert "egress: open" in logs["egress"], logs["egress"]
+    finally:
+        listener.close()

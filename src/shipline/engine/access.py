@@ -30,6 +30,7 @@ from shipline.engine.principal import (
     check_user_name,
     denial_reason,
     job_project,
+    job_scope_denial,
     principal_for,
     utc,
 )
@@ -187,12 +188,13 @@ class AccessService:
         raise `Forbidden` and audit the denial.
 
         Admins may do anything; a user may do what their membership role allows; a job
-        token may read its own project (`JOB_ROLE`); runner tokens act on jobs, never on
+        token may read its own project (`JOB_ROLE`), and take the actions its
+        `permissions:` allow (`JOB_ACTION_SCOPES`); runner tokens act on jobs, never on
         projects."""
         if principal.is_admin:
             return
         with self._store.transaction(write=False) as tx:
-            reason = denial_reason(tx, principal, project_id, role)
+            reason = denial_reason(tx, principal, project_id, role, action)
         if reason is None:
             return
         with self._store.transaction() as tx:  # only a denial writes (its audit record)
@@ -211,15 +213,19 @@ class AccessService:
     def require_job(
         self, principal: Principal, job_id: int, *, action: str, request_id: str = ""
     ) -> None:
-        """Allow a job token to do `action` on its own job only; `Forbidden` (audited)
-        for any other job or any other kind of token."""
+        """Allow a job token to do `action` on its own job only, when its `permissions:`
+        give the action's scope `write` (`JOB_ACTION_SCOPES`; other actions need none);
+        `Forbidden` (audited) for any other job or any other kind of token."""
+        reason = f"token is not for job {job_id}"
         if principal.kind is TokenKind.JOB and principal.job_id == job_id:
-            return
+            denied = job_scope_denial(principal, action, "write")
+            if denied is None:
+                return
+            reason = denied
         with self._store.transaction() as tx:
-            reason = f"token is not for job {job_id}"
             project_id = job_project(tx, job_id)
             self._audit_denial(tx, principal.user_name, action, reason, project_id, request_id)
-        raise Forbidden(f"not allowed to {action} on this job")
+        raise Forbidden(f"not allowed to {action} on this job: {reason}")
 
     # -- users -------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.engine.assignments import continue_on_error, prepare
-from shipline.engine.joblog import StoreObserver
+from shipline.engine.joblog import StoreObserver, scan_log
 from shipline.engine.leases import REMOTE_OWNER
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
@@ -291,6 +291,7 @@ class EmbeddedRunner:
         except Exception:
             await asyncio.to_thread(observer.flush)  # the log is kept whatever happens next
             raise
+        await asyncio.to_thread(scan_log, self.store, self.clock, job.id)
 
     async def _watch_cancel(self) -> None:
         """Stop running jobs when the service publishes `job.cancel` for them or their run

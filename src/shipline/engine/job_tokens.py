@@ -5,6 +5,10 @@ re-run creates new job records). It expires at the latest at `expires`, is revok
 job completes or is cancelled, and `AccessService.authenticate` also refuses it once the job
 is completed, should a revocation have been missed (SECURITY-CASES 20).
 
+A job token carries the job's effective `permissions:` as scopes (`contents:read`, ...;
+`spec.permissions`): the endpoints a job token may call check them (`AccessService`,
+SECURITY-CASES 22). `scopes_for` computes them from the workflow and the run's trust class.
+
 These functions take the caller's transaction, so that the run service can revoke a job's
 tokens in the same transaction that completes the job.
 """
@@ -13,19 +17,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shipline.domain.records import TokenKind
+from shipline.domain.records import TokenKind, Trust
 from shipline.domain.status import Status
 from shipline.engine.errors import Invalid, NotFound
 from shipline.engine.principal import job_project, utc
 from shipline.security.tokens import new_token
+from shipline.spec.models import JobSpec, WorkflowSpec
+from shipline.spec.permissions import effective_permissions, token_scopes
 from shipline.store.ports import Transaction
 
 SYSTEM_ACTOR = "system"
+# A token that may take no action `permissions:` govern.
+NO_SCOPES = token_scopes({})
 
 
-def issue_job_token(tx: Transaction, job_id: int, expires: datetime, *, now: datetime) -> str:
-    """A new token for job `job_id`, valid until `expires`; returns its plaintext (hand it
-    to the runner that holds the job, never store or log it)."""
+def scopes_for(workflow: WorkflowSpec, job: JobSpec | None, trust: Trust) -> tuple[str, ...]:
+    """The scopes of a job's token: its `permissions:` (or the workflow's), capped at
+    read for a run that is not trusted."""
+    return token_scopes(
+        effective_permissions(
+            workflow.permissions,
+            job.permissions if job is not None else None,
+            trusted=trust is Trust.TRUSTED,
+        )
+    )
+
+
+def issue_job_token(
+    tx: Transaction,
+    job_id: int,
+    expires: datetime,
+    *,
+    now: datetime,
+    scopes: tuple[str, ...] = (),
+) -> str:
+    """A new token for job `job_id`, valid until `expires`, with `scopes` (`scopes_for`;
+    none given: the defaults); returns its plaintext (hand it to the runner that holds
+    the job, never store or log it)."""
     if utc(expires) <= now:
         raise Invalid("a job token must expire in the future", field="expires")
     job = tx.jobs.get(job_id)
@@ -35,15 +63,22 @@ def issue_job_token(tx: Transaction, job_id: int, expires: datetime, *, now: dat
         raise Invalid("the job has completed", field="job_id")
     plaintext, digest = new_token(TokenKind.JOB)
     record = tx.tokens.create(
-        TokenKind.JOB, f"job-{job_id}", digest, now=now, job_id=job_id, expires_at=expires
+        TokenKind.JOB,
+        f"job-{job_id}",
+        digest,
+        now=now,
+        job_id=job_id,
+        scopes=scopes,
+        expires_at=expires,
     )
+    granted = [s for s in scopes if not s.endswith(":none")]
     tx.audit.append(
         actor=SYSTEM_ACTOR,
         action="token.issue_job",
         now=now,
         project_id=job_project(tx, job_id),
         target=f"job:{job_id}",
-        data={"token_id": record.id},
+        data={"token_id": record.id, "scopes": granted if scopes else "default"},
     )
     return plaintext
 

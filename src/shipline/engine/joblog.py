@@ -8,6 +8,10 @@ job's end (`write_pending`, see `EmbeddedRunner`). A live follower sees output w
 with sequence numbers (idempotent appends); a chunk ends at a step change or at 64 KiB.
 Timed batches are written in a worker thread, so the event loop never waits for the
 database.
+
+Also here, for what the server does with a job's log: `JobMaskers` (masking again what
+remote runners send) and `scan_log` (after the job, known credential shapes in its log
+become warnings and an audit event: `security.scanner`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shipline.domain.clock import Clock
@@ -24,6 +30,7 @@ from shipline.domain.records import StepRecord
 from shipline.domain.status import Status
 from shipline.runner.model import JobResult, StepResult
 from shipline.security.masking import Masker
+from shipline.security.scanner import Finding, scan
 from shipline.store.ports import Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -177,8 +184,14 @@ class StoreObserver:
         """The buffered lines become a chunk."""
         if not self.buffer:
             return
-        lines = [self.masker.mask(line) for line in self.buffer] if self.masker else self.buffer
-        data = ("\n".join(lines) + "\n").encode("utf-8", errors="replace")
+        text = "\n".join(self.buffer)
+        data = text.encode("utf-8", errors="replace")
+        # One search of the whole chunk; only when a form may be in it are its lines
+        # masked, each on its own, as before (a line may hold a newline of its own).
+        if self.masker is not None and self.masker.may_match(data):
+            text = "\n".join(self.masker.mask(line) for line in self.buffer)
+            data = text.encode("utf-8", errors="replace")
+        data += b"\n"
         self.buffer = []
         self.size = 0
         with self._pending_lock:
@@ -245,3 +258,122 @@ class StoreObserver:
                 job_id=self.job_id,
                 data=change.data,
             )
+
+
+def mask_text(masker: Masker, text: str) -> str:
+    """`text` (lines joined by newlines) with each line masked on its own; one search of
+    the whole text when, as usual, nothing matches."""
+    if not masker or not masker.may_match(text.encode("utf-8", errors="replace")):
+        return text
+    return "\n".join(masker.mask(line) for line in text.split("\n"))
+
+
+class JobMaskers:
+    """The server's maskers for jobs remote runners hold: what a runner sends (log lines,
+    step names, outputs, errors) is masked again here, whatever the runner did (defence
+    in depth: a runner of an old version, or one that was tampered with).
+
+    The masker of a job handed out by this process masks the values it delivered; a job
+    this process did not hand out (several servers, a restart) gets one of every secret
+    of its project (`open_project`). At most `size` jobs are kept, the oldest dropped.
+    """
+
+    def __init__(
+        self, open_project: Callable[[int], Sequence[str]] | None = None, size: int = 1024
+    ) -> None:
+        self._open_project = open_project
+        self._size = size
+        self._maskers: OrderedDict[int, Masker] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, job_id: int, values: list[str]) -> None:
+        self._put(job_id, Masker(values))
+
+    def get(self, job_id: int, project_id: Callable[[], int | None]) -> Masker:
+        with self._lock:
+            found = self._maskers.get(job_id)
+        if found is not None:
+            return found
+        project = project_id() if self._open_project is not None else None
+        values = self._open_project(project) if self._open_project and project else ()
+        masker = Masker(list(values))
+        self._put(job_id, masker)
+        return masker
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._maskers.pop(job_id, None)
+
+    def _put(self, job_id: int, masker: Masker) -> None:
+        with self._lock:
+            self._maskers[job_id] = masker
+            while len(self._maskers) > self._size:
+                self._maskers.popitem(last=False)
+
+
+SCAN_PAGE = 256  # log chunks read per query
+SCAN_SHOWN = 20  # findings written to the log and the audit event at most
+
+
+def scan_job_log(store: Store, clock: Clock, job_id: int) -> list[Finding]:
+    """Search the finished job's stored log for known credential shapes (`security.scanner`)
+    and, when any is found, add a warning per finding at the end of the log — the rule and
+    the line, never the value — and one audit event (`log.credential_found`)."""
+    findings: list[Finding] = []
+    lines_before = 0
+    after = -1
+    while True:
+        with store.transaction(write=False) as tx:
+            chunks = tx.logs.read(job_id, after_seq=after, limit=SCAN_PAGE)
+        for chunk in chunks:
+            text = chunk.data.decode("utf-8", errors="replace")
+            for found in scan(text):
+                findings.append(replace(found, line=found.line + lines_before))
+            lines_before += text.count("\n")
+            after = chunk.seq
+        if len(chunks) < SCAN_PAGE:
+            break
+    if not findings:
+        return findings
+    shown = findings[:SCAN_SHOWN]
+    warnings = [
+        f"Warning: the log scanner found what looks like a {f.description} ({f.rule}) at "
+        f"line {f.line} of this log. Shipline did not know this value, so it was not "
+        "masked: rotate it, and stop printing it."
+        for f in shown
+    ]
+    if len(findings) > len(shown):
+        warnings.append(f"Warning: the log scanner found {len(findings) - len(shown)} more.")
+    now = clock.now()
+    with store.transaction() as tx:
+        job = tx.jobs.get(job_id)
+        run = tx.runs.get(job.run_id) if job is not None else None
+        if job is None or run is None:
+            return findings
+        seq = tx.logs.last_seq(job_id) + 1
+        tx.logs.append(job_id, seq, ("\n".join(warnings) + "\n").encode(), None)
+        tx.events.publish("log", now=now, run_id=run.id, job_id=job_id, data={"seq": seq})
+        tx.audit.append(
+            actor="system",
+            action="log.credential_found",
+            now=now,
+            project_id=run.project_id,
+            target=f"job:{job_id}",
+            reason="the job's log holds what looks like a credential",
+            data={
+                "run": run.id,
+                "job": job.key,
+                "findings": [{"rule": f.rule, "line": f.line} for f in shown],
+                "count": len(findings),
+            },
+        )
+    return findings
+
+
+def scan_log(store: Store, clock: Clock, job_id: int) -> None:
+    """`scan_job_log` for a job that just ended: a failure never fails the job's end (it
+    is logged)."""
+    try:
+        scan_job_log(store, clock, job_id)
+    except Exception:
+        log.exception("job %s: cannot scan its log for credentials", job_id)

@@ -15,10 +15,20 @@ from datetime import UTC, datetime
 from shipline.domain.records import Role, TokenKind, TokenRecord
 from shipline.domain.status import Status
 from shipline.engine.errors import Invalid, Unauthenticated
+from shipline.spec.permissions import allows, from_token_scopes
 from shipline.store.ports import Transaction
 
-# A job token reads its own project (logs, artifacts of its run) and nothing more.
+# A job token reads its own project (logs, artifacts of its run) and nothing more, unless
+# an action names the scope of `permissions:` that governs it (below).
 JOB_ROLE = Role.VIEWER
+# Actions a job token may take, with the scope of the workflow's `permissions:` each needs:
+# `read` of it to view (role viewer), `write` to change (any higher role) (SECURITY-CASES 22).
+JOB_ACTION_SCOPES: dict[str, str] = {
+    "git.fetch": "contents",
+    "git.push": "contents",
+    "deployment.read": "deployments",
+    "deployment.request": "deployments",
+}
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", re.ASCII)
@@ -38,6 +48,8 @@ class Principal:
     token_id: int
     kind: TokenKind
     job_id: int | None = None
+    # A job token's scopes (`contents:read`, ...; `spec.permissions.token_scopes`).
+    scopes: tuple[str, ...] = ()
 
 
 def job_project(tx: Transaction, job_id: int) -> int | None:
@@ -82,16 +94,22 @@ def principal_for(tx: Transaction, record: TokenRecord) -> Principal:
         job = tx.jobs.get(record.job_id) if record.job_id is not None else None
         if job is None or job.status is Status.COMPLETED:
             raise Unauthenticated("job finished")
-        return Principal(None, f"job:{job.id}", False, record.id, record.kind, job.id)
+        return Principal(
+            None, f"job:{job.id}", False, record.id, record.kind, job.id, record.scopes
+        )
     return Principal(None, f"{record.kind}:{record.name}", False, record.id, record.kind)
 
 
-def denial_reason(tx: Transaction, principal: Principal, project_id: int, role: Role) -> str | None:
+def denial_reason(
+    tx: Transaction, principal: Principal, project_id: int, role: Role, action: str = ""
+) -> str | None:
     """Why `principal` may not act with `role` in the project, or None when it may.
 
-    A user needs a membership whose role allows `role`; a job token may read its own
-    project (`JOB_ROLE`); runner tokens act on jobs, never on projects. (Admins are let
-    through before this is asked.)"""
+    A user needs a membership whose role allows `role`; a job token acts on its own
+    project only: an action of `JOB_ACTION_SCOPES` needs its scope at `read` (role
+    viewer) or `write` (above), any other action the viewer role (`JOB_ROLE`); runner
+    tokens act on jobs, never on projects. (Admins are let through before this is
+    asked.)"""
     if principal.kind is TokenKind.USER and principal.user_id is not None:
         have = tx.members.role(project_id, principal.user_id)
         if have is None:
@@ -100,5 +118,20 @@ def denial_reason(tx: Transaction, principal: Principal, project_id: int, role: 
     if principal.kind is TokenKind.JOB and principal.job_id is not None:
         if job_project(tx, principal.job_id) != project_id:
             return "job token of another project"
+        if action in JOB_ACTION_SCOPES:
+            return job_scope_denial(principal, action, "read" if role is Role.VIEWER else "write")
         return None if JOB_ROLE.allows(role) else f"a job token does not allow {role}"
     return f"a {principal.kind} token has no project access"
+
+
+def job_scope_denial(principal: Principal, action: str, level: str) -> str | None:
+    """Why a job token's `permissions:` do not allow `action` at `level`, or None."""
+    scope = JOB_ACTION_SCOPES.get(action)
+    if scope is None:
+        return None
+    levels = from_token_scopes(principal.scopes)
+    if allows(levels, scope, level):
+        return None
+    return (
+        f"the job token has {scope}: {levels.get(scope, 'none')}; {action} needs {scope}: {level}"
+    )

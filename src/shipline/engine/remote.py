@@ -28,7 +28,8 @@ from shipline.domain.transitions import InvalidTransition
 from shipline.engine.access import AccessService, Principal
 from shipline.engine.assignments import continue_on_error, prepare
 from shipline.engine.errors import Conflict
-from shipline.engine.job_tokens import issue_job_token
+from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
+from shipline.engine.joblog import JobMaskers, mask_text, scan_log
 from shipline.engine.leases import LeasePolicy, remote_owner
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
@@ -40,6 +41,7 @@ from shipline.runner.remote.protocol import (
     LogChunkIn,
     StepIn,
 )
+from shipline.security.masking import Masker
 from shipline.security.tokens import hash_secret
 from shipline.store.ports import Store
 
@@ -131,6 +133,8 @@ class RemoteJobs:
         self.runs = runs
         # Opens the secrets a claimed job references (None: remote jobs get none).
         self.secrets = secrets
+        # What runners send is masked again with the job's secrets (`JobMaskers`).
+        self.maskers = JobMaskers(secrets.values_for_masking if secrets is not None else None)
         self.access = access
         self.policy = policy or LeasePolicy()
         self.poll_interval = poll_interval
@@ -168,7 +172,13 @@ class RemoteJobs:
             if job is None:
                 return None
             expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
-            token = issue_job_token(tx, job.id, expires, now=now)
+            # The token's scopes: the job's `permissions:`, capped for untrusted runs.
+            run = tx.runs.get(job.run_id)
+            found = self.runs.planned(tx, run, job.key) if run is not None else None
+            scopes = NO_SCOPES  # not in its plan (the job will fail): no scope
+            if found is not None and run is not None:
+                scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
+            token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
             record = tx.tokens.find(hash_secret(token))
             assert record is not None
             assignment = tx.runners.assign(
@@ -188,6 +198,7 @@ class RemoteJobs:
             )
             return None
         a = prepared.assignment
+        self.maskers.remember(job.id, list(a.secrets.values()))
         ev = a.event
         return JobOut(
             job_id=job.id,
@@ -298,11 +309,12 @@ class RemoteJobs:
     def append_logs(self, principal: Principal, job_id: int, chunks: Sequence[LogChunkIn]) -> int:
         """Store log chunks; a seq stored already is skipped. Returns how many were new."""
         holder = self.holder(principal, job_id, action="log.write")
+        masker = self._masker(holder.job)
         stored = 0
         with self.store.transaction() as tx:
             self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
             for chunk in chunks:
-                data = chunk.text.encode("utf-8", errors="replace")
+                data = mask_text(masker, chunk.text).encode("utf-8", errors="replace")
                 if tx.logs.append(job_id, chunk.seq, data, chunk.step):
                     stored += 1
                     tx.events.publish(
@@ -328,6 +340,7 @@ class RemoteJobs:
         self, principal: Principal, holder: Holder, step: StepIn, now: datetime, completed: bool
     ) -> None:
         job_id = holder.job.id
+        name = mask_text(self._masker(holder.job), step.name)
         with self.store.transaction() as tx:
             self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
             tx.steps.upsert(
@@ -335,7 +348,7 @@ class RemoteJobs:
                     job_id,
                     step.index,
                     step.key,
-                    step.name,
+                    name,
                     Status.COMPLETED if completed else Status.IN_PROGRESS,
                     step.conclusion if completed else None,
                     step.exit_code,
@@ -343,7 +356,7 @@ class RemoteJobs:
                     finished_at=(step.finished_at or now) if completed else None,
                 )
             )
-            data: dict[str, object] = {"step": step.index, "name": step.name}
+            data: dict[str, object] = {"step": step.index, "name": name}
             if completed:
                 data = {"step": step.index, "conclusion": str(step.conclusion)}
             tx.events.publish(
@@ -365,6 +378,10 @@ class RemoteJobs:
         if assignment is None or job is None or assignment.state is AssignmentState.LOST:
             raise Conflict(f"this runner no longer holds job {job_id}")
         conclusion = result.conclusion
+        masker = self._masker(job)
+        # As GitHub does, an output that holds a secret is dropped (the runner did already).
+        outputs = {k: v for k, v in result.outputs.items() if mask_text(masker, v) == v}
+        error = mask_text(masker, result.error) if result.error is not None else None
         if (
             conclusion is Conclusion.FAILURE
             and run is not None
@@ -378,11 +395,21 @@ class RemoteJobs:
                 again = tx.runners.assignment_by_token(principal.token_id)
             if again is None or again.state is AssignmentState.LOST:
                 raise Conflict(f"this runner no longer holds job {job_id}")
-        return _again(
-            lambda: self.runs.job_finished(
-                job_id, conclusion, outputs=result.outputs, error=result.error
-            )
+        finished = _again(
+            lambda: self.runs.job_finished(job_id, conclusion, outputs=outputs, error=error)
         )
+        self.maskers.forget(job_id)
+        if job.status is not Status.COMPLETED:  # not for a repeated report
+            scan_log(self.store, self.clock, job_id)
+        return finished
+
+    def _masker(self, job: JobRecord) -> Masker:
+        def project_id() -> int | None:
+            with self.store.transaction(write=False) as tx:
+                run = tx.runs.get(job.run_id)
+            return run.project_id if run is not None else None
+
+        return self.maskers.get(job.id, project_id)
 
     def _end(self, assignment: AssignmentRecord, state: AssignmentState) -> bool:
         with self.store.transaction() as tx:

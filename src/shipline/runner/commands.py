@@ -2,6 +2,8 @@
 
 Output arrives as chunks that may split lines (and multi-byte characters) anywhere; the
 processor re-assembles whole lines first, so a secret written in two pieces is still masked.
+Lines are assembled as bytes (a newline never falls inside a UTF-8 character) and each
+chunk's block of whole lines is searched for secrets once, before it is decoded.
 Workflow commands (`::add-mask::`, `::group::`, `::error file=..,line=..::`, ...) are read
 from the assembled lines. `::set-output`, `::set-env`, `::add-path` and `::save-state` are
 refused with a warning: they let anything a step prints change the job (CVE-2020-15228).
@@ -9,7 +11,6 @@ refused with a warning: they let anything a step prints change the job (CVE-2020
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +48,19 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+def _char_boundary(data: bytes) -> int:
+    """The length of `data` without a UTF-8 character cut at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back
+            continue
+        if byte >= 0xC0:  # the lead byte of a character of 2, 3 or 4 bytes
+            size = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if size > back else len(data)
+        return len(data)
+    return len(data)
+
+
 class OutputProcessor:
     """Turns a step's raw output into masked log lines, handling workflow commands.
 
@@ -66,35 +80,34 @@ class OutputProcessor:
         self.emit = emit
         self.annotate = annotate or (lambda a: None)
         self.debug = debug
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
+        self._pending = b""  # the start of a line whose end has not arrived yet
         self._stop_token: str | None = None
 
     def feed(self, data: bytes) -> None:
-        text = self._pending + self._decoder.decode(data)
-        if "\n" not in text:
-            if len(text) > MAX_PENDING:
-                self._pending = ""
-                self._lines([text])
+        if self._pending:
+            data = self._pending + data
+        end = data.rfind(b"\n")
+        if end < 0:
+            if len(data) > MAX_PENDING:
+                cut = _char_boundary(data)
+                self._pending = data[cut:]
+                self._lines([data[:cut].decode("utf-8", errors="replace")])
             else:
-                self._pending = text
+                self._pending = data
             return
-        end = text.rfind("\n")
-        self._pending = text[end + 1 :]
-        block = text[:end]
-        if "::" not in block and self._stop_token is None:
-            # Fast path: no command can be in this block. Mask line by line, as `_lines`
-            # does: masking the block whole would fold a multi-line secret into one `***`.
-            lines = block.split("\n")
-            if "\r" in block:
-                lines = [line.rstrip("\r") for line in lines]
-            self.emit(self.masker.mask_lines(block, lines) if self.masker else lines)
+        self._pending = data[end + 1 :]
+        block = data[:end]
+        if b"::" not in block and self._stop_token is None:
+            # Fast path: no command can be in this block. Masked line by line, as `_lines`
+            # does (masking the block whole would fold a multi-line secret into one `***`),
+            # after one search of the raw block.
+            self.emit(self.masker.lines_of(block))
             return
-        self._lines(block.split("\n"))
+        self._lines(block.decode("utf-8", errors="replace").split("\n"))
 
     def close(self) -> None:
-        rest = self._pending + self._decoder.decode(b"", final=True)
-        self._pending = ""
+        rest = self._pending.decode("utf-8", errors="replace")
+        self._pending = b""
         if rest:
             self._lines([rest])
 

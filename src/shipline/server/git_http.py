@@ -2,7 +2,9 @@
 
 Each request is handed to `git http-backend` (git's own CGI program, no pack protocol of
 ours): its standard input is the request body as it arrives, its output is streamed back.
-Authentication is HTTP basic with a user name and one of the user's API tokens; a request
+Authentication is HTTP basic with a user name and one of the user's API tokens, or the
+user name `x-access-token` and a job's token (GitHub's convention), whose `permissions:`
+decide (`contents: read` to fetch, `contents: write` to push; SECURITY-CASES 22); a request
 without valid credentials gets 401 with `WWW-Authenticate` before any project is looked
 up, so nothing tells an anonymous caller which projects exist. Viewers fetch, developers
 and up push. A push runs with the project's protection rules resolved for the pusher (the
@@ -29,7 +31,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from shipline.domain.records import ProjectRecord
+from shipline.domain.records import ProjectRecord, TokenKind
 from shipline.engine.access import Principal
 from shipline.engine.errors import Unauthenticated
 from shipline.plan.protection import RefUpdate
@@ -45,6 +47,8 @@ SERVICES = ("git-upload-pack", "git-receive-pack")
 REALM = 'Basic realm="Shipline", charset="UTF-8"'
 _PROTOCOL = re.compile(r"^[A-Za-z0-9=:., _-]{0,200}$")
 CHUNK = 64 * 1024
+GIT_TOKENS = frozenset({TokenKind.USER, TokenKind.JOB})
+JOB_USER = "x-access-token"
 
 
 def _unauthorized(message: str = "authentication required") -> Response:
@@ -71,11 +75,13 @@ def _authenticate(svc: Services, request: Request) -> Principal | None:
     if credentials is not None:
         user, token = credentials
         try:
-            principal = svc.context.access.authenticate(token)
+            principal = svc.context.access.authenticate(token, allowed=GIT_TOKENS)
         except Unauthenticated as exc:
             reason = exc.reason
         else:
-            if principal.user_name == user:
+            if principal.kind is TokenKind.JOB and user == JOB_USER:
+                return principal
+            if principal.kind is TokenKind.USER and principal.user_name == user:
                 return principal
             reason = "user name does not match the token"
     context = svc.context

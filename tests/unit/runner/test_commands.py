@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from shipline.runner.commands import MAX_PENDING, Annotation, OutputProcessor
@@ -218,3 +220,50 @@ def test_annotation_title_and_file_are_masked() -> None:
 def test_indented_lines_that_are_not_commands_keep_their_indentation() -> None:
     lines = Sink().run(b"x\n    ::std::cout << 1;\n  ::1 localhost\n  ::notice::n\n")
     assert lines == ["x", "    ::std::cout << 1;", "  ::1 localhost", "Notice: n"]
+
+
+def test_long_line_cut_never_splits_a_multibyte_character() -> None:
+    sink = Sink()
+    data = b"x" * (MAX_PENDING - 1) + "é✓".encode()
+    sink.processor.feed(data[:-1])  # the ✓ cut after its second byte
+    sink.processor.feed(data[-1:] + b"\n")
+    assert "".join(sink.lines) == "x" * (MAX_PENDING - 1) + "é✓"
+    assert "\ufffd" not in "".join(sink.lines)
+
+
+def test_secret_next_to_invalid_utf8_in_a_block_is_masked() -> None:
+    # The block's raw bytes hold the secret; decoding replaces the bad byte around it.
+    lines = Sink([SECRET]).run(b"ok\n\xff" + SECRET.encode() + b"\xfe\nend\n")
+    assert lines == ["ok", "\ufffd***\ufffd", "end"]
+
+
+def test_a_secret_with_non_ascii_characters_is_masked_in_a_fast_block() -> None:
+    secret = "pässwörd-✓-" + SECRET
+    lines = Sink([secret]).run(f"a\nb {secret} c\nd\n".encode())
+    assert lines == ["a", "b *** c", "d"]
+
+
+def test_many_secrets_each_masked_in_a_large_block() -> None:
+    # 40 secrets give several hundred forms, searched in several groups (`Masker._build`).
+    secrets = [f"s{i:02d}-{SECRET}" for i in range(40)]
+    body = "".join(f"line {i} {s} end\n" for i, s in enumerate(secrets))
+    lines = Sink(secrets).run(("filler\n" * 5000 + body).encode())
+    assert lines[5000:] == [f"line {i} *** end" for i in range(40)]
+    assert not any(s in "\n".join(lines) for s in secrets)
+
+
+def test_a_registered_value_is_masked_in_debug_lines_annotations_and_base64() -> None:
+    # SECURITY-CASES 16: a derived credential registered at run time, printed later in a
+    # debug line, an annotation and encoded.
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqb2IifQ.c2lnbmF0dXJl"
+    encoded = base64.b64encode(f"bearer:{jwt}".encode())
+    sink = Sink(debug=True)
+    lines = sink.run(
+        f"::add-mask::{jwt}\n::debug::token is {jwt}\n".encode(),
+        f"::warning title={jwt}::sent {jwt}\n".encode(),
+        b"auth " + encoded + b"\n",
+    )
+    assert lines[0] == "Debug: token is ***"
+    assert jwt not in "\n".join(lines)
+    assert encoded.decode()[12:-4] not in lines[-1]
+    assert sink.annotations == [Annotation("warning", "sent ***", title="***")]

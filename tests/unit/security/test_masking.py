@@ -218,3 +218,23 @@ def test_a_large_value_is_masked_too() -> None:
     masker = Masker([pem])
     assert masker.mask(f"x {lines[7]} y") == "x *** y"
     assert masker.mask_lines(pem, pem.split("\n")) == ["***"] * len(lines)
+
+
+def test_may_match_finds_every_form_and_nothing_in_clean_text() -> None:
+    secrets = [f"{i:02d}-{SECRET}" for i in range(30)]
+    masker = Masker(secrets)
+    assert len(masker._detectors) > 1
+    assert not masker.may_match(b"nothing to see here\n" * 1000)
+    for form in sorted(masker._forms):
+        assert masker.may_match(b"x " + form.encode() + b" y")
+
+
+def test_lines_of_equals_mask_lines_of_the_decoded_block() -> None:
+    masker = Masker([SECRET, "multi\nline-value"])
+    block = f"a {SECRET}\r\nline-value\nc\n{base64.b64encode(SECRET.encode()).decode()}".encode()
+    text = block.decode()
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    found = masker.lines_of(block)
+    assert found == masker.mask_lines(text, lines)
+    assert found[:3] == ["a ***", "***", "c"]
+    assert found[3].startswith("***") and SECRET not in found[3]
