@@ -1,0 +1,188 @@
+"""A project's environments: the release each one runs, its deployment history (kind,
+outcome with its reason, who, when), and the forms to roll back (to the previous release
+or a chosen one) and to deploy a release again (a roll forward after a rollback).
+
+Everything goes through `DeploymentService`, as `shipline deploy` / `rollback` and the API
+do: it checks the caller is one of the environment's reviewers (maintainer and up), verifies
+the release again and audits the request or its refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseRecord
+from shipline.domain.records import Role
+from shipline.engine.deployments import DeploymentService, DeploymentView
+from shipline.engine.errors import Conflict, Invalid
+from shipline.engine.principal import Principal
+from shipline.server.deps import RequestId, Services, ServicesDep
+from shipline.server.web.render import pages, path
+from shipline.server.web.session import Form, Viewer
+from shipline.server.web.status import Badge
+
+router = APIRouter()
+
+ProjectName = Annotated[str, Path(max_length=100)]
+Environment = Annotated[str, Path(min_length=1, max_length=100)]
+# How much history the page reads (newest first) and shows per environment.
+READ = 300
+SHOWN = 25
+
+_STATES = {
+    DeploymentState.QUEUED: Badge("queued", "○", "Queued"),
+    DeploymentState.IN_PROGRESS: Badge("running", "◔", "In progress"),
+    DeploymentState.SUCCESS: Badge("success", "✓", "Success"),
+    DeploymentState.FAILURE: Badge("failure", "✗", "Failed"),
+    DeploymentState.ROLLED_BACK: Badge("failure", "↶", "Rolled back"),
+    DeploymentState.SKIPPED: Badge("skipped", "↷", "Skipped"),
+    DeploymentState.REFUSED: Badge("failure", "⊘", "Refused"),
+}
+KINDS = {
+    DeploymentKind.DEPLOY: "deploy",
+    DeploymentKind.ROLLBACK: "rollback",
+    DeploymentKind.ROLL_FORWARD: "roll forward",
+}
+
+
+def state_badge(state: DeploymentState) -> Badge:
+    return _STATES[state]
+
+
+def deployments(svc: Services) -> DeploymentService:
+    if svc.context.deployments is None:
+        raise Conflict("this server deploys nothing")
+    return svc.context.deployments
+
+
+@dataclass
+class EnvironmentView:
+    """One environment as the page shows it."""
+
+    name: str
+    current: DeploymentView | None = None
+    history: list[DeploymentView] = field(default_factory=list)
+    # Releases that ran here successfully, newest first, other than the current one.
+    earlier: list[ReleaseRecord] = field(default_factory=list)
+    # Releases newer than the current one that ran here before (roll forward targets).
+    newer: list[ReleaseRecord] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return any(not v.deployment.state.final for v in self.history)
+
+
+def environment_views(history: Sequence[DeploymentView]) -> list[EnvironmentView]:
+    """Group a project's history (newest first) by environment, production first."""
+    found: dict[str, EnvironmentView] = {}
+    for view in history:
+        env = found.setdefault(
+            view.deployment.environment, EnvironmentView(view.deployment.environment)
+        )
+        if len(env.history) < SHOWN:
+            env.history.append(view)
+        if view.deployment.state is DeploymentState.SUCCESS and env.current is None:
+            env.current = view
+    for env in found.values():
+        current = env.current.release.id if env.current is not None else None
+        seen: set[int] = set() if current is None else {current}
+        for view in (v for v in history if v.deployment.environment == env.name):
+            release = view.release
+            if view.deployment.state is not DeploymentState.SUCCESS or release.id in seen:
+                continue
+            seen.add(release.id)
+            if current is not None and release.id > current:
+                env.newer.append(release)
+            else:
+                env.earlier.append(release)
+    return sorted(found.values(), key=lambda e: (e.name.casefold() != "production", e.name))
+
+
+def _history(svc: Services, who: Principal, name: str) -> list[DeploymentView]:
+    service = deployments(svc)
+    views: list[DeploymentView] = []
+    cursor: str | None = None
+    while len(views) < READ:
+        page = service.history(who, name, None, limit=100, cursor=cursor)
+        views.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return views
+
+
+@router.get("/projects/{name}/environments", name="environments")
+def environments_page(
+    request: Request, name: ProjectName, who: Viewer, svc: ServicesDep, rid: RequestId
+) -> Response:
+    project = svc.projects.authorize(
+        who, name, Role.VIEWER, action="deployment.list", request_id=rid
+    )
+    enabled = svc.context.deployments is not None
+    context = {
+        "title": f"Environments · {project.name}",
+        "project": project,
+        "section": "environments",
+        "enabled": enabled,
+        "environments": environment_views(_history(svc, who, name)) if enabled else [],
+        "can_deploy": svc.context.access.allows(who, project.id, Role.MAINTAINER),
+        "state_badge": state_badge,
+        "kinds": KINDS,
+        "queued": request.query_params.get("queued", "")[:20],
+    }
+    return pages(request).render(request, "environments.html", context)
+
+
+def _release(form: dict[str, str], *, required: bool) -> int | None:
+    value = form.get("release", "").strip()
+    if not value and not required:
+        return None
+    if not value.isdigit() or not 1 <= int(value) < 2**63:
+        raise Invalid("choose a release", field="release")
+    return int(value)
+
+
+def _back(request: Request, name: str, environment: str, deployment: int) -> Response:
+    target = path(request, "environments", name=name)
+    return RedirectResponse(f"{target}?queued={deployment}#env-{environment}", status_code=303)
+
+
+@router.post("/projects/{name}/environments/{environment}/rollback", name="env_rollback")
+async def rollback(
+    request: Request,
+    name: ProjectName,
+    environment: Environment,
+    who: Viewer,
+    form: Form,
+    svc: ServicesDep,
+    rid: RequestId,
+) -> Response:
+    release = _release(form, required=False)
+    queued = await run_in_threadpool(
+        deployments(svc).rollback, who, name, environment, release, request_id=rid
+    )
+    return _back(request, name, environment, queued.id)
+
+
+@router.post("/projects/{name}/environments/{environment}/deploy", name="env_deploy")
+async def deploy(
+    request: Request,
+    name: ProjectName,
+    environment: Environment,
+    who: Viewer,
+    form: Form,
+    svc: ServicesDep,
+    rid: RequestId,
+) -> Response:
+    release = _release(form, required=True)
+    assert release is not None
+    queued = await run_in_threadpool(
+        deployments(svc).deploy, who, name, environment, release, request_id=rid
+    )
+    return _back(request, name, environment, queued.id)
