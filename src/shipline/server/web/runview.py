@@ -220,3 +220,12 @@ def step_logs(
     if needle:
         ordered = [s for s in ordered if s.lines]
     return ordered, total, hidden
+
+
+def failing_line(steps: Sequence[StepLog]) -> int | None:
+    """The number of the last line the first failed step wrote (where its failure shows),
+    None when no shown step failed or it wrote nothing."""
+    for step in steps:
+        if step.badge is not None and step.badge.key == "failure" and step.lines:
+            return step.lines[-1].number
+    return None
