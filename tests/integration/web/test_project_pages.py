@@ -271,3 +271,25 @@ def test_the_overview_shows_dora_figures_of_production(web: Web) -> None:
     assert "1 successful in 7 days" in staging.text
     bad = web.signed_in("viewer").get("/ui/projects/app", params={"production": "<script>"})
     assert bad.status_code == 422 and "<script>" not in bad.text
+
+
+def test_a_failed_step_links_to_its_failing_line(web: Web) -> None:
+    from shipline.domain.status import Conclusion
+
+    web.project()
+    run_id = web.trigger()
+    lines = [
+        "collected 3 items",
+        "test_a PASSED",
+        "test_b FAILED <assert>",
+        "Error: Process completed with exit code 1.",
+    ]
+    web.run_job(run_id, lines, Conclusion.FAILURE)
+    web.user("viewer", role="viewer")
+    html = web.signed_in("viewer").get(f"/ui/runs/{run_id}").text
+    assert 'href="#L3">✗ Go to the failing line (3)</a>' in html
+    assert '<div class="line failing" id="L3">' in html and html.count("line failing") == 1
+    assert "test_b FAILED &lt;assert&gt;" in html
+    ok_run = web.trigger()
+    web.run_job(ok_run, ["fine"])
+    assert "Go to the failing line" not in web.signed_in("viewer").get(f"/ui/runs/{ok_run}").text
