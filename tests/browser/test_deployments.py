@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import CHROMIUM, PASSWORD
+from tests.browser.test_dashboard import WIDER_THAN_SCREEN
 from tests.integration.deployments.conftest import (
     DeployServer,
     commit,
@@ -187,4 +188,26 @@ def test_approve_a_deployment_roll_back_and_find_both_in_the_audit_log(
     page.get_by_role("link", name="Verify the hash chain").click()
     page.get_by_text("The hash chain verifies").wait_for()
     page.screenshot(path=str(shots / "audit.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/projects/app")
+    figures = re.sub(r"\s+", " ", page.locator("dl.figures").inner_text())
+    assert "3 of 4 changes failed" not in figures and "not restored yet" not in figures
+    assert re.search(r"Change failure rate (\d+) %", figures), figures
+    page.screenshot(path=str(shots / "project-overview.png"), full_page=True)
+
+    # the new pages fit a phone's screen (wide tables scroll inside their box)
+    page.set_viewport_size({"width": 380, "height": 800})
+    for url in (
+        "/ui/approvals",
+        "/ui/projects/app",
+        "/ui/projects/app/environments",
+        "/ui/projects/app/secrets",
+        "/ui/projects/app/deliveries",
+        "/ui/runners",
+    ):
+        page.goto(f"{server.url}{url}")
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        culprits = page.evaluate(WIDER_THAN_SCREEN)
+        assert wide <= 381, f"{url} is {wide}px wide on a 380px screen: {culprits}"
+    page.screenshot(path=str(shots / "environments-narrow.png"), full_page=True)
     assert problems == []

@@ -13,7 +13,7 @@ from datetime import timedelta
 from shipline.observe.dora import Figures
 from shipline.server.web.status import duration
 
-__all__ = ["Bar", "Chart", "deployments_chart", "lead_time_chart"]
+__all__ = ["Bar", "Chart", "deployments_chart", "lead_time_chart", "unit_of"]
 
 WIDTH = 560
 HEIGHT = 140
@@ -81,7 +81,7 @@ def deployments_chart(found: Figures) -> Chart:
             bars.append(
                 Bar(x, base - ok_h - bad_h, width, bad_h, "bad", f"{when}: {day.failed} failed")
             )
-        if n % every == 0:
+        if n % every == 0 and n < len(days) - every // 2:
             labels.append((x + width / 2, day.day.strftime("%m-%d")))
     return Chart(
         WIDTH,
@@ -93,13 +93,27 @@ def deployments_chart(found: Figures) -> Chart:
     )
 
 
+UNITS = (("d", timedelta(days=1)), ("h", timedelta(hours=1)), ("min", timedelta(minutes=1)))
+
+
+def unit_of(longest: timedelta) -> tuple[str, timedelta]:
+    """The unit a chart of lengths up to `longest` is drawn in (days, hours, minutes or
+    seconds), so that the longest bar is at least about one unit."""
+    for name, size in UNITS:
+        if longest >= size:
+            return name, size
+    return "s", timedelta(seconds=1)
+
+
 def lead_time_chart(found: Figures) -> Chart:
-    """A bar per successful change, oldest first: its lead time in hours."""
+    """A bar per successful change, oldest first: its lead time, in the unit that suits
+    the longest one (`lead_time_unit`)."""
     times = found.lead_times[-60:]
     plot_w = WIDTH - PAD_LEFT - 4
     plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
     base = PAD_TOP + plot_h
-    hours = [t / timedelta(hours=1) for t in times]
+    unit, size = unit_of(max(times, default=timedelta(0)))
+    hours = [t / size for t in times]
     upper, ticks = _scale(max(hours, default=0.0))
     slot = plot_w / max(1, len(times))
     bars = tuple(
@@ -117,7 +131,7 @@ def lead_time_chart(found: Figures) -> Chart:
         WIDTH,
         HEIGHT,
         bars,
-        tuple((base - plot_h * t / upper, f"{t:g} h") for t in ticks),
+        tuple((base - plot_h * t / upper, f"{t:g} {unit}") for t in ticks),
         (),
         base,
     )
