@@ -59,6 +59,31 @@ jobs:
 """
 
 
+STAGING = """
+description: Every commit of main, two instances.
+target:
+  local: {instances: 2, start: python3 app.py, ports: 9200-9299}
+strategy: {rolling: {batch_size: 1}}
+health: {http: {path: /healthz, status: 200}}
+traffic: {port: 8081}
+protection: {}
+"""
+PRODUCTION = """
+description: The shop, four instances behind the router on port 8080.
+url: https://shop.example.test
+target:
+  local: {instances: 4, start: python3 app.py, ports: 9100-9199}
+strategy:
+  canary: {weights: [10, 50, 100], bake: 2m}
+health: {http: {path: /healthz, status: 200}, unhealthy_threshold: 3}
+traffic: {port: 8080}
+rollback: {automatic: true, on: [hooks, health, analysis]}
+protection:
+  reviewers: {roles: [maintainer], required: 1}
+  branches: [main]
+"""
+
+
 @pytest.fixture
 def deploy_site(tmp_path: Path, repo: Path) -> Iterator[DeployServer]:
     if not CHROMIUM.exists():
@@ -67,7 +92,8 @@ def deploy_site(tmp_path: Path, repo: Path) -> Iterator[DeployServer]:
             pytest.fail(message)
         pytest.skip(message)
     write(repo, ".shipline/workflows/deploy.yml", WORKFLOW)
-    write(repo, ".shipline/environments/staging.yml", "protection: {}\n")
+    write(repo, ".shipline/environments/staging.yml", STAGING)
+    write(repo, ".shipline/environments/production.yml", PRODUCTION)
     commit(repo, "staging, then production")
     yield from start_server(tmp_path, "", repo)
 
@@ -160,11 +186,14 @@ def test_approve_a_deployment_roll_back_and_find_both_in_the_audit_log(
     server.wait(rolled_back)
     page.reload()
     production = page.locator("section#env-production")
+    production.get_by_text("Targets and rules").click()
+    production.get_by_text("local processes: 4 instances of `python3 app.py`").wait_for()
     text = re.sub(r"\s+", " ", production.inner_text())
     assert "Current release #2" in text
+    assert "canary, weights 10 % → 50 % → 100 %, bake 120 s" in text, text
     assert re.search(r"Success\s+rollback\s+#2 \(was #4\)", text), text
     assert re.search(r"Rolled back\s+deploy\s+#3", text), text
-    page.keyboard.press("Home")
+    page.evaluate("document.activeElement.blur()")
     shot = shots / "environments.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("SHIPLINE_UPDATE_SCREENSHOTS") == "1":

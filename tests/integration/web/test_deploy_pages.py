@@ -147,6 +147,10 @@ def test_an_environment_is_rolled_back_and_forward_from_its_page(
     assert "Rolled back deploy #3" in text and "health check failed" in text
     assert '<option value="1">release #1' in page.text
     assert "Roll forward" not in text  # nothing newer than the current release ran well
+    # the file declares protection only: the page says why it cannot be rolled out as is
+    assert ".shipline/environments/production.yml" in text
+    assert "Protection 1 approval(s) from role maintainer; not by whoever started" in text
+    assert "Health, as the last deployment found it ↶ Rolled back" in text
 
     viewer_page = vic_ui.get("/ui/projects/app/environments")
     assert viewer_page.status_code == 200 and "Roll back production" not in viewer_page.text

@@ -23,6 +23,7 @@ from shipline.engine.deployments import DeploymentService, DeploymentView
 from shipline.engine.errors import Conflict, Invalid
 from shipline.engine.principal import Principal
 from shipline.server.deps import RequestId, Services, ServicesDep
+from shipline.server.web.envview import Declared, declared
 from shipline.server.web.render import pages, path
 from shipline.server.web.session import Form, Viewer
 from shipline.server.web.status import Badge
@@ -72,6 +73,8 @@ class EnvironmentView:
     earlier: list[ReleaseRecord] = field(default_factory=list)
     # Releases newer than the current one that ran here before (roll forward targets).
     newer: list[ReleaseRecord] = field(default_factory=list)
+    # What its file declares (targets, strategy, health check, ...).
+    declared: Declared | None = None
 
     @property
     def busy(self) -> bool:
@@ -125,12 +128,17 @@ def environments_page(
         who, name, Role.VIEWER, action="deployment.list", request_id=rid
     )
     enabled = svc.context.deployments is not None
+    views = environment_views(_history(svc, who, name)) if enabled else []
+    if views:
+        files = deployments(svc).environment_files(who, name, [v.name for v in views])
+        for view in views:
+            view.declared = declared(files[view.name])
     context = {
         "title": f"Environments · {project.name}",
         "project": project,
         "section": "environments",
         "enabled": enabled,
-        "environments": environment_views(_history(svc, who, name)) if enabled else [],
+        "environments": views,
         "can_deploy": svc.context.access.allows(who, project.id, Role.MAINTAINER),
         "state_badge": state_badge,
         "kinds": KINDS,
