@@ -151,6 +151,8 @@ def test_an_environment_is_rolled_back_and_forward_from_its_page(
     assert ".shipline/environments/production.yml" in text
     assert "Protection 1 approval(s) from role maintainer; not by whoever started" in text
     assert "Health, as the last deployment found it ↶ Rolled back" in text
+    # the instances, as the targets report them (FakeRollouts: one per environment)
+    assert "Port production-1 ● Running #2 100 % of requests 0" in text
 
     viewer_page = vic_ui.get("/ui/projects/app/environments")
     assert viewer_page.status_code == 200 and "Roll back production" not in viewer_page.text

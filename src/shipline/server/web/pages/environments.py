@@ -9,6 +9,7 @@ the release again and audits the request or its refusal.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -18,10 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseRecord
+from shipline.domain.errors import ShiplineError
 from shipline.domain.records import Role
 from shipline.engine.deployments import DeploymentService, DeploymentView
 from shipline.engine.errors import Conflict, Invalid
 from shipline.engine.principal import Principal
+from shipline.engine.rollouts import InstanceProbe, InstanceStatus
 from shipline.server.deps import RequestId, Services, ServicesDep
 from shipline.server.web.envview import Declared, declared
 from shipline.server.web.render import pages, path
@@ -35,6 +38,8 @@ Environment = Annotated[str, Path(min_length=1, max_length=100)]
 # How much history the page reads (newest first) and shows per environment.
 READ = 300
 SHOWN = 25
+# Seconds an environment's targets have to say which instances run.
+PROBE = 3.0
 
 _STATES = {
     DeploymentState.QUEUED: Badge("queued", "○", "Queued"),
@@ -56,6 +61,19 @@ def state_badge(state: DeploymentState) -> Badge:
     return _STATES[state]
 
 
+_INSTANCE_STATES = {
+    "running": Badge("success", "●", "Running"),
+    "starting": Badge("running", "◔", "Starting"),
+    "backoff": Badge("failure", "✗", "Crashing (restarting)"),
+    "stopping": Badge("skipped", "◌", "Stopping"),
+    "stopped": Badge("skipped", "○", "Stopped"),
+}
+
+
+def instance_badge(state: str) -> Badge:
+    return _INSTANCE_STATES.get(state, Badge("skipped", "?", state))
+
+
 def deployments(svc: Services) -> DeploymentService:
     if svc.context.deployments is None:
         raise Conflict("this server deploys nothing")
@@ -75,6 +93,9 @@ class EnvironmentView:
     newer: list[ReleaseRecord] = field(default_factory=list)
     # What its file declares (targets, strategy, health check, ...).
     declared: Declared | None = None
+    # Its instances as the targets report them now (None: not asked or nothing runs).
+    instances: tuple[InstanceStatus, ...] | None = None
+    probe_error: str = ""
 
     @property
     def busy(self) -> bool:
@@ -120,10 +141,9 @@ def _history(svc: Services, who: Principal, name: str) -> list[DeploymentView]:
     return views
 
 
-@router.get("/projects/{name}/environments", name="environments")
-def environments_page(
-    request: Request, name: ProjectName, who: Viewer, svc: ServicesDep, rid: RequestId
-) -> Response:
+def _page_context(
+    request: Request, name: str, who: Principal, svc: Services, rid: str
+) -> dict[str, object]:
     project = svc.projects.authorize(
         who, name, Role.VIEWER, action="deployment.list", request_id=rid
     )
@@ -133,7 +153,7 @@ def environments_page(
         files = deployments(svc).environment_files(who, name, [v.name for v in views])
         for view in views:
             view.declared = declared(files[view.name])
-    context = {
+    return {
         "title": f"Environments · {project.name}",
         "project": project,
         "section": "environments",
@@ -141,9 +161,34 @@ def environments_page(
         "environments": views,
         "can_deploy": svc.context.access.allows(who, project.id, Role.MAINTAINER),
         "state_badge": state_badge,
+        "instance_badge": instance_badge,
         "kinds": KINDS,
         "queued": request.query_params.get("queued", "")[:20],
+        "probed": svc.context.instances is not None,
     }
+
+
+async def _probe(probe: InstanceProbe, project: str, view: EnvironmentView) -> None:
+    """Ask the environment's targets which instances run; a target that does not answer
+    in time is a line on the page, not an error."""
+    try:
+        view.instances = await asyncio.wait_for(probe.instances(project, view.name), PROBE)
+    except TimeoutError:
+        view.probe_error = f"the targets did not answer within {PROBE:g} s"
+    except (ShiplineError, OSError, ValueError) as exc:
+        view.probe_error = f"the targets could not be asked: {exc}"
+
+
+@router.get("/projects/{name}/environments", name="environments")
+async def environments_page(
+    request: Request, name: ProjectName, who: Viewer, svc: ServicesDep, rid: RequestId
+) -> Response:
+    context = await run_in_threadpool(_page_context, request, name, who, svc, rid)
+    probe = svc.context.instances
+    views = context["environments"]
+    assert isinstance(views, list)
+    if probe is not None and views:
+        await asyncio.gather(*(_probe(probe, name, view) for view in views))
     return pages(request).render(request, "environments.html", context)
 
 
