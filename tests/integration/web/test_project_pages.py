@@ -64,6 +64,10 @@ def test_secrets_are_listed_set_and_deleted_but_never_shown(web: Web) -> None:
     assert forged.status_code == 403
     viewer = web.signed_in("viewer")
     assert viewer.get("/ui/projects/app/secrets").status_code == 403
+    web.user("stranger")  # no role in the project: it does not exist for them
+    stranger = web.signed_in("stranger")
+    for url in ("secrets", "deliveries", "environments"):
+        assert stranger.get(f"/ui/projects/app/{url}").status_code == 404, url
     token = csrf(viewer.get("/ui/tokens").text)
     assert (
         viewer.post(
