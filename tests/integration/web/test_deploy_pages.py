@@ -71,7 +71,10 @@ def test_a_waiting_deployment_is_approved_from_the_approvals_page(
     assert "Approvals 0 of 1" in text and f'href="/ui/runs/{run_id}"' in page.text
     approve = f"/ui/runs/{run_id}/environments/production/approve"
 
-    # the initiator may not review their own deployment: the service's reason is shown
+    # the initiator may not review their own deployment: the page says so, and the
+    # server refuses with the service's reason
+    assert "You started this run" in alice_ui.get("/ui/approvals").text
+    assert "You started this run" not in page.text
     own = alice_ui.post(approve, data={"csrf_token": csrf(alice_ui.get("/ui/approvals").text)})
     assert own.status_code == 403
     assert "may not review its own deployment" in own.text
