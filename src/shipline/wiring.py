@@ -459,9 +459,13 @@ def build_deployment_worker(
     from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.environment_files import EnvironmentFiles
     from shipline.engine.releases import ReleaseVerifier
+    from shipline.engine.rollouts import InstanceProbe
     from shipline.scm.hosted import HostedRepositories
     from shipline.security.keyfiles import signing_key
 
+    probe: object = rollouts
+    if isinstance(probe, InstanceProbe):
+        context.instances = probe  # the dashboard shows each environment's instances
     state_dir = settings.state_dir
     files = EnvironmentFiles(repositories(state_dir, HostedRepositories(state_dir)))
     verifier = ReleaseVerifier(

@@ -118,6 +118,19 @@ def site(tmp_path: Path) -> Iterator[Site]:
         release.close()
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    """Where a test saves its screenshots (test output, kept after the run):
+    `$SHIPLINE_TEST_OUTPUT/screenshots/<test>`, by default under `test-output/`."""
+    base = Path(os.environ.get("SHIPLINE_TEST_OUTPUT", ROOT / "test-output"))
+    folder = base / "screenshots" / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright

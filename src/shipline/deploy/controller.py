@@ -87,6 +87,17 @@ class RolloutController:
             router_port=status["router"]["port"] if status["router"] else None,
         )
 
+    async def peek(self, name: str) -> list[InstanceInfo] | None:
+        """The instances of environment `name` now, over a connection of its own to its
+        supervisor; None when no supervisor runs (nothing is started to ask)."""
+        fleet = await LocalFleet.attach(self._dir(name))
+        if fleet is None:
+            return None
+        try:
+            return await fleet.instances()
+        finally:
+            await fleet.close()
+
     async def metrics_text(self, environment: EnvironmentSpec) -> str:
         """The router's per-upstream metrics in Prometheus' text format."""
         return await (await self.fleet(environment)).metrics_text()

@@ -70,6 +70,12 @@ class LocalFleet:
                 conn = await _try_connect(sock)
         return cls(state_dir, *conn)
 
+    @classmethod
+    async def attach(cls, state_dir: Path) -> LocalFleet | None:
+        """Connect to the environment's supervisor if one runs; never start one."""
+        conn = await _try_connect(socket_path(state_dir))
+        return cls(state_dir, *conn) if conn is not None else None
+
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(Exception):

@@ -5,9 +5,10 @@ data plane): the environment file as read from the default branch becomes an
 from __future__ import annotations
 
 from shipline.deploy.controller import RolloutController
-from shipline.deploy.types import Outcome, Release
+from shipline.deploy.types import DeployFailure, Outcome, Release
 from shipline.domain.deployments import DeploymentState
-from shipline.engine.rollouts import Progress, RolloutReport, RolloutRequest
+from shipline.domain.errors import ShiplineError
+from shipline.engine.rollouts import InstanceStatus, Progress, RolloutReport, RolloutRequest
 from shipline.spec.diagnostics import Severity
 from shipline.spec.environment import load_environment
 
@@ -41,4 +42,16 @@ class ControllerRollouts:
             result.reason or "",
             cause=result.cause or "",
             rolled_back_to=int(back) if back is not None and back.isdigit() else None,
+        )
+
+    async def instances(self, project: str, environment: str) -> tuple[InstanceStatus, ...] | None:
+        try:
+            found = await self._controller.peek(environment)
+        except DeployFailure as exc:  # the supervisor broke off: a sentence, not a bug
+            raise ShiplineError(str(exc)) from exc
+        if found is None:
+            return None
+        return tuple(
+            InstanceStatus(i.id, i.release, i.state, i.routed, i.weight, i.restarts, i.port)
+            for i in found
         )

@@ -10,6 +10,7 @@ verified (`engine.releases`), and the deployment joins its environment's queue, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shipline.domain.clock import Clock
@@ -266,6 +267,23 @@ class DeploymentService:
         )
         with self._store.transaction(write=False) as tx:
             return tx.history.page(project.id, environment, limit=limit, cursor=cursor)
+
+    def environment_files(
+        self, actor: Principal, project_name: str, names: Sequence[str]
+    ) -> dict[str, EnvironmentFile | str]:
+        """The named environments' files as the server reads them now from the default
+        branch (viewers), fetching the repository once; for a file that cannot be read,
+        the reason instead."""
+        project = self._projects.authorize(
+            actor, project_name, Role.VIEWER, action="environment.read"
+        )
+        found: dict[str, EnvironmentFile | str] = {}
+        for n, name in enumerate(names):
+            try:
+                found[name] = self._files.read(project, name, fetch=n == 0)
+            except EnvironmentError as exc:
+                found[name] = str(exc)
+        return found
 
     def get(self, actor: Principal, deployment_id: int) -> DeploymentView:
         with self._store.transaction(write=False) as tx:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shipline.domain.deployments import DeploymentKind, DeploymentState, ReleaseRecord
 
@@ -55,4 +55,29 @@ class Rollouts(Protocol):
     async def rollout(self, request: RolloutRequest, progress: Progress) -> RolloutReport:
         """Roll `request.release` out, reporting progress lines; never raises for a failed
         rollout (that is a report), only for a bug."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """One instance of an environment as its target reports it now: `state` is the
+    target's word (`starting`, `running`, `backoff`, `stopping`); `routed` whether the
+    router sends it traffic, `weight` its share."""
+
+    id: str
+    release: str
+    state: str
+    routed: bool
+    weight: float
+    restarts: int
+    port: int
+
+
+@runtime_checkable
+class InstanceProbe(Protocol):
+    """Asks an environment's targets what runs there now (for the dashboard)."""
+
+    async def instances(self, project: str, environment: str) -> tuple[InstanceStatus, ...] | None:
+        """The environment's instances, without starting anything: None when nothing
+        runs there that could be asked (no supervisor yet)."""
         ...

@@ -12,6 +12,7 @@ from shipline.engine.deployments import DeploymentService
 from shipline.engine.gates import GateService
 from shipline.engine.remote import RemoteJobs
 from shipline.engine.remote_files import JobFiles
+from shipline.engine.rollouts import InstanceProbe
 from shipline.engine.runners import RunnerService
 from shipline.engine.service import RunService
 from shipline.runner.ports import ArtifactStore
@@ -69,3 +70,5 @@ class ServerContext:
     # Environment gates (approvals) and deployments; None: this server deploys nothing.
     gates: GateService | None = None
     deployments: DeploymentService | None = None
+    # Asks environments' targets which instances run (the dashboard); None: not asked.
+    instances: InstanceProbe | None = None

@@ -12,7 +12,7 @@ import asyncio
 import threading
 
 from shipline.domain.deployments import DeploymentState
-from shipline.engine.rollouts import Progress, RolloutReport, RolloutRequest
+from shipline.engine.rollouts import InstanceStatus, Progress, RolloutReport, RolloutRequest
 
 
 class FakeRollouts:
@@ -53,3 +53,10 @@ class FakeRollouts:
         self.serving[key] = request.release.id
         progress(f"release {request.release.id} serving")
         return RolloutReport(DeploymentState.SUCCESS)
+
+    async def instances(self, project: str, environment: str) -> tuple[InstanceStatus, ...] | None:
+        """One routed, running instance of the release it serves (None before any)."""
+        release = self.serving.get((project, environment))
+        if release is None:
+            return None
+        return (InstanceStatus(f"{environment}-1", str(release), "running", True, 1.0, 0, 0),)

@@ -24,13 +24,41 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipline.engine.errors import RateLimited, ServiceError, Unauthenticated
 from shipline.server.deps import Services
 from shipline.server.errors import STATUS_BY_CODE, request_id
-from shipline.server.web.pages import artifacts, audit, auth, live, projects, runs, tokens, users
+from shipline.server.web.pages import (
+    approvals,
+    artifacts,
+    audit,
+    auth,
+    deliveries,
+    environments,
+    live,
+    projects,
+    runners,
+    runs,
+    secrets,
+    tokens,
+    users,
+)
 from shipline.server.web.render import TEMPLATES, NavItem, Pages, pages, path
 from shipline.server.web.session import SignInRequired, clear_session
 
 log = logging.getLogger("shipline.server")
 
-AREAS: tuple[ModuleType, ...] = (auth, projects, runs, live, artifacts, audit, tokens, users)
+AREAS: tuple[ModuleType, ...] = (
+    auth,
+    projects,
+    runs,
+    live,
+    artifacts,
+    approvals,
+    environments,
+    secrets,
+    deliveries,
+    runners,
+    audit,
+    tokens,
+    users,
+)
 STATIC = TEMPLATES.parent / "static"
 
 # Scripts and styles only from files of this origin: no inline script, no style attribute.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -63,6 +63,11 @@ def iso(value: datetime | None) -> str:
     return "" if value is None else utc(value).isoformat()
 
 
+def span(value: timedelta | None) -> str:
+    """A length of time as `duration` writes it; empty for None."""
+    return "" if value is None else duration(value.total_seconds())
+
+
 def branch(ref: str) -> str:
     """`refs/heads/main` → `main`, `refs/tags/v1` → `v1`; other refs as they are."""
     for prefix in ("refs/heads/", "refs/tags/"):
@@ -84,7 +89,12 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            duration=duration, when=when, iso=iso, branch=branch, badge=lambda x: badge(*x)
+            duration=duration,
+            when=when,
+            iso=iso,
+            branch=branch,
+            badge=lambda x: badge(*x),
+            span=span,
         )
 
     def render(

@@ -7,6 +7,7 @@ Pure functions of records and a clock reading; the routes in `pages.runs` fetch 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -220,3 +221,19 @@ def step_logs(
     if needle:
         ordered = [s for s in ordered if s.lines]
     return ordered, total, hidden
+
+
+# The line the runner adds after a step's command failed (as GitHub's runner words it).
+_EXIT_LINE = re.compile(r"Error: Process completed with exit code -?\d+\.\Z")
+
+
+def failing_line(steps: Sequence[StepLog]) -> int | None:
+    """The number of the last line the first failed step's command wrote (where its
+    failure shows: the runner's own closing `Error: Process completed with exit code N.`
+    comes after it), None when no shown step failed or it wrote nothing."""
+    for step in steps:
+        if step.badge is None or step.badge.key != "failure" or not step.lines:
+            continue
+        written = [line for line in step.lines if not _EXIT_LINE.match(line.text)]
+        return (written or step.lines)[-1].number
+    return None

@@ -77,6 +77,7 @@ def _render(
         "graph": layout(nodes),
         "jobs": [runview.job_row(j, now) for j in view.jobs],
         "selected": None,
+        "failing": None,
         "search": search,
         "can_act": svc.context.access.allows(who, view.run.project_id, Role.DEVELOPER),
         "live": view.run.status is not Status.COMPLETED,
@@ -87,6 +88,7 @@ def _render(
         context.update(
             selected=runview.job_row(selected, now),
             steps=steps,
+            failing=runview.failing_line(steps),
             total_lines=total,
             hidden_lines=hidden,
             next_seq=part.next_seq,

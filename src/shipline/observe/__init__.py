@@ -1,0 +1,1 @@
+"""Observing what Shipline does: DORA figures of delivery (`dora`) over stored records."""
