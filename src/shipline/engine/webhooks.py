@@ -19,8 +19,9 @@ from shipline.domain.clock import Clock
 from shipline.domain.errors import ShiplineError
 from shipline.domain.records import ProjectRecord, Role, RunRecord
 from shipline.domain.source import DeliveryRecord, Forge
-from shipline.engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from shipline.engine.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from shipline.engine.principal import Principal
+from shipline.engine.privileged import trigger_target
 from shipline.engine.projects import ProjectService
 from shipline.engine.service import RunService, SourceRepository
 from shipline.plan.events import Event
@@ -159,16 +160,35 @@ class WebhookService:
                 raise Invalid("invalid cursor", field="cursor") from exc
 
     def approve(
-        self, actor: Principal, run_id: int, *, request_id: str = ""
+        self, actor: Principal, run_id: int, *, sha: str | None = None, request_id: str = ""
     ) -> tuple[RunRecord, str]:
         """Let a run that waits for approval start: maintainers and up, never the change's
-        author (SECURITY-CASES 4). The approval holds for that run's commit only. Returns
-        the run and its project's name."""
+        author (SECURITY-CASES 4). The approval holds for that run's commit only; with
+        `sha`, only if the run is for that commit. Returns the run and its project's name."""
         run = self._projects.authorize_run(
             actor, run_id, Role.MAINTAINER, action="run.approve", request_id=request_id
         )
+        refusal = ""
         if actor.user_name == run.actor:
-            raise Forbidden("the author of a change cannot approve its runs")
+            refusal = "the author of a change cannot approve its runs"
+        elif sha is not None and sha != run.sha:
+            refusal = f"run {run_id} is for commit {run.sha[:12]}, not {sha[:12]}"
+        if refusal:
+            with self._store.transaction() as tx:
+                tx.audit.append(
+                    actor=actor.user_name,
+                    action="run.approve",
+                    now=self._clock.now(),
+                    decision="denied",
+                    project_id=run.project_id,
+                    target=f"run:{run_id}",
+                    reason=refusal,
+                    request_id=request_id,
+                    data={"sha": run.sha},
+                )
+            if sha is not None and sha != run.sha and actor.user_name != run.actor:
+                raise Conflict(refusal + ": review the new commit")
+            raise Forbidden(refusal)
         with self._store.transaction(write=False) as tx:
             project = tx.projects.get_by_id(run.project_id)
         name = project.name if project is not None else ""
@@ -237,6 +257,9 @@ class WebhookService:
         stale = _moved(repo, event.fetch_ref, event.head_sha)
         if stale:
             return "ignored", stale, []
+        # The forge's test merge, when it publishes one (none while the change conflicts):
+        # a privileged job that opts in may check it out from the mirror.
+        repo.fetch_optional(event.fetch_ref.rsplit("/", 1)[0] + "/merge")
         base_sha = event.base_sha or repo.resolve(f"refs/heads/{event.base_ref}")[1]
         merge_base = repo.merge_base(base_sha, event.head_sha)
         classification = classify_pull_request(
@@ -259,6 +282,10 @@ class WebhookService:
             project, run_event, trust=classification.trust, fetch=False, hold=hold
         )
         outcome = "waiting" if hold is not None and runs else "processed"
+        # pull_request_target: the base branch's workflows as they are now, never the
+        # commit the delivery names.
+        _, target_sha = repo.resolve(f"refs/heads/{event.base_ref}")
+        runs += trigger_target(self._store, self._clock, self._runs, project, run_event, target_sha)
         detail = f"{len(runs)} run(s), {classification.trust}: {classification.reason}"
         return outcome, detail, runs
 

@@ -20,6 +20,7 @@ from shipline.store.ports import (
     JobStore,
     LogStore,
     MembershipStore,
+    PollStore,
     ProjectStore,
     ProtectionStore,
     PullRequestStore,
@@ -45,6 +46,7 @@ from shipline.store.sql.gates import SqlGateStore
 from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
+from shipline.store.sql.polls import SqlPollStore
 from shipline.store.sql.projects import SqlProjectStore
 from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
@@ -79,6 +81,7 @@ class SqlTransaction:
     secrets: SecretStore
     runners: RunnerStore
     schedules: ScheduleStore
+    polls: PollStore
     protections: ProtectionStore
     webhooks: WebhookStore
     deliveries: DeliveryStore
@@ -104,6 +107,7 @@ class SqlTransaction:
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn),
             schedules=SqlScheduleStore(conn),
+            polls=SqlPollStore(conn),
             protections=SqlProtectionStore(conn),
             webhooks=SqlWebhookStore(conn),
             deliveries=SqlDeliveryStore(conn),
