@@ -23,8 +23,12 @@ A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("opened", "opened"), ("synchronize", "synchronize"), ("reopened", "reopened")]
-    + [("closed", "closed")],
+    [
+        ("opened", "opened"),
+        ("synchronize", "synchronize"),
+        ("reopened", "reopened"),
+        ("closed", "closed"),
+    ],
 )
 def test_github_pull_request_actions(raw: str, expected: str) -> None:
     data = json.loads(payload("github_pull_request", head=A, base=B))
@@ -153,7 +157,7 @@ def test_lint_knows_the_flag_and_wants_a_literal_boolean(value: str, problem: st
     text = textwrap.dedent(
         TARGET.format(ref="main", flag=f"unsafe_execute_untrusted_code: {value}")
     )
-    spec, diagnostics = load_workflow(text, "t.yml")
+    _, diagnostics = load_workflow(text, "t.yml")
     messages = [d.message for d in diagnostics]
     assert any(problem in m and "unsafe_execute_untrusted_code" in m for m in messages), messages
 
