@@ -216,3 +216,70 @@ def test_a_privileged_checkout_of_the_head_fails_the_run_and_is_audited(hosted: 
             if e.action == "run.untrusted_checkout"
         ]
     assert ("allowed", f"run:{allowed.id}") in audited
+
+
+OPT_IN = """
+    on: pull_request_target
+    jobs:
+      untrusted:
+        unsafe_execute_untrusted_code: true
+        environment: production
+        runs-on: ubuntu-latest
+        steps:
+          - uses: actions/checkout@v4
+            with: {ref: '${{ github.event.pull_request.head.sha }}'}
+          - run: make test
+            env: {KEY: '${{ secrets.DEPLOY_KEY }}', TOKEN: '${{ secrets.PROJECT_TOKEN }}'}
+"""
+
+
+def test_an_opted_in_job_gets_no_environment_secret_and_no_protected_cache(
+    hosted: Hosted,
+) -> None:
+    """SECURITY-CASES 3, with the flag: the job of a trusted `pull_request_target` run
+    that runs the pull request's code is handed no environment secret, and its cache
+    scope is the untrusted one that trusted runs never restore."""
+    from secrets import token_hex
+
+    from shipline.engine.assignments import prepare
+    from shipline.engine.projects import ProjectService
+    from shipline.engine.secrets import SecretService
+
+    hosted.project()
+    dev = hosted.user("dev", "developer")
+    canary, token = token_hex(32), token_hex(32)
+    for name, value, environment in (
+        ("DEPLOY_KEY", canary, "production"),
+        ("PROJECT_TOKEN", token, ""),
+    ):
+        body = {"value": value, "environment": environment}
+        response = hosted.api("PUT", f"/projects/app/secrets/{name}", json=body)
+        assert response.status_code == 201, response.text
+    work = hosted.clone("dev", dev)
+    work.write(".shipline/workflows/optin.yml", OPT_IN)
+    work.commit("pipeline")
+    work.git("push", "-q", "origin", "main")
+    work.git("checkout", "-q", "-b", "feature")
+    work.write("Makefile", "test:\n\tenv\n")
+    work.commit("feature")
+    work.git("push", "-q", "origin", "feature")
+    pull = json.loads(cli(hosted, dev, "pr", "open", "--head", "feature", "--json").stdout)
+    (run,) = [r for r in hosted.runs() if r.id in pull["runs"]]
+    assert (run.event, run.trust) == ("pull_request_target", Trust.TRUSTED)
+    context = hosted.context
+    with context.store.transaction(write=False) as tx:
+        (job,) = tx.jobs.for_run(run.id, run.attempt)
+    projects = ProjectService(context.store, context.clock, context.access, context.runs)
+    secrets = SecretService(context.store, context.clock, context.keyring, projects)
+    prepared = prepare(context.store, context.runs, job, secrets=secrets)
+    assignment = prepared.assignment
+    assert assignment.secrets == {"PROJECT_TOKEN": token}  # as on GitHub: not the environment's
+    assert canary not in json.dumps(dict(assignment.secrets))
+    assert assignment.cache_scope == "app@refs/heads/main#untrusted"
+    with context.store.transaction(write=False) as tx:
+        refused = [
+            e
+            for e in tx.audit.page(action="secret.deliver", limit=20).items
+            if e.decision == "denied"
+        ]
+    assert refused and "unsafe_execute_untrusted_code" in refused[0].reason

@@ -278,3 +278,27 @@ def test_gitlab_and_gitea_deliveries(hosted: Hosted, forge: Forge) -> None:
     ]
     ping = deliver(hosted, "github", "ping", payload("github_ping"), key, "ping-1")
     assert (ping.json()["outcome"], ping.json()["detail"]) == ("processed", "pong")
+
+
+def test_a_push_replayed_after_a_force_push_rereads_the_ref_and_starts_nothing_new(
+    hosted: Hosted, forge: Forge
+) -> None:
+    """SECURITY-CASES 40: the delivery was genuine and built once; after `main` is
+    force-pushed, neither a captured copy under a new delivery id nor an admin's
+    re-delivery builds the old commit again — the server re-reads the ref first."""
+    key = secret(hosted)
+    body = payload("github_push", before="0" * 40, after=forge.base)
+    first = deliver(hosted, "github", "push", body, key, "push-1")
+    assert first.json()["outcome"] == "processed", first.text
+    (run,) = hosted.runs()
+    assert run.sha == forge.base
+    assert deliver(hosted, "github", "push", body, key, "push-1").json()["duplicate"] is True
+
+    forge.git("commit", "-q", "--amend", "-m", "force-pushed")
+    replay = deliver(hosted, "github", "push", body, key, "captured-copy")
+    assert replay.json()["outcome"] == "ignored"
+    assert "has moved on" in replay.json()["detail"]
+    delivery = first.json()["delivery"]
+    again = hosted.api("POST", f"/projects/app/deliveries/{delivery}/redeliver")
+    assert again.status_code == 200 and again.json()["outcome"] == "ignored"
+    assert [r.id for r in hosted.runs()] == [run.id]
