@@ -100,30 +100,48 @@ class WebhookService:
         request_id: str = "",
     ) -> Received:
         """Verify, store once, then act on a delivery. `Unauthenticated` (audited) for a
-        project without a secret, an unknown project or a bad signature alike."""
+        project without a secret, an unknown project or a bad signature alike.
+
+        One read transaction finds the project, its secret and (by the delivery id the
+        headers name) a delivery received before: a verified replay is answered from it
+        without writing. A new delivery whose outcome needs no repository (a ping, an
+        event Shipline ignores, a malformed body) is stored with its outcome in one
+        write transaction."""
+        delivery_id = webhooks.delivery_id(forge, headers, body)
         with self._store.transaction(write=False) as tx:
             project = tx.projects.get(name)
             salt = tx.webhooks.salt(project.id) if project is not None else None
+            known = (
+                tx.deliveries.find(project.id, forge, delivery_id)
+                if project is not None and salt is not None
+                else None
+            )
         if project is None or salt is None:
             self._deny(forge, name, None, "no webhook secret for this project", request_id)
             raise Unauthenticated("no secret", "the delivery could not be verified")
         if not webhooks.verify(forge, derive_secret(self._key(), salt), headers, body):
             self._deny(forge, name, project.id, "bad signature", request_id)
             raise Unauthenticated("bad signature", "the delivery could not be verified")
-        delivery_id = webhooks.delivery_id(forge, headers, body)
+        if known is not None:  # only now: the replay is verified
+            return Received(known, duplicate=True)
         event = webhooks.event_name(forge, headers)
+        parsed, decided = _parse(forge, event, body)
         now = self._clock.now()
         try:
             with self._store.transaction() as tx:
                 delivery = tx.deliveries.create(
                     project.id, forge, delivery_id, event, body, now=now
                 )
-        except ports.Conflict:
+                if decided is not None:
+                    delivery = tx.deliveries.set_outcome(delivery.id, *decided)
+        except ports.Conflict:  # the same delivery, received by another request meanwhile
             with self._store.transaction(write=False) as tx:
                 stored = tx.deliveries.find(project.id, forge, delivery_id)
             assert stored is not None
             return Received(stored, duplicate=True)
-        return Received(self._process(project, delivery, body))
+        if decided is not None:
+            return Received(delivery)
+        return Received(self._process(project, delivery, body, parsed=parsed))
 
     def redeliver(
         self, actor: Principal, name: str, delivery: int, *, request_id: str = ""
@@ -203,11 +221,12 @@ class WebhookService:
         body: bytes,
         *,
         redelivered: bool = False,
+        parsed: ForgeEvent | None = None,
     ) -> DeliveryRecord:
         outcome, detail = "processed", ""
         runs: list[RunRecord] = []
         try:
-            event = webhooks.parse(delivery.forge, delivery.event, body)
+            event = parsed or webhooks.parse(delivery.forge, delivery.event, body)
             if event.kind == "ping":
                 detail = "pong"
             else:
@@ -303,6 +322,21 @@ class WebhookService:
                 reason=reason,
                 request_id=request_id,
             )
+
+
+def _parse(
+    forge: Forge, event: str, body: bytes
+) -> tuple[ForgeEvent | None, tuple[str, str] | None]:
+    """The verified delivery parsed, or the outcome it gets without a repository."""
+    try:
+        parsed = webhooks.parse(forge, event, body)
+    except webhooks.Ignored as exc:
+        return None, ("ignored", str(exc)[:2000])
+    except webhooks.MalformedPayload as exc:
+        return None, ("failed", f"malformed payload: {exc}"[:2000])
+    if parsed.kind == "ping":
+        return None, ("processed", "pong")
+    return parsed, None
 
 
 def _moved(repo: SourceRepository, ref: str, sha: str) -> str:
