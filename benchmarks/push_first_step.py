@@ -4,7 +4,10 @@ first step's process starts — the step writes bash's `$EPOCHREALTIME` to a fil
 figure is exact whatever the log streaming does. Next to it, in the same run, the bare
 baseline: the same `git push` of the same commits to a local bare repository.
 
-    python benchmarks/push_first_step.py [--pushes 20] [--executor shell|sandbox]
+    python benchmarks/push_first_step.py [--pushes 20]
+
+The shell executor only: the sandbox's steps cannot write outside their workspace, where
+the marker file is.
 
 Prints p50/p90/max per row; the target (issue 4) is p50 <= 500 ms.
 """
@@ -100,12 +103,11 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=20)
-    parser.add_argument("--executor", default="shell", choices=("shell", "sandbox"))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="push-bench-"))
     marker = root / "marker"
     token = new_token(TokenKind.USER)[0]
-    proc, url = start_server(root, token, args.executor)
+    proc, url = start_server(root, token, "shell")
     try:
         auth = {"Authorization": f"Bearer {token}"}
         created = httpx.post(
@@ -164,7 +166,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=60)
 
-    print(f"{args.pushes} pushes a row, executor {args.executor}, load {os.getloadavg()[0]:.1f}")
+    print(f"{args.pushes} pushes a row, executor shell, load {os.getloadavg()[0]:.1f}")
     print(f"{'':52} {'p50 ms':>7} {'p90 ms':>7} {'max ms':>7}")
     for label, values in (
         ("bare: git push to a local bare repository", plain[0] + ruled[0]),

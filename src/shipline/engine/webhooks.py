@@ -134,6 +134,19 @@ class WebhookService:
                 )
                 if decided is not None:
                     delivery = tx.deliveries.set_outcome(delivery.id, *decided)
+                if decided is not None and decided[0] == "ignored":
+                    # e.g. a comment `/deploy prod`: nothing starts, and the trail says so
+                    # (SECURITY-CASES 8)
+                    tx.audit.append(
+                        actor=ANONYMOUS,
+                        action="webhook.receive",
+                        now=now,
+                        decision="denied",
+                        project_id=project.id,
+                        target=f"{forge}:{name}:delivery:{delivery.id}"[:200],
+                        reason=decided[1][:500],
+                        request_id=request_id,
+                    )
         except ports.Conflict:  # the same delivery, received by another request meanwhile
             with self._store.transaction(write=False) as tx:
                 stored = tx.deliveries.find(project.id, forge, delivery_id)

@@ -302,3 +302,26 @@ def test_a_push_replayed_after_a_force_push_rereads_the_ref_and_starts_nothing_n
     again = hosted.api("POST", f"/projects/app/deliveries/{delivery}/redeliver")
     assert again.status_code == 200 and again.json()["outcome"] == "ignored"
     assert [r.id for r in hosted.runs()] == [run.id]
+
+
+def test_a_deploy_comment_from_an_outsider_starts_nothing_and_is_audited(
+    hosted: Hosted, forge: Forge
+) -> None:
+    """SECURITY-CASES 8: comments are not triggers — `/deploy prod` by someone without
+    write access is verified, stored, ignored and audited."""
+    key = secret(hosted)
+    comment = {
+        "action": "created",
+        "issue": {"number": 1, "pull_request": {"url": "https://example.com/pulls/1"}},
+        "comment": {"body": "/deploy prod", "author_association": "NONE"},
+        "sender": {"login": "stranger"},
+    }
+    response = deliver(
+        hosted, "github", "issue_comment", json.dumps(comment).encode(), key, "comment-1"
+    )
+    assert response.status_code == 200
+    assert (response.json()["outcome"], response.json()["runs"]) == ("ignored", [])
+    assert hosted.runs() == []
+    with hosted.context.store.transaction(write=False) as tx:
+        audited = tx.audit.page(action="webhook.receive", limit=10).items
+    assert audited[0].decision == "denied" and "issue_comment" in audited[0].reason
