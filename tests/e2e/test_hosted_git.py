@@ -266,3 +266,40 @@ def test_a_first_time_contributor_s_webhook_pull_request_waits_for_a_maintainer(
     audit = [json.loads(line) for line in exported if line.strip()]
     approvals = [(e["actor"], e["decision"]) for e in audit if e["action"] == "run.approve"]
     assert ("stranger", "denied") in approvals and ("lead", "allowed") in approvals
+
+
+def test_a_polled_remote_s_new_commit_starts_a_run(start: Start, tmp_path: Path) -> None:
+    """`shipline projects poll`: the server's own poller finds a commit pushed to a remote
+    that sends no webhooks and runs the workflow at it."""
+    token = admin_token()
+    server = start({"SHIPLINE_ADMIN_TOKEN": token})
+    cli = client(server, token, tmp_path)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(tmp_path, "clone", "-q", str(remote), "work")
+    work = tmp_path / "work"
+    git(work, "checkout", "-q", "-b", "main")
+    (work / ".shipline" / "workflows").mkdir(parents=True)
+    (work / ".shipline" / "workflows" / "ci.yml").write_text(textwrap.dedent(WORKFLOW))
+    (work / "version.txt").write_text("1.0\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "pipeline")
+    git(work, "push", "-q", "origin", "main")
+    assert cli("projects", "create", "app", "--repo", str(remote)).returncode == 0
+    polled = cli("projects", "poll", "app", "--interval", "10")
+    assert polled.returncode == 0 and "polled every 10s" in polled.stdout, polled.stderr
+
+    (work / "version.txt").write_text("2.0\n")
+    git(work, "commit", "-qam", "bump")
+    git(work, "push", "-q", "origin", "main")
+    sha = git(work, "rev-parse", "HEAD").stdout.strip()
+    runs: list[dict[str, object]] = []
+    for _ in range(300):  # the next tick comes within 10 s
+        runs = json.loads(cli("runs", "list", "--project", "app", "--json").stdout)["items"]
+        if runs:
+            break
+    (run,) = runs
+    assert (run["sha"], run["event"], run["actor"]) == (sha, "push", "poll")
+    done = wait_completed(cli, int(str(run["id"])))
+    assert done["conclusion"] == "success"
+    assert "built 2.0 for poll" in cli("runs", "logs", str(run["id"])).stdout

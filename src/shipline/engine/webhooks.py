@@ -316,7 +316,10 @@ class WebhookService:
         outcome = "waiting" if hold is not None and runs else "processed"
         # pull_request_target: the base branch's workflows as they are now, never the
         # commit the delivery names.
-        _, target_sha = repo.resolve(f"refs/heads/{event.base_ref}")
+        try:
+            _, target_sha = repo.resolve(f"refs/heads/{event.base_ref}")
+        except ShiplineError:
+            target_sha = ""  # the base branch is gone: no pull_request_target
         runs += trigger_target(self._store, self._clock, self._runs, project, run_event, target_sha)
         detail = f"{len(runs)} run(s), {classification.trust}: {classification.reason}"
         return outcome, detail, runs

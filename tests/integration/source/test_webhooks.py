@@ -325,3 +325,32 @@ def test_a_deploy_comment_from_an_outsider_starts_nothing_and_is_audited(
     with hosted.context.store.transaction(write=False) as tx:
         audited = tx.audit.page(action="webhook.receive", limit=10).items
     assert audited[0].decision == "denied" and "issue_comment" in audited[0].reason
+
+
+def test_the_forge_s_test_merge_is_fetched_into_the_mirror(hosted: Hosted, forge: Forge) -> None:
+    """A pull request's `refs/pull/<n>/merge`, when the forge publishes one, is in the
+    server's mirror next to the head (a job may check it out); none while it conflicts."""
+    from shipline.scm.repository import GitRepository
+    from shipline.wiring import mirror_dir
+
+    key = secret(hosted)
+    tree = forge.git("rev-parse", f"{forge.head}^{{tree}}")
+    merge = forge.git("commit-tree", tree, "-p", forge.base, "-p", forge.head, "-m", "merge")
+    forge.git("update-ref", "refs/pull/1/merge", merge)
+    data = json.loads(payload("github_pull_request", head=forge.head, base=forge.base))
+    data["pull_request"]["author_association"] = "CONTRIBUTOR"
+    response = deliver(hosted, "github", "pull_request", json.dumps(data).encode(), key, "m-1")
+    assert response.json()["outcome"] == "processed", response.text
+    with hosted.context.store.transaction(write=False) as tx:
+        project = tx.projects.get("app")
+    assert project is not None
+    mirror = GitRepository(str(forge.root), mirror_dir(hosted.tmp / "state", project.id))
+    assert mirror.resolve("refs/pull/1/merge")[1] == merge
+    assert mirror.resolve("refs/pull/1/head")[1] == forge.head
+
+    forge.git("update-ref", "-d", "refs/pull/1/merge")  # the forge found a conflict
+    data["action"] = "synchronize"
+    response = deliver(hosted, "github", "pull_request", json.dumps(data).encode(), key, "m-2")
+    assert response.json()["outcome"] == "processed", response.text
+    with pytest.raises(Exception, match="no branch, tag or commit"):
+        mirror.resolve("refs/pull/1/merge")
