@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from shipline.store.ports import PollState
+from shipline.store.ports import Conflict, PollState
+from shipline.store.sql._common import guarded
 from shipline.store.sql.schema import poll_states
 
 
@@ -38,11 +39,20 @@ class SqlPollStore:
             .where(poll_states.c.project_id == project_id)
             .values(interval_seconds=seconds)
         ).rowcount
-        if not changed:
-            self._conn.execute(
-                insert(poll_states).values(
-                    project_id=project_id, interval_seconds=seconds, refs=None, generation=0
+        if changed:
+            return
+        try:
+            with guarded(self._conn, f"polling of project {project_id}"):
+                self._conn.execute(
+                    insert(poll_states).values(
+                        project_id=project_id, interval_seconds=seconds, refs=None, generation=0
+                    )
                 )
+        except Conflict:  # another request started polling it meanwhile: set its interval
+            self._conn.execute(
+                update(poll_states)
+                .where(poll_states.c.project_id == project_id)
+                .values(interval_seconds=seconds)
             )
 
     def get(self, project_id: int) -> PollState | None:
