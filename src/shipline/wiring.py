@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from shipline.engine.deploy_worker import DeploymentWorker
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.leases import LeaseReaper
+    from shipline.engine.polling import Poller
     from shipline.engine.provenance import ProvenanceWriter
     from shipline.engine.remote_files import Bundler
     from shipline.engine.rollouts import Rollouts
@@ -494,6 +495,18 @@ def upgrade_database(settings: Settings) -> tuple[str | None, str | None]:
     before = migrations.current_revision(settings.database_url)
     migrations.upgrade(settings.database_url)
     return before, migrations.current_revision(settings.database_url)
+
+
+def build_poller(context: ServerContext) -> Poller:
+    """The poller of projects that set a poll interval: their ref changes raise push
+    events through the same `SourceService.pushed` as a hosted push."""
+    from shipline.engine.polling import Poller
+    from shipline.engine.projects import ProjectService
+    from shipline.engine.source import SourceService
+
+    projects = ProjectService(context.store, context.clock, context.access, context.runs)
+    source = SourceService(context.store, context.clock, projects, context.runs)
+    return Poller(context.store, context.clock, context.runs.repositories, source.pushed)
 
 
 def build_scheduler(context: ServerContext) -> Scheduler:

@@ -169,3 +169,25 @@ def test_pull_requests_are_numbered_per_project_and_change_state(store: SqlStore
         assert got is not None and got.state is PullState.CLOSED
         assert tx.pulls.get(pid, 3) is None
         assert [p.number for p in tx.pulls.page(pid).items] == [2, 1]
+
+
+def test_poll_states_interval_and_compare_and_swap(store: SqlStore) -> None:
+    pid = a_project(store)
+    with store.transaction() as tx:
+        assert tx.polls.get(pid) is None
+        tx.polls.set_interval(pid, 60)
+        tx.polls.set_interval(pid, 30)  # changes the interval, keeps one row
+        state = tx.polls.get(pid)
+    assert state is not None
+    assert (state.interval, state.refs, state.generation) == (30, None, 0)
+    refs = {"refs/heads/main": "a" * 40, "refs/tags/v1": "b" * 40}
+    with store.transaction() as tx:
+        assert tx.polls.save(pid, refs, generation=0, now=T0)
+        assert not tx.polls.save(pid, {}, generation=0, now=T0)  # someone saved first
+        saved = tx.polls.get(pid)
+    assert saved is not None
+    assert (saved.refs, saved.generation, saved.polled_at) == (refs, 1, T0)
+    with store.transaction() as tx:
+        assert [s.project_id for s in tx.polls.all()] == [pid]
+        tx.polls.set_interval(pid, None)
+        assert tx.polls.get(pid) is None and tx.polls.all() == []

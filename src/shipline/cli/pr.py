@@ -101,3 +101,22 @@ def close_pull(
         print_json(pull)
         return
     sys.stdout.write(f"closed {_line(pull)}\n")
+
+
+@pr_app.command("reopen")
+def reopen_pull(
+    number: int = typer.Argument(..., help="The pull request's number."),
+    project: str = PROJECT_OPTION,
+    server: str = SERVER_OPTION,
+    token: str | None = TOKEN_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Reopen a closed pull request at its head branch's commit; its `reopened` runs start."""
+    from shipline.cli.client import connect, print_json
+
+    with connect(server, token) as api:
+        pull = api.post(f"{_path(project)}/{number}/reopen")
+    if json_out:
+        print_json(pull)
+        return
+    sys.stdout.write(f"reopened {_line(pull)}\n")

@@ -1,4 +1,5 @@
-"""`shipline projects`: list, create, show, trigger runs, set members (over the API)."""
+"""`shipline projects`: list, create, show, trigger runs, set members, polling (over the
+API)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from shipline.cli.client import JSON_OPTION, SERVER_OPTION, TOKEN_OPTION
 
 projects_app = typer.Typer(
     name="projects",
-    help="Projects on a server: list, create, show, trigger, members.",
+    help="Projects on a server: list, create, show, trigger, members, poll.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -185,3 +186,39 @@ def set_member(
         print_json(member)
         return
     sys.stdout.write(f"{member['user']} is {member['role']} of {member['project']}\n")
+
+
+@projects_app.command("poll")
+def poll(
+    name: str = typer.Argument(..., help="The project's name."),
+    interval: int | None = typer.Option(
+        None, "--interval", min=10, max=86400, help="Seconds between two polls of the remote."
+    ),
+    off: bool = typer.Option(False, "--off", help="Stop polling."),
+    server: str = SERVER_OPTION,
+    token: str | None = TOKEN_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Poll the project's remote for new commits (for forges that send no webhooks):
+    each branch or tag created, updated or deleted raises a push event. Without
+    --interval or --off, show how the project is polled."""
+    from shipline.cli.client import connect, print_json
+    from shipline.cli.common import fail_usage
+
+    if off and interval is not None:
+        fail_usage("give --interval or --off, not both")
+    with connect(server, token) as api:
+        if off or interval is not None:
+            state = api.put(f"{_project_path(name)}/polling", {"interval": interval})
+        else:
+            state = api.get(f"{_project_path(name)}/polling")
+    if json_out:
+        print_json(state)
+        return
+    if state.get("interval") is None:
+        sys.stdout.write(f"{name}: not polled\n")
+        return
+    last = state.get("polled_at") or "never"
+    sys.stdout.write(
+        f"{name}: polled every {state['interval']}s, last at {last}, {state['refs']} refs\n"
+    )

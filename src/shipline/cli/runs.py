@@ -1,4 +1,4 @@
-"""`shipline runs`: list, show, logs (followed live), cancel, rerun (over the API)."""
+"""`shipline runs`: list, show, logs (followed live), cancel, rerun, approve (over the API)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 runs_app = typer.Typer(
     name="runs",
-    help="Runs on a server: list, show, logs, cancel, rerun.",
+    help="Runs on a server: list, show, logs, cancel, rerun, approve.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -219,3 +219,27 @@ def rerun(
         print_json(run)
         return
     sys.stdout.write(f"run {run['id']}: attempt {run.get('attempt')} {state(run)}\n")
+
+
+@runs_app.command("approve")
+def approve(
+    run_id: int = RUN_ID,
+    sha: str | None = typer.Option(
+        None, "--sha", help="Approve only if the run is for this commit (what you reviewed)."
+    ),
+    server: str = SERVER_OPTION,
+    token: str | None = TOKEN_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Let a run that waits for a maintainer start (a first-time contributor's pull
+    request). Maintainers and up; never the change's author. The approval holds for the
+    run's commit only: a new push waits again."""
+    from shipline.cli.client import connect, print_json
+    from shipline.cli.tables import state
+
+    with connect(server, token) as api:
+        run = api.post(f"/runs/{run_id}/approve", {"sha": sha} if sha else {})
+    if json_out:
+        print_json(run)
+        return
+    sys.stdout.write(f"run {run['id']} approved at {str(run.get('sha'))[:12]}: {state(run)}\n")

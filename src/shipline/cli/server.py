@@ -239,8 +239,12 @@ async def _serve(
     busy = asyncio.create_task(_sync_busy(runner, context))
     checkpoints = asyncio.create_task(_audit_checkpoints(context))
     reaper = _reaper(context)
+    from shipline.wiring import build_poller
+
+    poller = build_poller(context)  # projects without webhooks: their remotes are polled
     tasks = [
         asyncio.create_task(scheduler.run()),
+        asyncio.create_task(poller.run()),
         asyncio.create_task(reaper.run()),
         asyncio.create_task(deployer.run()),
     ]
@@ -255,6 +259,7 @@ async def _serve(
             log.error("stopping: %s", task.exception(), exc_info=task.exception())
     context.ready = False
     scheduler.stop()
+    poller.stop()
     reaper.stop()
     await runner.stop(settings.shutdown_grace)
     await deployer.stop(settings.shutdown_grace)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shipline.domain.records import JobRecord, RunRecord
+from shipline.domain.records import JobRecord, RunRecord, Trust
 from shipline.domain.status import Conclusion, combine
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
@@ -66,8 +66,11 @@ def prepare(
     inputs = run.inputs if isinstance(run.inputs, dict) else {}
     # Opened only now that a runner holds the job, and only what it references.
     opened = secrets.for_job(run, job, planned, plan.workflow) if secrets is not None else {}
+    # A job that runs a pull request's code on purpose (`unsafe_execute_untrusted_code`)
+    # saves caches as untrusted runs do, whatever its run's trust (SECURITY-CASES 3).
+    unsafe = planned.spec.unsafe_execute_untrusted_code
     cache_scope, restore_scopes = cache_scopes(
-        project.name, run.ref, project.default_branch, run.trust
+        project.name, run.ref, project.default_branch, Trust.UNTRUSTED if unsafe else run.trust
     )
     assignment = JobAssignment(
         run_id=str(run.id),

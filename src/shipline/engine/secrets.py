@@ -236,6 +236,20 @@ class SecretService:
                 )
                 return {}
             records = tx.secrets.for_project(run.project_id)
+            if environment and planned.spec.unsafe_execute_untrusted_code:
+                # The job runs a pull request's code on purpose: never an environment's
+                # secrets (SECURITY-CASES 3).
+                tx.audit.append(
+                    actor=SYSTEM_ACTOR,
+                    action="secret.deliver",
+                    now=now,
+                    decision="denied",
+                    project_id=run.project_id,
+                    target=target,
+                    reason=f"job {planned.key} sets unsafe_execute_untrusted_code",
+                    data={"run": run.id, "job": planned.key, "environment": environment},
+                )
+                environment = ""
             if environment and not _approved(tx, job.id):
                 # Environment secrets only once the environment's gate approved the job
                 # (SECURITY-CASES 18); its project secrets are delivered as usual.

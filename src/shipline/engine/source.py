@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from shipline.domain.clock import Clock
+from shipline.domain.errors import ShiplineError
 from shipline.domain.records import ProjectRecord, Role, RunRecord
 from shipline.domain.source import HOSTED, ProtectionRule, RefKind
 from shipline.engine.errors import Invalid, NotFound
@@ -23,9 +24,11 @@ from shipline.plan.protection import Grant, RefUpdate
 from shipline.plan.trust import classify_push
 from shipline.spec.filters import validate_pattern
 from shipline.store import ports
-from shipline.store.ports import Store
+from shipline.store.ports import PollState, Store
 
-__all__ = ["PushListener", "SourceService"]
+__all__ = ["MAX_POLL", "MIN_POLL", "PushListener", "SourceService"]
+
+MIN_POLL, MAX_POLL = 10, 86_400  # seconds between two polls of a remote
 
 # Called after a push's own runs started, with the project, the pusher and the updates
 # (hosted pull requests listen: a push to a head branch is a `synchronize`).
@@ -153,14 +156,79 @@ class SourceService:
 
     # -- pushes --------------------------------------------------------------------------
 
+    # -- polling -------------------------------------------------------------------------
+
+    def polling(self, actor: Principal, name: str) -> PollState | None:
+        """How the project is polled (None: it is not); viewers may read it."""
+        project = self._projects.authorize(actor, name, Role.VIEWER, action="polling.read")
+        with self._store.transaction(write=False) as tx:
+            return tx.polls.get(project.id)
+
+    def set_polling(
+        self, actor: Principal, name: str, interval: int | None, *, request_id: str = ""
+    ) -> PollState | None:
+        """Poll the project's remote every `interval` seconds (None: stop), maintainers and
+        up. Starting to poll fetches once and records the refs: pushes after that raise
+        events at the next poll."""
+        project = self._projects.authorize(
+            actor, name, Role.MAINTAINER, action="polling.set", request_id=request_id
+        )
+        if project.repository == HOSTED and interval is not None:
+            raise Invalid(
+                "a hosted repository raises its events on push: it is not polled",
+                field="interval",
+            )
+        if interval is not None and not MIN_POLL <= interval <= MAX_POLL:
+            raise Invalid(
+                f"the poll interval is {MIN_POLL} to {MAX_POLL} seconds, not {interval}",
+                field="interval",
+            )
+        baseline: dict[str, str] | None = None
+        with self._store.transaction(write=False) as tx:
+            before = tx.polls.get(project.id)
+        if interval is not None and (before is None or before.refs is None):
+            repo = self._runs.repositories(project)
+            try:
+                repo.fetch()
+            except ShiplineError as exc:
+                raise Invalid(f"the remote cannot be fetched: {exc}", field="interval") from exc
+            baseline = repo.branches_and_tags()
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            tx.polls.set_interval(project.id, interval)
+            if baseline is not None:
+                state = tx.polls.get(project.id)
+                assert state is not None
+                tx.polls.save(project.id, baseline, generation=state.generation, now=now)
+            tx.audit.append(
+                actor=actor.user_name,
+                action="polling.set",
+                now=now,
+                project_id=project.id,
+                target=name,
+                request_id=request_id,
+                data={"interval": interval},
+            )
+            return tx.polls.get(project.id)
+
+    # -- pushes --------------------------------------------------------------------------
+
     def pushed(
-        self, project: ProjectRecord, actor: str, updates: Sequence[RefUpdate]
+        self,
+        project: ProjectRecord,
+        actor: str,
+        updates: Sequence[RefUpdate],
+        *,
+        action: str = "git.push",
+        fetch: bool = True,
     ) -> list[RunRecord]:
-        """A push was accepted: record an event per ref change and start the workflows
-        whose `on: push` filters match each created or updated branch or tag. Pushes are
-        trusted: only developers and up may push (`plan.trust`)."""
+        """A push was accepted (or a poll found refs moved, `action` "source.poll"): record
+        an event per ref change and start the workflows whose `on: push` filters match
+        each created or updated branch or tag. Pushes are trusted: only developers and up
+        may push, and a polled remote's refs move only by its writers (`plan.trust`)."""
         repo = self._runs.repositories(project)
-        repo.fetch()
+        if fetch:
+            repo.fetch()
         trust = classify_push().trust
         now = self._clock.now()
         runs: list[RunRecord] = []
@@ -169,11 +237,14 @@ class SourceService:
                 continue
             paths = None
             if not update.deleted and update.kind == "branch":
-                paths = repo.changed_paths(None if update.created else update.old, update.new)
+                try:
+                    paths = repo.changed_paths(None if update.created else update.old, update.new)
+                except ShiplineError:  # the old commit is gone (a forced update): unknown
+                    paths = None
             with self._store.transaction() as tx:
                 tx.audit.append(
                     actor=actor,
-                    action="git.push",
+                    action=action,
                     now=now,
                     project_id=project.id,
                     target=update.ref,

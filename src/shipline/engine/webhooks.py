@@ -19,8 +19,9 @@ from shipline.domain.clock import Clock
 from shipline.domain.errors import ShiplineError
 from shipline.domain.records import ProjectRecord, Role, RunRecord
 from shipline.domain.source import DeliveryRecord, Forge
-from shipline.engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from shipline.engine.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from shipline.engine.principal import Principal
+from shipline.engine.privileged import trigger_target
 from shipline.engine.projects import ProjectService
 from shipline.engine.service import RunService, SourceRepository
 from shipline.plan.events import Event
@@ -99,30 +100,61 @@ class WebhookService:
         request_id: str = "",
     ) -> Received:
         """Verify, store once, then act on a delivery. `Unauthenticated` (audited) for a
-        project without a secret, an unknown project or a bad signature alike."""
+        project without a secret, an unknown project or a bad signature alike.
+
+        One read transaction finds the project, its secret and (by the delivery id the
+        headers name) a delivery received before: a verified replay is answered from it
+        without writing. A new delivery whose outcome needs no repository (a ping, an
+        event Shipline ignores, a malformed body) is stored with its outcome in one
+        write transaction."""
+        delivery_id = webhooks.delivery_id(forge, headers, body)
         with self._store.transaction(write=False) as tx:
             project = tx.projects.get(name)
             salt = tx.webhooks.salt(project.id) if project is not None else None
+            known = (
+                tx.deliveries.find(project.id, forge, delivery_id)
+                if project is not None and salt is not None
+                else None
+            )
         if project is None or salt is None:
             self._deny(forge, name, None, "no webhook secret for this project", request_id)
             raise Unauthenticated("no secret", "the delivery could not be verified")
         if not webhooks.verify(forge, derive_secret(self._key(), salt), headers, body):
             self._deny(forge, name, project.id, "bad signature", request_id)
             raise Unauthenticated("bad signature", "the delivery could not be verified")
-        delivery_id = webhooks.delivery_id(forge, headers, body)
+        if known is not None:  # only now: the replay is verified
+            return Received(known, duplicate=True)
         event = webhooks.event_name(forge, headers)
+        parsed, decided = _parse(forge, event, body)
         now = self._clock.now()
         try:
             with self._store.transaction() as tx:
                 delivery = tx.deliveries.create(
                     project.id, forge, delivery_id, event, body, now=now
                 )
-        except ports.Conflict:
+                if decided is not None:
+                    delivery = tx.deliveries.set_outcome(delivery.id, *decided)
+                if decided is not None and decided[0] == "ignored":
+                    # e.g. a comment `/deploy prod`: nothing starts, and the trail says so
+                    # (SECURITY-CASES 8)
+                    tx.audit.append(
+                        actor=ANONYMOUS,
+                        action="webhook.receive",
+                        now=now,
+                        decision="denied",
+                        project_id=project.id,
+                        target=f"{forge}:{name}:delivery:{delivery.id}"[:200],
+                        reason=decided[1][:500],
+                        request_id=request_id,
+                    )
+        except ports.Conflict:  # the same delivery, received by another request meanwhile
             with self._store.transaction(write=False) as tx:
                 stored = tx.deliveries.find(project.id, forge, delivery_id)
             assert stored is not None
             return Received(stored, duplicate=True)
-        return Received(self._process(project, delivery, body))
+        if decided is not None:
+            return Received(delivery)
+        return Received(self._process(project, delivery, body, parsed=parsed))
 
     def redeliver(
         self, actor: Principal, name: str, delivery: int, *, request_id: str = ""
@@ -159,16 +191,35 @@ class WebhookService:
                 raise Invalid("invalid cursor", field="cursor") from exc
 
     def approve(
-        self, actor: Principal, run_id: int, *, request_id: str = ""
+        self, actor: Principal, run_id: int, *, sha: str | None = None, request_id: str = ""
     ) -> tuple[RunRecord, str]:
         """Let a run that waits for approval start: maintainers and up, never the change's
-        author (SECURITY-CASES 4). The approval holds for that run's commit only. Returns
-        the run and its project's name."""
+        author (SECURITY-CASES 4). The approval holds for that run's commit only; with
+        `sha`, only if the run is for that commit. Returns the run and its project's name."""
         run = self._projects.authorize_run(
             actor, run_id, Role.MAINTAINER, action="run.approve", request_id=request_id
         )
+        refusal = ""
         if actor.user_name == run.actor:
-            raise Forbidden("the author of a change cannot approve its runs")
+            refusal = "the author of a change cannot approve its runs"
+        elif sha is not None and sha != run.sha:
+            refusal = f"run {run_id} is for commit {run.sha[:12]}, not {sha[:12]}"
+        if refusal:
+            with self._store.transaction() as tx:
+                tx.audit.append(
+                    actor=actor.user_name,
+                    action="run.approve",
+                    now=self._clock.now(),
+                    decision="denied",
+                    project_id=run.project_id,
+                    target=f"run:{run_id}",
+                    reason=refusal,
+                    request_id=request_id,
+                    data={"sha": run.sha},
+                )
+            if sha is not None and sha != run.sha and actor.user_name != run.actor:
+                raise Conflict(refusal + ": review the new commit")
+            raise Forbidden(refusal)
         with self._store.transaction(write=False) as tx:
             project = tx.projects.get_by_id(run.project_id)
         name = project.name if project is not None else ""
@@ -183,11 +234,12 @@ class WebhookService:
         body: bytes,
         *,
         redelivered: bool = False,
+        parsed: ForgeEvent | None = None,
     ) -> DeliveryRecord:
         outcome, detail = "processed", ""
         runs: list[RunRecord] = []
         try:
-            event = webhooks.parse(delivery.forge, delivery.event, body)
+            event = parsed or webhooks.parse(delivery.forge, delivery.event, body)
             if event.kind == "ping":
                 detail = "pong"
             else:
@@ -237,6 +289,9 @@ class WebhookService:
         stale = _moved(repo, event.fetch_ref, event.head_sha)
         if stale:
             return "ignored", stale, []
+        # The forge's test merge, when it publishes one (none while the change conflicts):
+        # a privileged job that opts in may check it out from the mirror.
+        repo.fetch_optional(event.fetch_ref.rsplit("/", 1)[0] + "/merge")
         base_sha = event.base_sha or repo.resolve(f"refs/heads/{event.base_ref}")[1]
         merge_base = repo.merge_base(base_sha, event.head_sha)
         classification = classify_pull_request(
@@ -259,6 +314,13 @@ class WebhookService:
             project, run_event, trust=classification.trust, fetch=False, hold=hold
         )
         outcome = "waiting" if hold is not None and runs else "processed"
+        # pull_request_target: the base branch's workflows as they are now, never the
+        # commit the delivery names.
+        try:
+            _, target_sha = repo.resolve(f"refs/heads/{event.base_ref}")
+        except ShiplineError:
+            target_sha = ""  # the base branch is gone: no pull_request_target
+        runs += trigger_target(self._store, self._clock, self._runs, project, run_event, target_sha)
         detail = f"{len(runs)} run(s), {classification.trust}: {classification.reason}"
         return outcome, detail, runs
 
@@ -276,6 +338,21 @@ class WebhookService:
                 reason=reason,
                 request_id=request_id,
             )
+
+
+def _parse(
+    forge: Forge, event: str, body: bytes
+) -> tuple[ForgeEvent | None, tuple[str, str] | None]:
+    """The verified delivery parsed, or the outcome it gets without a repository."""
+    try:
+        parsed = webhooks.parse(forge, event, body)
+    except webhooks.Ignored as exc:
+        return None, ("ignored", str(exc)[:2000])
+    except webhooks.MalformedPayload as exc:
+        return None, ("failed", f"malformed payload: {exc}"[:2000])
+    if parsed.kind == "ping":
+        return None, ("processed", "pong")
+    return parsed, None
 
 
 def _moved(repo: SourceRepository, ref: str, sha: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from shipline.plan.events import Event
 from shipline.plan.matrix import Cell, MatrixError, cell_label, expand_matrix, select_cells
+from shipline.plan.trust import PRIVILEGED_EVENTS, untrusted_checkouts
 from shipline.spec.models import JobSpec, WorkflowSpec
 
 
@@ -154,6 +155,16 @@ def compile_plan(
     `jobs` (`-j`) keeps those jobs and everything they need; `matrix` (`--matrix K=V`)
     keeps only the matching cells of the jobs whose matrix has that key.
     """
+    if event.name in PRIVILEGED_EVENTS:
+        blocked = [c for c in untrusted_checkouts(workflow.jobs) if not c.allowed]
+        if blocked:
+            where = ", ".join(f"job {c.job!r} step {c.step + 1}" for c in blocked)
+            raise PlanError(
+                f"{where} of {workflow.file} check out the pull request's code in a "
+                f"{event.name} run, which runs trusted with the base branch's workflow; "
+                "set `unsafe_execute_untrusted_code: true` on the job to allow it (it then "
+                "gets no environment secrets and writes no protected cache)"
+            )
     order = topological_order(workflow)
     selectors = matrix or []
     not_selected: list[tuple[str, str]] = []

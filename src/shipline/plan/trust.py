@@ -10,6 +10,7 @@ workflow text (OWASP CI/CD: poisoned pipeline execution).
 | pull request from a fork, author a contributor before | untrusted | no |
 | pull request from a fork, first-time contributor or none known | untrusted | yes |
 | schedule; workflow_dispatch and api by a developer or up | trusted | no |
+| pull_request_target (workflow from the base branch) | trusted | no |
 
 The full table with its reasons is in docs/source.md.
 
@@ -19,11 +20,21 @@ because a trusted workflow may run the Makefile or tests the fork edited (SECURI
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shipline.domain.records import Trust
+from shipline.spec.models import JobSpec
 
-__all__ = ["Classification", "classify_pull_request", "classify_push"]
+__all__ = [
+    "PRIVILEGED_EVENTS",
+    "Classification",
+    "UntrustedCheckout",
+    "classify_pull_request",
+    "classify_push",
+    "names_pull_head",
+    "untrusted_checkouts",
+]
 
 # GitHub's `author_association` values of people with write access to the base repository.
 WRITERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -57,3 +68,60 @@ def classify_pull_request(*, from_fork: bool, author_association: str) -> Classi
             Trust.UNTRUSTED, needs_approval=True, reason="from a fork by a first-time contributor"
         )
     return Classification(Trust.UNTRUSTED, reason="from a fork")
+
+
+# Events whose workflow comes from the base branch and runs trusted although a pull
+# request (possibly a fork's) caused them: GitHub's `pull_request_target`.
+PRIVILEGED_EVENTS = frozenset({"pull_request_target"})
+
+# What in an `actions/checkout` `ref:` names the pull request's head (or a merge with it).
+_HEAD_MARKERS = (
+    "pull_request.head",
+    "github.head_ref",
+    "pull_request.merge_commit_sha",
+    "refs/pull/",
+    "pull/",
+    "merge-requests/",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedCheckout:
+    """A step of a privileged run that checks out the pull request's code."""
+
+    job: str
+    step: int
+    ref: str
+    allowed: bool  # the job set `unsafe_execute_untrusted_code: true`
+
+
+def untrusted_checkouts(jobs: Sequence[JobSpec]) -> list[UntrustedCheckout]:
+    """The `actions/checkout` steps whose `ref:` names the pull request's head commit,
+    head branch, `refs/pull/<n>/...` or `refs/merge-requests/<n>/...` — what a privileged
+    trigger must not run unless the job opts in (SECURITY-CASES 3). The runner checks the
+    evaluated ref again (`runner.actions.checkout`): this catches it before the run."""
+    found: list[UntrustedCheckout] = []
+    for job in jobs:
+        for step in job.steps:
+            if not (step.uses or "").lower().startswith("actions/checkout@"):
+                continue
+            ref = dict(step.with_).get("ref", "")
+            compact = ref.replace(" ", "").replace("[", ".").replace("'", "").replace("]", "")
+            if any(marker in compact for marker in _HEAD_MARKERS):
+                found.append(
+                    UntrustedCheckout(job.id, step.index, ref, job.unsafe_execute_untrusted_code)
+                )
+    return found
+
+
+def names_pull_head(ref: str, head_sha: str, head_ref: str, number: int) -> bool:
+    """Whether an evaluated checkout `ref` is the pull request's head (its commit, a prefix
+    of it, its branch or one of its pull/merge-request refs)."""
+    value = ref.strip().lower()
+    if not value:
+        return False
+    if head_sha and len(value) >= 7 and head_sha.lower().startswith(value):
+        return True
+    if head_ref and value in (head_ref.lower(), f"refs/heads/{head_ref.lower()}"):
+        return True
+    return value.startswith(("refs/pull/", "pull/", "refs/merge-requests/", "merge-requests/"))

@@ -491,6 +491,7 @@ class _JobRun:
             or f"{github.get('repository', '')}@{github.get('ref', '')}",
             cache_restore_scopes=self.job.cache_restore_scopes,
             deployer=self.job.deployer,
+            unsafe_untrusted_code=self.job.planned.spec.unsafe_execute_untrusted_code,
         )
 
     def _apply_action(self, call: ActionCall, result: StepResult) -> None:

@@ -130,3 +130,6 @@ class ActionCall:
     cache_restore_scopes: tuple[str, ...] = ()
     # The server's deployment controller for this job (None: no server, e.g. `shipline run`).
     deployer: Deployer | None = None
+    # The job set `unsafe_execute_untrusted_code: true` (a privileged pull request trigger
+    # may then check out the pull request's head).
+    unsafe_untrusted_code: bool = False

@@ -9,6 +9,7 @@ the server starts for a push is told to use them (`core.hooksPath` through
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -17,6 +18,30 @@ from pathlib import Path
 from shipline.scm.receive_hook import REPORT_ENV, RULES_ENV
 from shipline.scm.repository import RepositoryError, git_env
 
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+# The pre-receive hook. When the project has no protection rule (the server sets the rules
+# to `[]`) and every ref pushed is a branch or a tag, nothing can be refused: the push goes
+# ahead without starting an interpreter (a push's largest cost). Anything else is decided
+# by `receive_hook` with the same input.
+_PRE_RECEIVE = """\
+if [ "${{{rules}-}}" = "[]" ]; then
+  input=$(cat)
+  plain=1
+  while read -r old new ref; do
+    case "$ref" in
+      "") ;;
+      refs/heads/* | refs/tags/*) ;;
+      *) plain=0 ;;
+    esac
+  done <<EOF
+$input
+EOF
+  [ "$plain" = 1 ] && exit 0
+  printf '%s\\n' "$input" | {command}
+  exit $?
+fi
+exec {command}
+"""
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
@@ -37,9 +62,9 @@ class HostedRepositories:
         """(Re)write the hook scripts: they run this interpreter's `receive_hook`."""
         self.hooks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        command = [self.python, "-I", "-m", "shipline.scm.receive_hook", "pre-receive"]
+        command = shlex.join([self.python, "-I", "-m", "shipline.scm.receive_hook", "pre-receive"])
         scripts = {
-            "pre-receive": f"exec {shlex.join(command)}\n",
+            "pre-receive": _PRE_RECEIVE.format(rules=RULES_ENV, command=command),
             # Only appends what git reports; in shell, to spare an interpreter's start.
             "post-receive": f'[ -n "${REPORT_ENV}" ] && cat >> "${REPORT_ENV}"\nexit 0\n',
         }
@@ -93,6 +118,12 @@ class HostedRepositories:
             env[REPORT_ENV] = str(report)
         return env
 
+    def write_pull_refs(
+        self, project_id: int, number: int, head_sha: str, base_sha: str
+    ) -> str | None:
+        """`PullRefs.write` for the project's repository."""
+        return PullRefs(self).write(project_id, number, head_sha, base_sha)
+
     @staticmethod
     def _git(*args: str) -> None:
         result = subprocess.run(
@@ -104,3 +135,71 @@ class HostedRepositories:
         )
         if result.returncode != 0:
             raise RepositoryError(f"git {args[0]}: {result.stderr.decode(errors='replace')}")
+
+
+class PullRefs:
+    """`refs/pull/<n>/head` and `refs/pull/<n>/merge` of hosted pull requests, written in
+    the hosted repository (clients cannot push them: `plan.protection` refuses every ref
+    outside `refs/heads/` and `refs/tags/`)."""
+
+    def __init__(self, hosted: HostedRepositories) -> None:
+        self._hosted = hosted
+
+    def write(self, project_id: int, number: int, head_sha: str, base_sha: str) -> str | None:
+        """Point `refs/pull/<n>/head` at the head commit and `refs/pull/<n>/merge` at a test
+        merge of head into base; the merge commit's sha, or None when head and base
+        conflict (the merge ref is then removed)."""
+        repo = str(self._hosted.path(project_id))
+        for sha in (head_sha, base_sha):
+            if not _SHA.match(sha):
+                raise RepositoryError(f"not a commit sha: {sha!r}")
+        prefix = f"refs/pull/{int(number)}"
+        _run("--git-dir", repo, "update-ref", "--end-of-options", f"{prefix}/head", head_sha)
+        merged = subprocess.run(
+            [
+                *("git", "--git-dir", repo, "merge-tree", "--write-tree", "--end-of-options"),
+                *(base_sha, head_sha),
+            ],
+            env=git_env(),
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if merged.returncode != 0:  # 1: conflicts; anything else: git could not merge
+            _run("--git-dir", repo, "update-ref", "-d", "--end-of-options", f"{prefix}/merge")
+            return None
+        tree = merged.stdout.decode().split("\n", 1)[0].strip()
+        message = f"Merge {head_sha} into {base_sha}"
+        commit = _run(
+            "--git-dir",
+            repo,
+            "-c",
+            "user.name=Shipline",
+            "-c",
+            "user.email=shipline@localhost",
+            "commit-tree",
+            "-p",
+            base_sha,
+            "-p",
+            head_sha,
+            "-m",
+            message,
+            "--end-of-options",
+            tree,
+            env={"GIT_AUTHOR_DATE": "@0 +0000", "GIT_COMMITTER_DATE": "@0 +0000"},
+        ).strip()
+        _run("--git-dir", repo, "update-ref", "--end-of-options", f"{prefix}/merge", commit)
+        return commit
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        env={**git_env(), **(env or {})},
+        capture_output=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise RepositoryError(f"git {args[2]}: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout.decode()

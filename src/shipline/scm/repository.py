@@ -17,7 +17,7 @@ from shipline.domain.errors import ShiplineError
 
 WORKFLOW_DIRS = (".shipline/workflows", ".github/workflows")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_EXTRA_REF = re.compile(r"^refs/(pull|merge-requests)/[0-9]{1,10}/head$")
+_EXTRA_REF = re.compile(r"^refs/(pull|merge-requests)/[0-9]{1,10}/(head|merge)$")
 
 
 class RepositoryError(ShiplineError):
@@ -80,6 +80,43 @@ class GitRepository:
             "+refs/tags/*:refs/tags/*",
             *(f"+{ref}:{ref}" for ref in extra),
         )
+
+    def fetch_optional(self, ref: str) -> bool:
+        """Fetch one more ref a forge may or may not publish (`refs/pull/7/merge`: none
+        while the pull request conflicts); whether it was there. A stale copy is removed."""
+        if not _EXTRA_REF.match(ref):
+            raise RepositoryError(f"not a ref the server fetches: {ref!r}")
+        try:
+            self._git(
+                "fetch",
+                "--quiet",
+                "--force",
+                "--no-tags",
+                "--end-of-options",
+                self.source,
+                f"+{ref}:{ref}",
+            )
+        except RepositoryError:
+            self._git("update-ref", "-d", "--end-of-options", ref)
+            return False
+        return True
+
+    def branches_and_tags(self) -> dict[str, str]:
+        """Every branch and tag of the mirror with the commit it points at (an annotated
+        tag's commit, not the tag object)."""
+        out = self._git(
+            "for-each-ref",
+            "--format=%(objectname) %(*objectname) %(refname)",
+            "refs/heads/",
+            "refs/tags/",
+        )
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                obj, peeled, ref = parts
+                refs[ref] = peeled or obj
+        return refs
 
     def resolve(self, ref: str) -> tuple[str, str]:
         """(full ref, commit sha) for a branch, a tag, a full ref or a sha."""

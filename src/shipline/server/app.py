@@ -56,7 +56,9 @@ def create_app(context: ServerContext) -> FastAPI:
     webhook_key = context.webhook_key or token_bytes(32)
     projects_service = ProjectService(context.store, context.clock, context.access, context.runs)
     source = SourceService(context.store, context.clock, projects_service, context.runs)
-    pulls_service = PullRequestService(context.store, context.clock, projects_service, context.runs)
+    pulls_service = PullRequestService(
+        context.store, context.clock, projects_service, context.runs, refs=context.hosted
+    )
     source.push_listeners.append(pulls_service.pushed)
     app.state.services = Services(
         context=context,

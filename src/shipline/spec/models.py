@@ -171,6 +171,8 @@ class JobSpec:
     container: Data = None  # not supported by the shell executor yet: fails the job
     services: Data = None  # not supported yet: fails the job
     sandbox: SandboxRequest | None = None
+    # Lets a job of a privileged pull request trigger check out the pull request's head.
+    unsafe_execute_untrusted_code: bool = False
     pos: Pos = field(default_factory=Pos)
 
     def unsupported(self) -> str | None:

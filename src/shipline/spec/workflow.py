@@ -60,6 +60,9 @@ JOB_KEYS = (
     "snapshot",
     "cancel-timeout-minutes",
     "sandbox",  # Shipline's extension: see _workflow_sandbox.py
+    # Shipline's extension: a job of a privileged pull request trigger may check out the
+    # pull request's head (docs/source.md "Privileged triggers").
+    "unsafe_execute_untrusted_code",
 )
 STEP_KEYS = (
     "id",
@@ -244,8 +247,25 @@ class _Loader:
             container=to_python(mapping.get("container")),
             services=to_python(mapping.get("services")),
             sandbox=read_sandbox(r, mapping.get("sandbox"), f"{path}.sandbox"),
+            unsafe_execute_untrusted_code=self.literal_flag(
+                mapping.get("unsafe_execute_untrusted_code"),
+                f"{path}.unsafe_execute_untrusted_code",
+            ),
             pos=Pos(key.line, key.col),
         )
+
+    def literal_flag(self, node: Node | None, path: str) -> bool:
+        """A boolean the server reads before the run starts: no expression."""
+        value = self.r.boolean_or_expr(node, path, False)
+        if isinstance(value, str) and node is not None:
+            self.r.error(
+                node,
+                f'"{path.rsplit(".", 1)[-1]}" must be true or false, not an expression: the '
+                "server decides it before the run starts",
+                path=path,
+            )
+            return False
+        return value is True
 
     def step(self, index: int, node: Node, path: str) -> StepSpec | None:
         r = self.r

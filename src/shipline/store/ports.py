@@ -704,6 +704,38 @@ class ScheduleStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """A polled project: every `interval` seconds the servers read its remote's refs.
+    `refs` (None before the first poll): ref -> commit seen last; `generation` grows with
+    each save."""
+
+    project_id: int
+    interval: int
+    refs: dict[str, str] | None = None
+    generation: int = 0
+    polled_at: datetime | None = None
+
+
+class PollStore(Protocol):
+    """Projects polled for new commits (those without webhooks)."""
+
+    def set_interval(self, project_id: int, seconds: int | None) -> None:
+        """Poll every `seconds` (None: stop polling and forget the refs seen)."""
+        ...
+
+    def get(self, project_id: int) -> PollState | None: ...
+
+    def all(self) -> list[PollState]: ...
+
+    def save(
+        self, project_id: int, refs: dict[str, str], *, generation: int, now: datetime
+    ) -> bool:
+        """Replace the refs seen if they are still those of `generation` (compare and
+        swap); False when another poll saved first."""
+        ...
+
+
 class ProtectionStore(Protocol):
     """Branch and tag protection rules, one per (project, kind, pattern)."""
 
@@ -832,6 +864,7 @@ class Transaction(Protocol):
     secrets: SecretStore
     runners: RunnerStore
     schedules: ScheduleStore
+    polls: PollStore
     protections: ProtectionStore
     webhooks: WebhookStore
     deliveries: DeliveryStore

@@ -278,3 +278,79 @@ def test_gitlab_and_gitea_deliveries(hosted: Hosted, forge: Forge) -> None:
     ]
     ping = deliver(hosted, "github", "ping", payload("github_ping"), key, "ping-1")
     assert (ping.json()["outcome"], ping.json()["detail"]) == ("processed", "pong")
+
+
+def test_a_push_replayed_after_a_force_push_rereads_the_ref_and_starts_nothing_new(
+    hosted: Hosted, forge: Forge
+) -> None:
+    """SECURITY-CASES 40: the delivery was genuine and built once; after `main` is
+    force-pushed, neither a captured copy under a new delivery id nor an admin's
+    re-delivery builds the old commit again — the server re-reads the ref first."""
+    key = secret(hosted)
+    body = payload("github_push", before="0" * 40, after=forge.base)
+    first = deliver(hosted, "github", "push", body, key, "push-1")
+    assert first.json()["outcome"] == "processed", first.text
+    (run,) = hosted.runs()
+    assert run.sha == forge.base
+    assert deliver(hosted, "github", "push", body, key, "push-1").json()["duplicate"] is True
+
+    forge.git("commit", "-q", "--amend", "-m", "force-pushed")
+    replay = deliver(hosted, "github", "push", body, key, "captured-copy")
+    assert replay.json()["outcome"] == "ignored"
+    assert "has moved on" in replay.json()["detail"]
+    delivery = first.json()["delivery"]
+    again = hosted.api("POST", f"/projects/app/deliveries/{delivery}/redeliver")
+    assert again.status_code == 200 and again.json()["outcome"] == "ignored"
+    assert [r.id for r in hosted.runs()] == [run.id]
+
+
+def test_a_deploy_comment_from_an_outsider_starts_nothing_and_is_audited(
+    hosted: Hosted, forge: Forge
+) -> None:
+    """SECURITY-CASES 8: comments are not triggers — `/deploy prod` by someone without
+    write access is verified, stored, ignored and audited."""
+    key = secret(hosted)
+    comment = {
+        "action": "created",
+        "issue": {"number": 1, "pull_request": {"url": "https://example.com/pulls/1"}},
+        "comment": {"body": "/deploy prod", "author_association": "NONE"},
+        "sender": {"login": "stranger"},
+    }
+    response = deliver(
+        hosted, "github", "issue_comment", json.dumps(comment).encode(), key, "comment-1"
+    )
+    assert response.status_code == 200
+    assert (response.json()["outcome"], response.json()["runs"]) == ("ignored", [])
+    assert hosted.runs() == []
+    with hosted.context.store.transaction(write=False) as tx:
+        audited = tx.audit.page(action="webhook.receive", limit=10).items
+    assert audited[0].decision == "denied" and "issue_comment" in audited[0].reason
+
+
+def test_the_forge_s_test_merge_is_fetched_into_the_mirror(hosted: Hosted, forge: Forge) -> None:
+    """A pull request's `refs/pull/<n>/merge`, when the forge publishes one, is in the
+    server's mirror next to the head (a job may check it out); none while it conflicts."""
+    from shipline.scm.repository import GitRepository
+    from shipline.wiring import mirror_dir
+
+    key = secret(hosted)
+    tree = forge.git("rev-parse", f"{forge.head}^{{tree}}")
+    merge = forge.git("commit-tree", tree, "-p", forge.base, "-p", forge.head, "-m", "merge")
+    forge.git("update-ref", "refs/pull/1/merge", merge)
+    data = json.loads(payload("github_pull_request", head=forge.head, base=forge.base))
+    data["pull_request"]["author_association"] = "CONTRIBUTOR"
+    response = deliver(hosted, "github", "pull_request", json.dumps(data).encode(), key, "m-1")
+    assert response.json()["outcome"] == "processed", response.text
+    with hosted.context.store.transaction(write=False) as tx:
+        project = tx.projects.get("app")
+    assert project is not None
+    mirror = GitRepository(str(forge.root), mirror_dir(hosted.tmp / "state", project.id))
+    assert mirror.resolve("refs/pull/1/merge")[1] == merge
+    assert mirror.resolve("refs/pull/1/head")[1] == forge.head
+
+    forge.git("update-ref", "-d", "refs/pull/1/merge")  # the forge found a conflict
+    data["action"] = "synchronize"
+    response = deliver(hosted, "github", "pull_request", json.dumps(data).encode(), key, "m-2")
+    assert response.json()["outcome"] == "processed", response.text
+    with pytest.raises(Exception, match="no branch, tag or commit"):
+        mirror.resolve("refs/pull/1/merge")

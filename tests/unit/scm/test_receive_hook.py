@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,43 @@ def test_hook_input_is_parsed_strictly() -> None:
     assert parse_updates(LINE) == [RefUpdate("refs/heads/main", "0" * 40, "a" * 40)]
     with pytest.raises(ValueError):
         parse_updates("--upload-pack=x y refs/heads/main\n")
+
+
+def _hook(tmp_path: Path, python: str) -> Path:
+    from shipline.scm.hosted import HostedRepositories
+
+    hosted = HostedRepositories(tmp_path, python=python)
+    hosted.install_hooks()
+    return hosted.hooks_dir / "pre-receive"
+
+
+def _run_hook(hook: Path, text: str, rules: str | None) -> int:
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin"}
+    if rules is not None:
+        env["SHIPLINE_PUSH_RULES"] = rules
+    return subprocess.run(
+        ["/bin/sh", str(hook)], input=text.encode(), env=env, capture_output=True, check=False
+    ).returncode
+
+
+def test_the_hook_skips_the_interpreter_only_when_nothing_can_be_refused(tmp_path: Path) -> None:
+    # "python" here is /bin/false: any push the shell lets through did not need it
+    hook = _hook(tmp_path, "/bin/false")
+    sha = "a" * 40
+    plain = f"{sha} {sha} refs/heads/main\n{sha} {sha} refs/tags/v1\n"
+    assert _run_hook(hook, plain, "[]") == 0
+    assert _run_hook(hook, plain, None) != 0  # not through the server: refused
+    assert _run_hook(hook, plain, '[{"kind": "branch"}]') != 0  # rules: decided in Python
+    assert _run_hook(hook, f"{sha} {sha} refs/pull/1/head\n", "[]") != 0
+    assert _run_hook(hook, f"{sha} {sha} refs/heads/x\n{sha} {sha} refs/notes/y\n", "[]") != 0
+
+
+def test_the_slow_path_sees_the_same_input(tmp_path: Path) -> None:
+    import sys
+
+    hook = _hook(tmp_path, sys.executable)
+    sha = "a" * 40
+    assert _run_hook(hook, f"{sha} {sha} refs/pull/1/head\n", "[]") == 1
+    assert _run_hook(hook, f"{sha} {sha} refs/heads/x\n", "[]") == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from shipline.plan.trust import PRIVILEGED_EVENTS, names_pull_head
 from shipline.runner.actions._common import flag, is_inside, text
 from shipline.runner.ports import ActionCall, ActionFailed
 
@@ -23,6 +24,23 @@ def _empty_dir(folder: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def _pull_head(call: ActionCall, ref: str) -> bool:
+    """Whether `ref` names the pull request's head in a privileged run."""
+    if str(call.github.get("event_name") or "") not in PRIVILEGED_EVENTS:
+        return False
+    event = call.github.get("event")
+    pull = event.get("pull_request") if isinstance(event, dict) else None
+    head = pull.get("head") if isinstance(pull, dict) else None
+    head = head if isinstance(head, dict) else {}
+    number = pull.get("number") if isinstance(pull, dict) else 0
+    return names_pull_head(
+        ref,
+        str(head.get("sha") or ""),
+        str(head.get("ref") or ""),
+        number if isinstance(number, int) else 0,
+    )
 
 
 class CheckoutAction:
@@ -43,6 +61,12 @@ class CheckoutAction:
         if depth < 0:
             raise ActionFailed(f"fetch-depth must be 0 or more, got {depth}")
         ref = text(call, "ref")
+        if ref and _pull_head(call, ref) and not call.unsafe_untrusted_code:
+            raise ActionFailed(
+                f"ref {ref!r} is the pull request's code, and this {call.github.get('event_name')} "
+                "run is privileged (the base branch's workflow, trusted): set "
+                "`unsafe_execute_untrusted_code: true` on the job to check it out anyway"
+            )
         if ref:
             sha = ""  # the provider resolves the name given (a branch, tag or commit)
         else:

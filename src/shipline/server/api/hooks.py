@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from shipline.domain.source import Forge
@@ -23,6 +24,14 @@ from shipline.server.deps import Caller, RequestId, Services, ServicesDep
 from shipline.server.errors import error_response, request_id
 from shipline.server.schemas import ErrorOut, PageOut, RunOut
 from shipline.server.source_schemas import DeliveryOut, HookOut, WebhookSecretOut
+
+
+class ApproveCreate(BaseModel):
+    """`POST /runs/{id}/approve`: optionally the commit the approver reviewed."""
+
+    model_config = ConfigDict(extra="forbid")
+    sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
 
 router = APIRouter(tags=["webhooks"])
 api = APIRouter(
@@ -128,9 +137,12 @@ def approve(
     caller: Caller,
     svc: ServicesDep,
     request_id: RequestId,
+    body: ApproveCreate | None = None,
 ) -> RunOut:
     """Runs of a first-time outside contributor's pull request wait for this. Needs the
-    maintainer role; the change's author cannot approve. It holds for this run's commit
-    only: a new push makes new runs that wait again."""
-    run, project = svc.webhooks.approve(caller, run_id, request_id=request_id)
+    maintainer role; the change's author cannot approve (403, audited). It holds for this
+    run's commit only: a new push makes new runs that wait again. With `sha`, 409 unless
+    the run is for that commit (the one the maintainer reviewed)."""
+    sha = body.sha if body is not None else None
+    run, project = svc.webhooks.approve(caller, run_id, sha=sha, request_id=request_id)
     return RunOut.from_record(run, project)

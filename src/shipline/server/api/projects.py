@@ -1,15 +1,19 @@
-"""Projects: create (admins), list those the caller may see, show, delete, set members.
+"""Projects: create (admins), list those the caller may see, show, delete, set members,
+polling of a remote that sends no webhooks.
 
 A project the caller may not see answers 404 like one that does not exist.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from shipline.domain.records import Role
+from shipline.engine.source import MAX_POLL, MIN_POLL
 from shipline.server.api import API_PREFIX
 from shipline.server.deps import Caller, RequestId, ServicesDep
 from shipline.server.schemas import (
@@ -20,6 +24,7 @@ from shipline.server.schemas import (
     ProjectCreate,
     ProjectOut,
 )
+from shipline.store.ports import PollState
 
 router = APIRouter(
     prefix=API_PREFIX,
@@ -99,3 +104,53 @@ def set_member(
     """Maintainers may grant viewer, developer and maintainer; admin needs the admin role."""
     svc.projects.set_member(caller, project, user, body.role, request_id=request_id)
     return MemberOut(project=project, user=user, role=body.role)
+
+
+class PollingCreate(BaseModel):
+    """`PUT /projects/{project}/polling`: seconds between two polls; null stops polling."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval: int | None = Field(ge=MIN_POLL, le=MAX_POLL)
+
+
+class PollingOut(BaseModel):
+    project: str
+    interval: int | None  # null: the project is not polled
+    polled_at: datetime | None
+    refs: int  # branches and tags seen at the last poll
+
+    @classmethod
+    def from_state(cls, project: str, state: PollState | None) -> PollingOut:
+        if state is None:
+            return cls(project=project, interval=None, polled_at=None, refs=0)
+        return cls(
+            project=project,
+            interval=state.interval,
+            polled_at=state.polled_at,
+            refs=len(state.refs or {}),
+        )
+
+
+@router.get("/projects/{project}/polling", summary="How a project's remote is polled")
+def get_polling(project: ProjectParam, caller: Caller, svc: ServicesDep) -> PollingOut:
+    return PollingOut.from_state(project, svc.source.polling(caller, project))
+
+
+@router.put(
+    "/projects/{project}/polling",
+    summary="Poll a project's remote for new commits",
+    responses={422: {"model": ErrorOut}},
+)
+def set_polling(
+    project: ProjectParam,
+    body: PollingCreate,
+    caller: Caller,
+    svc: ServicesDep,
+    request_id: RequestId,
+) -> PollingOut:
+    """Maintainers and up, for projects whose forge sends no webhooks (not hosted ones):
+    every `interval` seconds one server fetches the remote and raises a push event per
+    branch or tag created, updated or deleted since the last poll. Starting to poll
+    fetches once and records the refs; `interval: null` stops."""
+    state = svc.source.set_polling(caller, project, body.interval, request_id=request_id)
+    return PollingOut.from_state(project, state)

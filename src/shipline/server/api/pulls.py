@@ -1,5 +1,5 @@
 """Pull requests of hosted repositories: open, list, show, close. Their life raises
-`pull_request` events (opened, synchronize, closed) that start workflows."""
+`pull_request` events (opened, synchronize, closed, reopened) that start workflows."""
 
 from __future__ import annotations
 
@@ -60,4 +60,15 @@ def close_pull(
     project: ProjectParam, number: Number, caller: Caller, svc: ServicesDep, request_id: RequestId
 ) -> PullOut:
     pull, runs = svc.pulls.close(caller, project, number, request_id=request_id)
+    return PullOut.from_record(pull, [r.id for r in runs])
+
+
+@router.post("/projects/{project}/pulls/{number}/reopen", summary="Reopen a pull request")
+def reopen_pull(
+    project: ProjectParam, number: Number, caller: Caller, svc: ServicesDep, request_id: RequestId
+) -> PullOut:
+    """Developers and up: the pull request opens again at its head branch's current
+    commit and its `reopened` runs start. 409 when the head branch is gone or another
+    pull request from the same head into the same base is open."""
+    pull, runs = svc.pulls.reopen(caller, project, number, request_id=request_id)
     return PullOut.from_record(pull, [r.id for r in runs])

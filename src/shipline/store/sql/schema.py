@@ -314,6 +314,23 @@ schedule_fires = Table(
     Column("due_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("project_id", "workflow", "cron", "due_at"),
 )
+# Projects the servers poll (no webhooks): the refs seen at the last poll, replaced only
+# by the poll that read them (`generation`), so a poll's events are raised once.
+poll_states = Table(
+    "poll_states",
+    metadata,
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("interval_seconds", Integer, nullable=False),
+    Column("refs", JSON),
+    Column("generation", Integer, nullable=False),
+    Column("polled_at", UtcDateTime),
+)
 protection_rules = Table(
     "protection_rules",
     metadata,

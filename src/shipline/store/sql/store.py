@@ -20,6 +20,7 @@ from shipline.store.ports import (
     JobStore,
     LogStore,
     MembershipStore,
+    PollStore,
     ProjectStore,
     ProtectionStore,
     PullRequestStore,
@@ -46,6 +47,7 @@ from shipline.store.sql.gates import SqlGateStore
 from shipline.store.sql.jobs import SqlJobStore
 from shipline.store.sql.logs import SqlLogStore
 from shipline.store.sql.migrations import upgrade
+from shipline.store.sql.polls import SqlPollStore
 from shipline.store.sql.projects import SqlProjectStore
 from shipline.store.sql.release_history import SqlReleaseHistoryStore
 from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
@@ -81,6 +83,7 @@ class SqlTransaction:
     secrets: SecretStore
     runners: RunnerStore
     schedules: ScheduleStore
+    polls: PollStore
     protections: ProtectionStore
     webhooks: WebhookStore
     deliveries: DeliveryStore
@@ -107,6 +110,7 @@ class SqlTransaction:
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn),
             schedules=SqlScheduleStore(conn),
+            polls=SqlPollStore(conn),
             protections=SqlProtectionStore(conn),
             webhooks=SqlWebhookStore(conn),
             deliveries=SqlDeliveryStore(conn),
