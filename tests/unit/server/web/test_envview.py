@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
+from shipline.spec.environment_protection import load_protection
+
 from shipline.engine.environment_files import EnvironmentFile
 from shipline.server.web.envview import declared
-from shipline.spec.environment_protection import load_protection
 
 FULL = """
 url: https://shop.example.test
