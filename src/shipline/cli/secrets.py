@@ -63,6 +63,8 @@ def set_secret(
         return
     scope = f"environment {info['environment']}" if info["environment"] else "the project"
     sys.stdout.write(f"set secret {info['name']} of {project} ({scope})\n")
+    for warning in info.get("warnings", []):
+        sys.stderr.write(f"warning: {warning}\n")
 
 
 @secrets_app.command("list")

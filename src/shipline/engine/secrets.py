@@ -31,6 +31,20 @@ __all__ = ["MIN_VALUE_LENGTH", "SecretInfo", "SecretService", "reseal_all"]
 # Shorter values cannot be masked without turning ordinary words of a log into `***`
 # (and a masked 3-letter value tells a reader which words it is not).
 MIN_VALUE_LENGTH = 4
+# Below this many characters a value is kept and masked, with a warning: a short value also
+# matches ordinary output (which then shows `***`), and what is masked hints at the value.
+WEAK_VALUE_LENGTH = 8
+# Values that appear in ordinary output and are the first guesses anyway (compared without
+# case): kept and masked, with a warning.
+COMMON_VALUES = frozenset(
+    (
+        "admin", "administrator", "changeme", "default", "develop", "development", "guest",
+        "letmein", "localhost", "master", "password", "passw0rd", "postgres", "production",
+        "qwerty", "root", "secret", "staging", "testing", "welcome", "1234", "12345",
+        "123456", "1234567", "12345678", "123456789", "0000", "true", "false", "null",
+        "none", "main", "test", "user", "demo", "example",
+    )
+)  # fmt: skip
 MAX_VALUE_BYTES = 48 * 1024  # GitHub's limit
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z", re.ASCII)
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,254}\Z", re.ASCII)
@@ -46,15 +60,18 @@ class SecretInfo:
     updated_by: str
     created_at: datetime
     updated_at: datetime
+    # Why the value just set masks poorly (`weak_value_warnings`); only when setting it.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, record: SecretRecord) -> SecretInfo:
+    def of(cls, record: SecretRecord, warnings: tuple[str, ...] = ()) -> SecretInfo:
         return cls(
             record.name,
             record.environment,
             record.updated_by,
             record.created_at,
             record.updated_at,
+            warnings,
         )
 
 
@@ -83,6 +100,23 @@ def check_environment(environment: str) -> str:
             field="environment",
         )
     return environment
+
+
+def weak_value_warnings(value: str) -> tuple[str, ...]:
+    """Why a value that is accepted still masks poorly (SECURITY-CASES case 14)."""
+    stripped = value.strip()
+    if stripped.lower() in COMMON_VALUES:
+        return (
+            "this value is a common word: it also appears in ordinary output, which will show "
+            "*** in its place, and it is among the first an attacker guesses",
+        )
+    if len(stripped) < WEAK_VALUE_LENGTH:
+        return (
+            f"this value has fewer than {WEAK_VALUE_LENGTH} characters: it is masked, but "
+            "it may also match ordinary output (shown as ***), and a short value is easily "
+            "guessed",
+        )
+    return ()
 
 
 def check_value(value: str) -> None:
@@ -152,6 +186,7 @@ class SecretService:
         name = check_name(name)
         environment = check_environment(environment)
         check_value(value)
+        warnings = weak_value_warnings(value)
         sealed = self._keys().seal(value, associated_data(project.id, environment, name))
         now = self._clock.now()
         with self._store.transaction() as tx:
@@ -165,9 +200,14 @@ class SecretService:
                 project_id=project.id,
                 target=_target(name, environment),
                 request_id=request_id,
-                data={"name": name, "environment": environment, "created": created},
+                data={
+                    "name": name,
+                    "environment": environment,
+                    "created": created,
+                    "weak": bool(warnings),
+                },
             )
-        return SecretInfo.of(record), created
+        return SecretInfo.of(record, warnings), created
 
     def list(
         self, actor: Principal, project_name: str, *, request_id: str = ""

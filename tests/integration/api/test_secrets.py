@@ -80,6 +80,31 @@ def test_short_values_and_bad_names_are_refused_with_a_reason(api: Api) -> None:
     assert extra.status_code == 422
 
 
+def test_short_values_and_common_words_are_kept_with_a_warning(api: Api) -> None:
+    """Case 14: values of 4-7 characters and common words mask poorly; they are stored
+    (and masked) with a warning, which the audit record notes without the value."""
+    api.project()
+    for name, value, says in (
+        ("PIN", "4821", "fewer than 8 characters"),
+        ("WORD", "Password", "common word"),
+    ):
+        response = api.client.put(
+            f"/api/v1/projects/app/secrets/{name}", json={"value": value}, headers=api.auth()
+        )
+        assert response.status_code == 201
+        warnings = response.json()["warnings"]
+        assert len(warnings) == 1 and says in warnings[0]
+        assert value not in response.text
+    strong = api.client.put(
+        "/api/v1/projects/app/secrets/TOKEN", json={"value": canary()}, headers=api.auth()
+    )
+    assert strong.status_code == 201 and strong.json()["warnings"] == []
+    events = api.client.get("/api/v1/audit?action=secret.set", headers=api.auth()).json()
+    weak = {e["data"]["name"]: e["data"]["weak"] for e in events["items"]}
+    assert weak == {"PIN": True, "WORD": True, "TOKEN": False}
+    assert "4821" not in str(events)
+
+
 def test_roles_developers_list_maintainers_change_others_see_nothing(api: Api) -> None:
     api.project()
     dev = api.user("dev", "developer")

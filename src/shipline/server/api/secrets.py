@@ -63,10 +63,21 @@ class SecretOut(BaseModel):
         )
 
 
+class SecretSetOut(SecretOut):
+    """The secret just set, with why its value masks poorly (a short value, a common word):
+    it is kept and masked all the same."""
+
+    warnings: list[str]
+
+    @classmethod
+    def set(cls, info: SecretInfo) -> SecretSetOut:
+        return cls(**SecretOut.of(info).model_dump(), warnings=list(info.warnings))
+
+
 @router.put(
     "/projects/{project}/secrets/{name}",
     summary="Set a secret (write-only)",
-    responses={201: {"model": SecretOut}, 422: {"model": ErrorOut}},
+    responses={201: {"model": SecretSetOut}, 422: {"model": ErrorOut}},
 )
 def set_secret(
     project: ProjectParam,
@@ -76,7 +87,7 @@ def set_secret(
     svc: ServicesDep,
     request_id: RequestId,
     response: Response,
-) -> SecretOut:
+) -> SecretSetOut:
     """Create (201) or replace (200) a secret (maintainers). The value is sealed at once
     and never returned by any endpoint."""
     info, created = svc.secrets.set(
@@ -88,7 +99,7 @@ def set_secret(
         request_id=request_id,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return SecretOut.of(info)
+    return SecretSetOut.set(info)
 
 
 @router.get("/projects/{project}/secrets", summary="List a project's secrets")
