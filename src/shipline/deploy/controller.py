@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipline.deploy import health, strategies
+from shipline.deploy import health, ssh, strategies
 from shipline.deploy.batch import Rollout
 from shipline.deploy.hooks import install_files, load_hooks, run_event
 from shipline.deploy.local import InstanceInfo, LocalFleet
 from shipline.deploy.types import DeployFailure, Outcome, Release, RolloutResult
-from shipline.spec.environment_models import EnvironmentSpec, LocalTarget
+from shipline.spec.environment_models import EnvironmentSpec, LocalTarget, SshTarget
 
 Progress = Callable[[str], None]
 
@@ -145,17 +145,28 @@ class RolloutController:
             )
 
         target = environment.target
-        if not isinstance(target, LocalTarget):
-            return result(
-                Outcome.FAILED,
-                cause="target",
-                reason=f"the {target.kind} target is not supported by this controller yet",
-            )
         if not release.directory.is_dir():
             return result(
                 Outcome.FAILED,
                 cause="target",
                 reason=f"the release directory {release.directory} does not exist",
+            )
+        if isinstance(target, SshTarget):
+            done = await ssh.SshRollout(
+                self._dir(environment.name),
+                environment,
+                target,
+                release,
+                say,
+                deployment_id,
+                secrets,
+            ).run()
+            return result(
+                done.outcome,
+                reason=done.reason,
+                cause=done.cause,
+                rolled_back_to=done.rolled_back_to,
+                serving=done.serving,
             )
         try:
             fleet = await self.fleet(environment)
@@ -357,24 +368,36 @@ class RolloutController:
     # -- rollback on demand -------------------------------------------------------------
 
     async def rollback(
-        self, environment: EnvironmentSpec, progress: Progress, to: Release | None = None
+        self,
+        environment: EnvironmentSpec,
+        progress: Progress,
+        to: Release | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
     ) -> RolloutResult:
-        """Return to `to`, or to the release that was healthy before the current one."""
-        state = await self.state(environment)
+        """Return to `to`, or to the release that was healthy before the current one.
+
+        On an ssh target the earlier release is still unpacked on the hosts: going back
+        switches `current` to it (and restarts), without uploading it again."""
+        if isinstance(environment.target, SshTarget):
+            serving, history = ssh.load_state(self._dir(environment.name))
+        else:
+            state = await self.state(environment)
+            serving, history = state.serving, state.history
         target_release = to
         if target_release is None:
-            earlier = [r for r in state.history if state.serving and r.id != state.serving.id]
+            earlier = [r for r in history if serving and r.id != serving.id]
             if not earlier:
                 return RolloutResult(
                     environment=environment.name,
-                    release_id=state.serving.id if state.serving else "",
+                    release_id=serving.id if serving else "",
                     outcome=Outcome.FAILED,
                     cause="target",
                     reason="there is no earlier healthy release to roll back to",
-                    serving=state.serving.id if state.serving else None,
+                    serving=serving.id if serving else None,
                 )
             target_release = earlier[-1]
-        return await self.rollout(environment, target_release, progress)
+        return await self.rollout(environment, target_release, progress, secrets=secrets)
 
 
 def _release_json(release: Release) -> dict[str, str]:
