@@ -536,7 +536,7 @@ class SshRollout:
             raise DeployFailure(
                 "target",
                 f"the environment secret {self.target.key_secret} (target.ssh.key_secret) is "
-                f"not set: shipline secrets set {self.target.key_secret} --env "
+                f"not set: shipline secrets set PROJECT {self.target.key_secret} --env "
                 f"{self.environment.name} < KEY_FILE",
             )
         try:
