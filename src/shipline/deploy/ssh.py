@@ -346,7 +346,7 @@ class HostSession:
         command = (
             f"cd {q(self.base + '/current')} && exec env "
             f"{self._env(release, {'SHIPLINE_ENVIRONMENT': environment})} "
-            f"timeout -k {_KILL_AFTER} {timeout:g} sh -c {q(wrapper)}"
+            f"timeout -k {_KILL_AFTER} {timeout:g} sh -c {q(wrapper)} < /dev/null"
         )
         status, output = await self.run(command, timeout=timeout + _KILL_AFTER + 10)
         if status != 0:
@@ -381,7 +381,7 @@ class HostSession:
             f"if [ ! -f {q(location)} ]; then exit 202; fi; "
             f"if [ ! -x {q(location)} ]; then exit 203; fi; "
             f"exec timeout -k {_KILL_AFTER} {script.timeout:g} {switch_user}"
-            f"env {self._env(release, env)} ./{q(location)}"
+            f"env {self._env(release, env)} ./{q(location)} < /dev/null"
         )
         progress(f"{self.name} {event}: running {script.location} (timeout {script.timeout:g}s)")
         try:
@@ -410,7 +410,7 @@ class HostSession:
             q = shlex.quote
             command = (
                 f"cd {q(self.base + '/current')} && exec env PORT={self.service_port} "
-                f"timeout -k 1 {spec.timeout:g} sh -c {q(spec.check.run)}"
+                f"timeout -k 1 {spec.timeout:g} sh -c {q(spec.check.run)} < /dev/null"
             )
             try:
                 status, output = await self.run(command, timeout=spec.timeout + 10)
@@ -487,6 +487,7 @@ class SshRollout:
     sessions: list[HostSession] = field(default_factory=list)
     previous: dict[str, str | None] = field(default_factory=dict)  # host -> release id
     switched: list[HostSession] = field(default_factory=list)
+    stopped: list[HostSession] = field(default_factory=list)  # ApplicationStop ran
 
     async def run(self) -> SshOutcome:
         serving, history = load_state(self.state_dir)
@@ -548,7 +549,15 @@ class SshRollout:
                 "OpenSSH or PEM private key",
             ) from None
         for_service = {k: v for k, v in self.secrets.items() if k != self.target.key_secret}
-        masked = tuple(sorted((v for v in self.secrets.values() if len(v) >= 4), key=len))[::-1]
+        # Whole values, and each line of a multi-line one (a key), longest first.
+        forms = {v for v in self.secrets.values() if len(v) >= 4}
+        forms |= {
+            line.strip()
+            for v in self.secrets.values()
+            for line in v.splitlines()
+            if len(line.strip()) >= 8
+        }
+        masked = tuple(sorted(forms, key=len, reverse=True))
         results = await asyncio.gather(
             *(connect(h, self.target, key) for h in self.target.hosts), return_exceptions=True
         )
@@ -627,6 +636,7 @@ class SshRollout:
     ) -> None:
         before = self.previous.get(session.name)
         if old_appspec is not None and serving is not None and before == serving.id:
+            self.stopped.append(session)
             await self._event(session, old_appspec, "ApplicationStop", serving)
         await self._event(session, appspec, "BeforeInstall", self.release)
         await session.switch(self.release.id)
@@ -676,7 +686,8 @@ class SshRollout:
     async def _recover(self, failure: DeployFailure, serving: Release | None) -> SshOutcome:
         policy = self.environment.rollback
         serving_id = serving.id if serving else None
-        if not self.switched:
+        touched = self.switched + [s for s in self.stopped if s not in self.switched]
+        if not touched:
             return SshOutcome(
                 Outcome.FAILED, cause=failure.cause, reason=failure.message, serving=serving_id
             )
@@ -687,14 +698,15 @@ class SshRollout:
             return SshOutcome(Outcome.FAILED, cause=failure.cause, reason=failure.message)
         problems: list[str] = []
         restored: set[str] = set()
-        for session in self.switched:
+        for session in touched:
             before = self.previous.get(session.name)
             if before is None:
                 problems.append(f"{session.name} had no earlier release")
                 continue
             try:
-                await session.switch(before)
-                self.progress(f"{session.name}: current -> releases/{before} (rollback)")
+                if session in self.switched:
+                    await session.switch(before)
+                    self.progress(f"{session.name}: current -> releases/{before} (rollback)")
                 previous = Release(before, before, Path())
                 if serving is not None and serving.id == before:
                     previous = serving
