@@ -483,7 +483,7 @@ class SshRollout:
     release: Release
     progress: Progress
     deployment_id: str
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     sessions: list[HostSession] = field(default_factory=list)
     previous: dict[str, str | None] = field(default_factory=dict)  # host -> release id
     switched: list[HostSession] = field(default_factory=list)

@@ -230,6 +230,14 @@ class _Loader:
         else:
             self.check_ssh_strategy(node, target, strategy)
         traffic = self.traffic(node.get("traffic"))
+        if isinstance(target, SshTarget) and traffic is not None:
+            self.r.warning(
+                node.get("traffic") or node,
+                '"traffic" has no effect on an "ssh" target: the hosts serve on their own '
+                "(put them behind your load balancer)",
+                code="environment",
+                path="traffic",
+            )
         if isinstance(target, LocalTarget) and traffic is None and "target" in node:
             self.err(
                 node.get("target") or node,

@@ -266,7 +266,9 @@ def test_rolling_deploy_to_two_hosts_hooks_secrets_and_rollback(
 ) -> None:
     hosts = [(sshd("web1"), free_port()), (sshd("web2"), free_port())]
     env = ssh_environment(hosts, "{rolling: {batch_size: 1, min_healthy: 1}}", HOOKS)
-    canary = "canary-" + secrets.token_hex(16)
+    token = secrets.token_hex(16)
+    # Quotes, a command substitution and a second line: the secrets file must keep it literal.
+    canary = f"canary-{token}'$(touch {tmp_path}/pwned)`id`\"\nsecond line"
     values = {"DEPLOY_SSH_KEY": client_key[0], "CANARY": canary}
     builds = tmp_path / "builds"
     builds.mkdir()
@@ -327,10 +329,11 @@ def test_rolling_deploy_to_two_hosts_hooks_secrets_and_rollback(
 
     try:
         asyncio.run(scenario())
-        needle = canary.encode()
+        needle = token.encode()
+        assert not (tmp_path / "pwned").exists()
         assert commands_containing(needle) == []
         assert files_containing(state, needle, set()) == []
-        assert not any(canary in line for line in log)
+        assert not any(token in line for line in log)
         key_line = client_key[0].splitlines()[1].encode()
         for host, _ in hosts:
             secrets_file = host.directory / "shared" / "secrets.env"

@@ -312,3 +312,13 @@ def test_name_comes_from_the_file() -> None:
 )
 def test_durations(value: object, seconds: float | None) -> None:
     assert parse_duration(value) == seconds
+
+
+def test_traffic_on_an_ssh_target_is_a_warning() -> None:
+    text = SSH + f"    service_port: 80\n    hosts: [{{host: w, host_key: '{HOST_KEY}'}}]\n"
+    spec, diagnostics = load_environment(text + "traffic: {port: 8080}\n", "prod.yml")
+    assert spec is not None
+    assert [d.format() for d in diagnostics] == [
+        'prod.yml:9:10: warning environment: "traffic" has no effect on an "ssh" target: the '
+        "hosts serve on their own (put them behind your load balancer)"
+    ]
