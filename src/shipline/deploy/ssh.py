@@ -309,6 +309,21 @@ class HostSession:
                 "target", f"{self.name}: writing the secrets file failed: {output.strip()[-300:]}"
             )
 
+    async def prune(self, keep: list[str]) -> list[str]:
+        """Remove the release directories (those with Shipline's marker) not in `keep`;
+        returns their names."""
+        q = shlex.quote
+        kept = " ".join(keep)
+        script = (
+            f"cd {q(self.base + '/releases')} || exit 0; "
+            "for d in *; do "
+            f'case " {kept} " in *" $d "*) continue ;; esac; '
+            f'if [ -f "$d/{MARKER}" ]; then rm -rf -- "$d" && echo "$d"; fi; '
+            "done"
+        )
+        output = await self.check(script, "removing old releases", timeout=300)
+        return [line for line in output.split() if _RELEASE_ID.match(line)]
+
     async def switch(self, release_id: str) -> None:
         """Point `current` at `releases/<id>` atomically (a rename over the old link)."""
         q = shlex.quote
@@ -511,6 +526,7 @@ class SshRollout:
                 return await self._recover(exc, serving)
             _save_state(self.state_dir, self.release, history)
             self.progress(f"{self.release.version} is live on {len(self.sessions)} host(s)")
+            await self._prune(history)
             return SshOutcome(Outcome.SUCCEEDED, serving=self.release.id)
         finally:
             await self._close()
@@ -737,6 +753,20 @@ class SshRollout:
             rolled_back_to=back,
             serving=back,
         )
+
+    async def _prune(self, history: tuple[Release, ...]) -> None:
+        """Keep the current release and the most recent healthy ones before it; a host
+        that cannot prune is only reported (the deployment succeeded)."""
+        earlier = [r.id for r in reversed(history) if r.id != self.release.id]
+        keep = [self.release.id, *dict.fromkeys(earlier)][: self.target.keep_releases]
+        for session in self.sessions:
+            try:
+                removed = await session.prune(keep)
+            except DeployFailure as exc:
+                self.progress(f"{session.name}: old releases not removed: {exc.message}")
+                continue
+            if removed:
+                self.progress(f"{session.name}: removed old release(s) {', '.join(removed)}")
 
     async def _close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.sessions), return_exceptions=True)

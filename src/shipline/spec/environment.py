@@ -7,7 +7,7 @@ expected and the closest valid key. The format is documented in docs/deployments
     target:   {local: {instances, start, env, ports: 9100-9199, grace}}
               | {ssh: {hosts: [HOST | {host, port, host_key | fingerprint, service_port}],
                        user, key_secret, path, restart, service_port, known_hosts, env,
-                       connect_timeout, restart_timeout}}
+                       connect_timeout, restart_timeout, keep_releases}}
     strategy: all-at-once | {rolling: {batch_size | batch_percent, min_healthy}}
               | {blue-green: {keep_old}} | {canary: {weights, bake, analysis}}
     health:   {http: {path, status} | command: CMD, timeout, interval,
@@ -365,6 +365,7 @@ class _Loader:
             "env",
             "connect_timeout",
             "restart_timeout",
+            "keep_releases",
         )
         required = ("hosts", "user", "key_secret", "path", "restart", "service_port")
         m = self.section(node, p, keys, required)
@@ -409,6 +410,7 @@ class _Loader:
             env=env,
             connect_timeout=self.duration(m.get("connect_timeout"), f"{p}.connect_timeout", 10.0),
             restart_timeout=self.duration(m.get("restart_timeout"), f"{p}.restart_timeout", 60.0),
+            keep_releases=self.integer(m.get("keep_releases"), f"{p}.keep_releases", 5, 1, 100),
             pos=Pos(m.line, m.col),
         )
 

@@ -70,7 +70,9 @@ class SshTarget:
     the `<path>/current` link switched atomically and `restart` (a shell command, run in
     `<path>/current`) restarts the service, which listens on `service_port` on the host's
     loopback (health checks reach it through the SSH connection). `known_hosts` holds
-    OpenSSH known_hosts lines for hosts without their own `host_key`/`fingerprint`."""
+    OpenSSH known_hosts lines for hosts without their own `host_key`/`fingerprint`.
+    After a successful rollout a host keeps `keep_releases` release directories: the
+    current one and the most recent healthy ones before it."""
 
     hosts: tuple[SshHost, ...]
     user: str
@@ -82,6 +84,7 @@ class SshTarget:
     env: tuple[tuple[str, str], ...] = ()
     connect_timeout: float = 10.0
     restart_timeout: float = 60.0
+    keep_releases: int = 5
     pos: Pos = field(default_factory=Pos)
 
     kind = "ssh"

@@ -180,6 +180,7 @@ target:
     restart: sh scripts/restart.sh
     env: {{APP_COMMAND: python3 canary_app.py}}
     restart_timeout: 30s
+    keep_releases: 2
 strategy: {strategy}
 health:
   http: {{path: /healthz, status: 200}}
@@ -324,6 +325,11 @@ def test_rolling_deploy_to_two_hosts_hooks_secrets_and_rollback(
         for host, port in hosts:
             assert current(host) == "releases/r-1.0.0"
             assert get(port, "/version")["version"] == "1.0.0"
+            # keep_releases: 2, the current one and the last healthy one before it.
+            assert sorted(p.name for p in (host.directory / "releases").iterdir()) == [
+                "r-1.0.0",
+                "r-2.0.0",
+            ]
             assert get(port, "/canary")["sha256"] == hashlib.sha256(canary.encode()).hexdigest()
         await controller.close()
 
