@@ -157,17 +157,26 @@ AllowTcpForwarding yes
 def ssh_environment(
     hosts: list[tuple[Host, int]], strategy: str, extra: str = "", trust: str = ""
 ) -> EnvironmentSpec:
-    """Hosts by key and fingerprint in turn (or all by `trust`: host_key | fingerprint)."""
+    """Hosts by key and fingerprint in turn (or all by `trust`: host_key | fingerprint |
+    known_hosts)."""
     lines = []
+    known_hosts = []
     for i, (host, service_port) in enumerate(hosts):
         by_key = trust == "host_key" or (not trust and i % 2 == 0)
         trust_line = (
-            f'host_key: "{host.host_key}"' if by_key else f'fingerprint: "{host.fingerprint}"'
+            f'host_key: "{host.host_key}", '
+            if by_key
+            else f'fingerprint: "{host.fingerprint}", '
+            if trust != "known_hosts"
+            else ""
         )
+        known_hosts.append(f"[127.0.0.1]:{host.port} {host.host_key}")
         lines.append(
-            f"      - {{host: 127.0.0.1, port: {host.port}, {trust_line}, "
+            f"      - {{host: 127.0.0.1, port: {host.port}, {trust_line}"
             f"service_port: {service_port}, path: {host.directory}}}"
         )
+    if trust == "known_hosts":
+        lines.append(f"    known_hosts: {json.dumps(chr(10).join(known_hosts))}")
     text = f"""
 target:
   ssh:
@@ -356,7 +365,7 @@ def test_rolling_deploy_to_two_hosts_hooks_secrets_and_rollback(
                 subprocess.run(["kill", pidfile.read_text().strip()], check=False)
 
 
-@pytest.mark.parametrize("how", ["host_key", "fingerprint"])
+@pytest.mark.parametrize("how", ["host_key", "fingerprint", "known_hosts"])
 def test_an_unknown_host_key_is_refused(
     tmp_path: Path, sshd: Callable[[str], Host], client_key: tuple[str, str], how: str
 ) -> None:
@@ -390,7 +399,8 @@ def test_hook_timeout_and_missing_key_secret(
 ) -> None:
     host = sshd("web")
     extra = "hooks:\n  BeforeInstall:\n    - {location: scripts/slow.sh, timeout: 1s}\n"
-    env = ssh_environment([(host, free_port())], "all-at-once", extra)
+    # The host's key from known_hosts lines (OpenSSH's "[host]:port" form).
+    env = ssh_environment([(host, free_port())], "all-at-once", extra, trust="known_hosts")
     builds = tmp_path / "builds"
     builds.mkdir()
     made = release(builds, "1.0.0")
