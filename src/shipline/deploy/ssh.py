@@ -252,22 +252,21 @@ class HostSession:
     def release_dir(self, release_id: str) -> str:
         return f"{self.base}/releases/{release_id}"
 
-    async def current(self) -> str | None:
-        """The release id `current` points at (None: no link yet)."""
+    async def inspect(self, release_id: str) -> tuple[str | None, bool]:
+        """(the release id `current` points at or None, whether `releases/<id>` is
+        complete), in one round trip."""
         q = shlex.quote
+        marker = q(f"{self.release_dir(release_id)}/{MARKER}")
         out = await self.check(
-            f"readlink {q(self.base + '/current')} || true", "reading the current link"
+            f"readlink {q(self.base + '/current')} || true; "
+            f"if [ -f {marker} ]; then echo present; else echo absent; fi",
+            "reading the current link",
         )
-        link = out.strip()
-        if not link:
-            return None
-        name = posixpath.basename(link.rstrip("/"))
-        return name if _RELEASE_ID.match(name) else None
-
-    async def has_release(self, release_id: str) -> bool:
-        marker = shlex.quote(f"{self.release_dir(release_id)}/{MARKER}")
-        status, _ = await self.run(f"test -f {marker}", timeout=30)
-        return status == 0
+        lines = out.strip().splitlines()
+        present = bool(lines) and lines[-1] == "present"
+        link = lines[0].strip() if len(lines) > 1 else ""
+        name = posixpath.basename(link.rstrip("/")) if link else ""
+        return (name if _RELEASE_ID.match(name) else None), present
 
     async def upload(self, release: Release, bundle: bytes) -> None:
         """Unpack the bundle (stdin) into `releases/<id>` via a partial directory."""
@@ -588,20 +587,30 @@ class SshRollout:
             f"connected to {len(self.sessions)} host(s) as {self.target.user}: "
             + ", ".join(s.name for s in self.sessions)
         )
-        bundle: bytes | None = None
-        for session in self.sessions:
-            self.previous[session.name] = await session.current()
-            if await session.has_release(self.release.id):
+        found = await asyncio.gather(*(s.inspect(self.release.id) for s in self.sessions))
+        bundle = b""
+        if not all(present for _, present in found):
+            bundle = await asyncio.to_thread(_bundle, self.release.directory)
+
+        async def prepare(session: HostSession, current: str | None, present: bool) -> None:
+            self.previous[session.name] = current
+            if present:
                 self.progress(f"{session.name}: {self.release.id} is unpacked already")
             else:
-                if bundle is None:
-                    bundle = await asyncio.to_thread(_bundle, self.release.directory)
                 await session.upload(self.release, bundle)
                 self.progress(
                     f"{session.name}: uploaded {len(bundle)} bytes to "
                     f"{session.release_dir(self.release.id)}"
                 )
             await session.write_secrets(for_service)
+
+        prepared = await asyncio.gather(
+            *(prepare(s, *f) for s, f in zip(self.sessions, found, strict=True)),
+            return_exceptions=True,
+        )
+        for problem in prepared:
+            if isinstance(problem, BaseException):
+                raise problem
         if for_service:
             self.progress(
                 f"wrote {len(for_service)} secret(s) for the service to {SECRETS_FILE} (0600)"
