@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from tests.integration.deployments.conftest import DeployServer
+from tests.integration.deployments.conftest import DeployServer, commit, write
 
 
 def test_environment_secrets_reach_the_rollout_after_approval_only(
@@ -62,3 +62,29 @@ def test_environment_secrets_reach_the_rollout_after_approval_only(
     needle = canary.encode()
     leaked = [p for p in server.state.rglob("*") if p.is_file() and needle in p.read_bytes()]
     assert leaked == []
+
+
+def test_an_untrusted_run_that_may_deploy_gets_no_environment_secrets(
+    sqlite_server: DeployServer,
+) -> None:
+    server = sqlite_server
+    write(
+        server.repo,
+        ".shipline/environments/production.yml",
+        "protection: {allow_untrusted: true}\n",
+    )
+    commit(server.repo, "production takes pull requests")
+    answer = server.call(
+        "PUT",
+        "/projects/app/secrets/CANARY",
+        json={"value": "canary-" + secrets.token_hex(16), "environment": "production"},
+    )
+    assert answer.status_code in (200, 201), answer.text
+    run_id = server.trigger_untrusted("mallory", "main")
+    done = server.wait_job(run_id, "prod", "completed")
+    assert done["conclusion"] == "success", done
+    [request] = server.rollouts.requests
+    assert request.secrets == {}
+    [denied] = [e for e in server.audit("secret.deliver") if e["target"].startswith("deployment:")]
+    assert denied["decision"] == "denied" and "untrusted" in denied["reason"]
+    assert denied["data"]["names"] == ["CANARY"]
