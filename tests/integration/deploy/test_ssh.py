@@ -155,7 +155,11 @@ AllowTcpForwarding yes
 
 
 def ssh_environment(
-    hosts: list[tuple[Host, int]], strategy: str, extra: str = "", trust: str = ""
+    hosts: list[tuple[Host, int]],
+    strategy: str,
+    extra: str = "",
+    trust: str = "",
+    check: str = "http: {path: /healthz, status: 200}",
 ) -> EnvironmentSpec:
     """Hosts by key and fingerprint in turn (or all by `trust`: host_key | fingerprint |
     known_hosts)."""
@@ -192,7 +196,7 @@ target:
     keep_releases: 2
 strategy: {strategy}
 health:
-  http: {{path: /healthz, status: 200}}
+  {check}
   interval: 100ms
   start_timeout: 15s
 {extra}
@@ -394,13 +398,25 @@ def test_an_unknown_host_key_is_refused(
     assert not host.directory.exists()  # nothing was uploaded
 
 
-def test_hook_timeout_and_missing_key_secret(
+def test_hook_timeout_missing_key_and_a_command_health_check_on_the_host(
     tmp_path: Path, sshd: Callable[[str], Host], client_key: tuple[str, str]
 ) -> None:
     host = sshd("web")
+    service_port = free_port()
     extra = "hooks:\n  BeforeInstall:\n    - {location: scripts/slow.sh, timeout: 1s}\n"
     # The host's key from known_hosts lines (OpenSSH's "[host]:port" form).
-    env = ssh_environment([(host, free_port())], "all-at-once", extra, trust="known_hosts")
+    env = ssh_environment([(host, service_port)], "all-at-once", extra, trust="known_hosts")
+    # Runs on the host, in `current`, with $PORT: it fails unless the service answers there.
+    probe = (
+        "python3 -c 'import os, urllib.request as u; "
+        'u.urlopen("http://127.0.0.1:%s/healthz" % os.environ["PORT"])\''
+    )
+    by_command = ssh_environment(
+        [(host, service_port)],
+        "all-at-once",
+        trust="known_hosts",
+        check=f"command: {json.dumps(probe)}",
+    )
     builds = tmp_path / "builds"
     builds.mkdir()
     made = release(builds, "1.0.0")
@@ -419,7 +435,20 @@ def test_hook_timeout_and_missing_key_secret(
         )
         assert result.outcome == Outcome.FAILED and result.cause == "hooks", result.reason
         assert "BeforeInstall: script scripts/slow.sh timed out after 1s" in (result.reason or "")
+        assert not (host.directory / "current").exists()  # never switched
 
-    asyncio.run(scenario())
-    assert not (host.directory / "current").exists()  # never switched
-    shutil.rmtree(host.directory, ignore_errors=True)
+        log.clear()
+        checked = await controller.rollout(
+            by_command, made, log.append, secrets={"DEPLOY_SSH_KEY": client_key[0]}
+        )
+        assert checked.outcome == Outcome.SUCCEEDED, (checked.reason, log)
+        assert f"127.0.0.1:{host.port} is healthy" in log
+        assert get(service_port, "/version")["version"] == "1.0.0"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pidfile = host.directory / "shared" / "app.pid"
+        if pidfile.exists():
+            subprocess.run(["kill", pidfile.read_text().strip()], check=False)
+        shutil.rmtree(host.directory, ignore_errors=True)
