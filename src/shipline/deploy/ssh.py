@@ -39,7 +39,7 @@ from pathlib import Path
 
 import asyncssh
 
-from shipline.deploy.appspec import AppSpec
+from shipline.deploy.appspec import AppSpec, AppSpecError, parse_appspec
 from shipline.deploy.hooks import load_hooks
 from shipline.deploy.ssh_host import RELEASE_ID, SECRETS_FILE, HostSession, connect
 from shipline.deploy.types import DeployFailure, Outcome, Release
@@ -150,7 +150,7 @@ class SshRollout:
     async def _run(self) -> SshOutcome:
         serving, history = load_state(self.state_dir)
         try:
-            appspec, old_appspec = self._hooks(serving)
+            appspec = self._hooks()
             await self._prepare()
         except DeployFailure as exc:
             self.progress(f"failed before anything changed: {exc.message}")
@@ -161,7 +161,7 @@ class SshRollout:
                 serving=serving.id if serving else None,
             )
         try:
-            await self._strategy(appspec, old_appspec, serving)
+            await self._strategy(appspec, serving)
         except DeployFailure as exc:
             self.progress(f"{exc.cause} failed: {exc.message}")
             return await self._recover(exc, serving)
@@ -170,19 +170,30 @@ class SshRollout:
         await self._prune(history)
         return SshOutcome(Outcome.SUCCEEDED, serving=self.release.id)
 
-    def _hooks(self, serving: Release | None) -> tuple[AppSpec | None, AppSpec | None]:
+    def _hooks(self) -> AppSpec | None:
         if not RELEASE_ID.match(self.release.id):
             raise DeployFailure(
                 "target", f"release id {self.release.id!r} cannot name a directory on the hosts"
             )
-        appspec = load_hooks(self.environment, self.release)
-        old = None
-        if serving is not None and serving.directory.is_dir():
+        return load_hooks(self.environment, self.release)
+
+    async def _old_hooks(self, session: HostSession, release_id: str) -> AppSpec | None:
+        """The hooks of the release a host runs now, read from the host (CodeDeploy runs
+        ApplicationStop from the last revision deployed to the instance)."""
+        spec = self.environment.hooks
+        if spec.inline:
+            return AppSpec(version="0.0", os="linux", hooks=dict(spec.inline))
+        for name in [spec.appspec] if spec.appspec else ["appspec.yml", "appspec.yaml"]:
+            text = await session.read(f"{session.release_dir(release_id)}/{name}")
+            if text is None:
+                continue
             try:
-                old = load_hooks(self.environment, serving)
-            except DeployFailure as exc:
-                self.progress(f"the previous release's hooks are unusable: {exc.message}")
-        return appspec, old
+                appspec = parse_appspec(text, name)
+            except AppSpecError as exc:
+                self.progress(f"{session.name}: {release_id}'s {name} is unusable: {exc}")
+                return None
+            return appspec if appspec.platform == "server" and appspec.os == "linux" else None
+        return None
 
     async def _prepare(self) -> None:
         """Connect to every host, upload where missing, write the secrets: nothing changes
@@ -256,9 +267,7 @@ class SshRollout:
                 f"wrote {len(for_service)} secret(s) for the service to {SECRETS_FILE} (0600)"
             )
 
-    async def _strategy(
-        self, appspec: AppSpec | None, old_appspec: AppSpec | None, serving: Release | None
-    ) -> None:
+    async def _strategy(self, appspec: AppSpec | None, serving: Release | None) -> None:
         strategy = self.environment.strategy
         total = len(self.sessions)
         if strategy.kind == "rolling":
@@ -283,7 +292,7 @@ class SshRollout:
             batch = self.sessions[first : first + size]
             self.progress(f"batch {number}: " + ", ".join(s.name for s in batch))
             results = await asyncio.gather(
-                *(self._host(s, appspec, old_appspec, serving) for s in batch),
+                *(self._host(s, appspec, serving) for s in batch),
                 return_exceptions=True,
             )
             for result in results:
@@ -296,13 +305,16 @@ class SshRollout:
         self,
         session: HostSession,
         appspec: AppSpec | None,
-        old_appspec: AppSpec | None,
         serving: Release | None,
     ) -> None:
         before = self.previous.get(session.name)
-        if old_appspec is not None and serving is not None and before == serving.id:
+        old_appspec = await self._old_hooks(session, before) if before else None
+        if before is not None and old_appspec is not None:
+            old = serving if serving is not None and serving.id == before else None
             self.stopped.append(session)
-            await self._event(session, old_appspec, "ApplicationStop", serving)
+            await self._event(
+                session, old_appspec, "ApplicationStop", old or Release(before, before, Path())
+            )
         await self._event(session, appspec, "BeforeInstall", self.release)
         await session.switch(self.release.id)
         self.switched.append(session)

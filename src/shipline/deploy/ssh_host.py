@@ -195,6 +195,11 @@ class HostSession:
         name = posixpath.basename(link.rstrip("/")) if link else ""
         return (name if RELEASE_ID.match(name) else None), present
 
+    async def read(self, path: str) -> str | None:
+        """A small text file of the host (None when it is missing or unreadable)."""
+        status, output = await self.run(f"cat {shlex.quote(path)} 2>/dev/null", timeout=30)
+        return output if status == 0 else None
+
     async def upload(self, release: Release, bundle: bytes) -> None:
         """Unpack the bundle (stdin) into `releases/<id>` via a partial directory."""
         q = shlex.quote
