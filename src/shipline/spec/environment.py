@@ -223,6 +223,14 @@ class _Loader:
         self.r.check_keys(node, TOP_KEYS, "", "environment", required=("target",))
         target = self.target(node.get("target"))
         if target is None:
+            # Still read the other sections: lint reports all mistakes at once.
+            self.strategy(node.get("strategy"))
+            self.health(node.get("health"))
+            self.hooks(node.get("hooks"))
+            self.traffic(node.get("traffic"))
+            self.rollback(node.get("rollback"))
+            self.protection(node.get("protection"))
+            self.concurrency(node.get("concurrency"))
             return None
         strategy = self.strategy(node.get("strategy"))
         if isinstance(target, LocalTarget):

@@ -322,3 +322,10 @@ def test_traffic_on_an_ssh_target_is_a_warning() -> None:
         'prod.yml:9:10: warning environment: "traffic" has no effect on an "ssh" target: the '
         "hosts serve on their own (put them behind your load balancer)"
     ]
+
+
+def test_every_section_is_checked_when_the_target_has_mistakes() -> None:
+    text = SSH + "    service_port: 80\n    hosts: [web1]\nhealth: {timeout: soon}\n"
+    errors = _errors(text, "prod.yml")
+    assert any("has no host key to verify" in e for e in errors), errors
+    assert any('"health.timeout" must be a duration' in e for e in errors), errors
