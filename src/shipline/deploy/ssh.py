@@ -13,12 +13,15 @@ A rollout connects to every host first (the private key comes from the environme
 uploads and unpacks the release where it is missing and writes the secrets file, all
 before anything changes. Then, per batch of hosts (`all-at-once`: every host; `rolling`:
 `batch_size`/`batch_percent` hosts at a time, `min_healthy` checked after each batch), on
-each host of the batch: ApplicationStop (the previous release's scripts), BeforeInstall,
+each host of the batch: ApplicationStop (of the release the host runs, its AppSpec read
+from the host), BeforeInstall,
 the atomic switch of `current` (`ln -sfn` to a temporary name, `mv -T` over the link),
 AfterInstall, the `restart` command, ApplicationStart, the health check (through the SSH
 connection to the service's port on the host's loopback), ValidateService. When a batch
 fails and the rollback policy covers the cause, every host already switched gets its
-previous `current` back and is restarted and checked again.
+previous `current` back and is restarted and checked again (so is a host whose
+ApplicationStop ran). The secrets file is environment-wide, not per release: a rolled back
+release restarts with the secrets of the latest deployment.
 
 Secrets reach the service only through the secrets file, sent over the SSH channel's stdin
 (never on a command line) and sourced by the shell that runs `restart`; hooks do not get
