@@ -474,6 +474,7 @@ def build_deployment_worker(
         run_provenance(settings.shared_dir),
         [signing_key(state_dir).public_key()],
     )
+    secrets = secret_service(context)
     return DeploymentWorker(
         context.store,
         context.clock,
@@ -482,6 +483,7 @@ def build_deployment_worker(
         rollouts,
         state_dir / "releases",
         gates=context.gates,
+        secrets=secrets.for_deployment if secrets is not None else None,
     )
 
 

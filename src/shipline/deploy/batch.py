@@ -41,7 +41,7 @@ class Rollout:
     old: list[InstanceInfo] = field(default_factory=list)
     new: dict[str, int] = field(default_factory=dict)  # id -> port
     serial: int = 0
-    secrets: dict[str, str] = field(default_factory=dict)  # added to instances' environment
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # for instances' env
 
     # -- instances ----------------------------------------------------------------------
 

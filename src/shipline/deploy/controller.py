@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipline.deploy import health, strategies
+from shipline.deploy import health, ssh, strategies
 from shipline.deploy.batch import Rollout
 from shipline.deploy.hooks import install_files, load_hooks, run_event
 from shipline.deploy.local import InstanceInfo, LocalFleet
 from shipline.deploy.types import DeployFailure, Outcome, Release, RolloutResult
-from shipline.spec.environment_models import EnvironmentSpec, LocalTarget
+from shipline.spec.environment_models import EnvironmentSpec, LocalTarget, SshTarget
 
 Progress = Callable[[str], None]
 
@@ -155,17 +155,28 @@ class RolloutController:
             )
 
         target = environment.target
-        if not isinstance(target, LocalTarget):
-            return result(
-                Outcome.FAILED,
-                cause="target",
-                reason=f"the {target.kind} target is not supported by this controller yet",
-            )
         if not release.directory.is_dir():
             return result(
                 Outcome.FAILED,
                 cause="target",
                 reason=f"the release directory {release.directory} does not exist",
+            )
+        if isinstance(target, SshTarget):
+            done = await ssh.SshRollout(
+                self._dir(environment.name),
+                environment,
+                target,
+                release,
+                say,
+                deployment_id,
+                secrets,
+            ).run()
+            return result(
+                done.outcome,
+                reason=done.reason,
+                cause=done.cause,
+                rolled_back_to=done.rolled_back_to,
+                serving=done.serving,
             )
         try:
             fleet = await self.fleet(environment)

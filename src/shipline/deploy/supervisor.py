@@ -66,7 +66,7 @@ class Instance:
     version: str
     directory: str
     command: str
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # may hold secrets
     port: int
     process: asyncio.subprocess.Process | None = None
     state: str = "starting"  # starting | running | backoff | stopping | stopped

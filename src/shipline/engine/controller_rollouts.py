@@ -33,7 +33,11 @@ class ControllerRollouts:
             return RolloutReport(DeploymentState.REFUSED, "; ".join(errors) or "invalid file")
         release = Release(str(request.release.id), request.release.sha[:12], request.directory)
         result = await self._controller.rollout(
-            spec, release, progress, deployment_id=str(request.deployment_id)
+            spec,
+            release,
+            progress,
+            deployment_id=str(request.deployment_id),
+            secrets=request.secrets,
         )
         state = _STATES.get(result.outcome, DeploymentState.FAILURE)
         back = result.rolled_back_to

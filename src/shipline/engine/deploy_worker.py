@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from shipline.domain.clock import Clock
@@ -24,6 +25,7 @@ from shipline.domain.deployments import (
 )
 from shipline.domain.records import ProjectRecord
 from shipline.engine.environment_files import EnvironmentError, EnvironmentFile, EnvironmentFiles
+from shipline.engine.errors import Conflict
 from shipline.engine.gates import GateService
 from shipline.engine.protection import freeze_until
 from shipline.engine.releases import Refused, ReleaseVerifier
@@ -39,9 +41,16 @@ _OUTCOMES = {
 }
 
 
+# The environment's secrets for a deployment's instances: (project id, environment,
+# deployment id) -> values (`SecretService.for_deployment`).
+EnvironmentSecrets = Callable[[int, str, int], dict[str, str]]
+
+
 class DeploymentWorker:
     """Starts queued deployments and runs them through `rollouts` (None: every deployment
-    fails with the reason that this server has no deployment controller)."""
+    fails with the reason that this server has no deployment controller). `secrets` opens
+    the environment's secrets for the instances once a deployment is verified (None: the
+    instances get none)."""
 
     def __init__(
         self,
@@ -53,6 +62,7 @@ class DeploymentWorker:
         releases_dir: Path,
         *,
         gates: GateService | None = None,
+        secrets: EnvironmentSecrets | None = None,
         poll_interval: float = 0.2,
     ) -> None:
         self._store = store
@@ -62,6 +72,7 @@ class DeploymentWorker:
         self._rollouts = rollouts
         self._releases_dir = releases_dir
         self._gates = gates
+        self._secrets = secrets
         self.poll_interval = poll_interval
         self._stopping = asyncio.Event()
         self.running: dict[int, asyncio.Task[DeploymentRecord]] = {}
@@ -229,6 +240,14 @@ class DeploymentWorker:
             return RolloutReport(
                 DeploymentState.FAILURE, "this server has no deployment controller"
             )
+        # Only now, past the gates (a deployment is queued once its environment approved
+        # it) and the verification: the environment's secrets, for its instances.
+        values: dict[str, str] = {}
+        if self._secrets is not None:
+            try:
+                values = await asyncio.to_thread(self._secrets, project.id, d.environment, d.id)
+            except Conflict as exc:
+                return RolloutReport(DeploymentState.FAILURE, str(exc))
         request = RolloutRequest(
             project=project.name,
             environment=d.environment,
@@ -239,6 +258,7 @@ class DeploymentWorker:
             release=release,
             directory=directory,
             previous=previous,
+            secrets=values,
         )
 
         def progress(line: str) -> None:

@@ -9,7 +9,7 @@ controller of `shipline.deploy` to this port; tests use `shipline.testing.FakeRo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -20,7 +20,8 @@ from shipline.domain.deployments import DeploymentKind, DeploymentState, Release
 class RolloutRequest:
     """One release to roll out: the environment file (as read from the default branch),
     the release and the directory its verified files were unpacked to; `previous` is what
-    the environment ran before (the target of an automatic rollback)."""
+    the environment ran before (the target of an automatic rollback). `secrets` are the
+    environment's secrets for its instances (never in the repr, a log or a record)."""
 
     project: str
     environment: str
@@ -31,6 +32,7 @@ class RolloutRequest:
     release: ReleaseRecord
     directory: Path
     previous: ReleaseRecord | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -340,6 +340,48 @@ class SecretService:
         keyring = self._keys()
         return tuple(keyring.open(_sealed(r), _aad(r)) for r in records)
 
+    def for_deployment(
+        self, project_id: int, environment: str, deployment_id: int
+    ) -> dict[str, str]:
+        """The values of an environment's own secrets for the instances of a deployment
+        that passed its gates and verification (the deployment worker calls this just
+        before the rollout); none when the deployment comes from an untrusted run.
+        Audited with the names only."""
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            records = [
+                r for r in tx.secrets.for_project(project_id) if r.environment == environment
+            ]
+            if not records:
+                return {}
+            deployment = tx.deployments.get(deployment_id)
+            run = tx.runs.get(deployment.run_id) if deployment and deployment.run_id else None
+            if run is not None and run.trust is not Trust.TRUSTED:
+                # An environment may let untrusted runs deploy (allow_untrusted); their
+                # instances still get none of its secrets, as their jobs get none.
+                tx.audit.append(
+                    actor=SYSTEM_ACTOR,
+                    action="secret.deliver",
+                    now=now,
+                    decision="denied",
+                    project_id=project_id,
+                    target=f"deployment:{deployment_id}",
+                    reason=f"run {run.id} is {run.trust}: untrusted runs receive no secrets",
+                    data={"environment": environment, "names": sorted(r.name for r in records)},
+                )
+                return {}
+            keyring = self._keys()
+            values = {r.name: keyring.open(_sealed(r), _aad(r)) for r in records}
+            tx.audit.append(
+                actor=SYSTEM_ACTOR,
+                action="secret.deliver",
+                now=now,
+                project_id=project_id,
+                target=f"deployment:{deployment_id}",
+                data={"names": sorted(values), "environment": environment},
+            )
+        return values
+
 
 def reseal_all(store: Store, clock: Clock, old: Keyring, new: MasterKey) -> int:
     """Re-seal every secret under `new` in one transaction (writers of secrets wait);

@@ -5,7 +5,9 @@ cannot be used) and every diagnostic, each with `file:line:col`, the key path, w
 expected and the closest valid key. The format is documented in docs/deployments.md:
 
     target:   {local: {instances, start, env, ports: 9100-9199, grace}}
-              | {ssh: {hosts, user, key_secret, path, port, start}}
+              | {ssh: {hosts: [HOST | {host, port, host_key | fingerprint, service_port}],
+                       user, key_secret, path, restart, service_port, known_hosts, env,
+                       connect_timeout, restart_timeout, keep_releases}}
     strategy: all-at-once | {rolling: {batch_size | batch_percent, min_healthy}}
               | {blue-green: {keep_old}} | {canary: {weights, bake, analysis}}
     health:   {http: {path, status} | command: CMD, timeout, interval,
@@ -46,6 +48,7 @@ from shipline.spec.environment_models import (
     ProtectionRules,
     Reviewers,
     RollbackPolicy,
+    SshHost,
     SshTarget,
     StrategySpec,
     Target,
@@ -84,6 +87,11 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 REVIEWER_ROLES = ("developer", "maintainer", "admin")
 MAX_PROTECTION_DURATION = 30 * 86400
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z", re.IGNORECASE)
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z|\[?[0-9A-Fa-f:.]+\]?\Z")
+_HOST_KEY = re.compile(r"(ssh|ecdsa|sk-)[A-Za-z0-9@._-]+ [A-Za-z0-9+/]+={0,3}( .*)?\Z")
+_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}=?\Z")
+_SSH_PATH = re.compile(r"/[A-Za-z0-9/._-]*\Z")
 
 
 def environment_name(file: str) -> str:
@@ -225,11 +233,29 @@ class _Loader:
         self.r.check_keys(node, TOP_KEYS, "", "environment", required=("target",))
         target = self.target(node.get("target"))
         if target is None:
+            # Still read the other sections: lint reports all mistakes at once.
+            self.strategy(node.get("strategy"))
+            self.health(node.get("health"))
+            self.hooks(node.get("hooks"))
+            self.traffic(node.get("traffic"))
+            self.rollback(node.get("rollback"))
+            self.protection(node.get("protection"))
+            self.concurrency(node.get("concurrency"))
             return None
         strategy = self.strategy(node.get("strategy"))
         if isinstance(target, LocalTarget):
             self.check_fits(node, target, strategy)
+        else:
+            self.check_ssh_strategy(node, target, strategy)
         traffic = self.traffic(node.get("traffic"))
+        if isinstance(target, SshTarget) and traffic is not None:
+            self.r.warning(
+                node.get("traffic") or node,
+                '"traffic" has no effect on an "ssh" target: the hosts serve on their own '
+                "(put them behind your load balancer)",
+                code="environment",
+                path="traffic",
+            )
         if isinstance(target, LocalTarget) and traffic is None and "target" in node:
             self.err(
                 node.get("target") or node,
@@ -267,6 +293,24 @@ class _Loader:
                 node.get("strategy") or node,
                 f'"min_healthy" ({strategy.min_healthy}) is more than the {target.instances} '
                 "instance(s) of the target",
+                "strategy.rolling.min_healthy",
+            )
+
+    def check_ssh_strategy(self, node: Mapping, target: SshTarget, strategy: StrategySpec) -> None:
+        if strategy.kind in ("blue-green", "canary"):
+            self.err(
+                node.get("strategy") or node,
+                f'the "{strategy.kind}" strategy shifts traffic between two sets of instances '
+                'through the router, which an "ssh" target does not have: each host runs one '
+                'release behind its own "current" link. Use "all-at-once" or "rolling" (hosts '
+                "in batches)",
+                "strategy",
+            )
+        if strategy.min_healthy is not None and strategy.min_healthy > len(target.hosts):
+            self.err(
+                node.get("strategy") or node,
+                f'"min_healthy" ({strategy.min_healthy}) is more than the {len(target.hosts)} '
+                "host(s) of the target",
                 "strategy.rolling.min_healthy",
             )
 
@@ -328,27 +372,156 @@ class _Loader:
 
     def ssh(self, node: Node) -> SshTarget | None:
         p = "target.ssh"
-        keys = ("hosts", "user", "key_secret", "path", "port", "start")
-        m = self.section(node, p, keys, ("hosts", "user", "key_secret", "path"))
+        keys = (
+            "hosts",
+            "user",
+            "key_secret",
+            "path",
+            "restart",
+            "service_port",
+            "known_hosts",
+            "env",
+            "connect_timeout",
+            "restart_timeout",
+            "keep_releases",
+        )
+        required = ("hosts", "user", "key_secret", "path", "restart", "service_port")
+        m = self.section(node, p, keys, required)
         if m is None:
             return None
-        hosts = self.r.strings(m.get("hosts"), f"{p}.hosts")
         user = self.text(m.get("user"), f"{p}.user")
         key = self.text(m.get("key_secret"), f"{p}.key_secret")
         path = self.text(m.get("path"), f"{p}.path")
-        if hosts is not None and not hosts:
-            self.err(m.get("hosts") or m, f'"{p}.hosts" must name at least one host', p)
-        if path is not None and not path.startswith("/"):
-            self.err(m.get("path") or m, f'"{p}.path" must be an absolute path', f"{p}.path")
-        if not (hosts and user and key and path):
+        restart = self.text(m.get("restart"), f"{p}.restart")
+        known_hosts = self.text(m.get("known_hosts"), f"{p}.known_hosts")
+        if user is not None and not _USER.match(user):
+            self.err(m.get("user") or m, f'"{p}.user" is not a valid user name', f"{p}.user")
+        if key is not None and not _ENV_NAME.match(key):
+            self.err(
+                m.get("key_secret") or m,
+                f'"{p}.key_secret" names an environment secret (letters, digits, "_"), '
+                f"not the key itself",
+                f"{p}.key_secret",
+            )
+        if path is not None and not _SSH_PATH.match(path):
+            self.err(
+                m.get("path") or m,
+                f'"{p}.path" must be an absolute path of letters, digits, "/", ".", "_", "-"',
+                f"{p}.path",
+            )
+        env = self.r.string_map(m.get("env"), f"{p}.env", f"{p}.env")
+        for name, _ in env:
+            if not _ENV_NAME.match(name):
+                self.err(m.get("env") or m, f'"{name}" is not a valid variable name', f"{p}.env")
+        hosts = self.ssh_hosts(m.get("hosts"), f"{p}.hosts", known_hosts is not None)
+        service_port = self.integer(m.get("service_port"), f"{p}.service_port", 0, 1, 65535)
+        if not (hosts and user and key and path and restart and service_port):
             return None
         return SshTarget(
             hosts=hosts,
             user=user,
             key_secret=key,
-            path=path,
+            path=path.rstrip("/") or "/",
+            restart=restart,
+            service_port=service_port,
+            known_hosts=known_hosts,
+            env=env,
+            connect_timeout=self.duration(m.get("connect_timeout"), f"{p}.connect_timeout", 10.0),
+            restart_timeout=self.duration(m.get("restart_timeout"), f"{p}.restart_timeout", 60.0),
+            keep_releases=self.integer(m.get("keep_releases"), f"{p}.keep_releases", 5, 1, 100),
+            pos=Pos(m.line, m.col),
+        )
+
+    def ssh_hosts(
+        self, node: Node | None, p: str, have_known_hosts: bool
+    ) -> tuple[SshHost, ...] | None:
+        if node is None:
+            return None
+        if not isinstance(node, Sequence) or not node.items:
+            self.err(node, f'"{p}" must be a list of hosts, at least one', p)
+            return None
+        hosts: list[SshHost] = []
+        for i, item in enumerate(node.items):
+            host = self.ssh_host(item, f"{p}[{i}]")
+            if host is None:
+                continue
+            if host.host_key is None and host.fingerprint is None and not have_known_hosts:
+                self.err(
+                    item,
+                    f'"{p}[{i}]" ({host.name}) has no host key to verify: give "host_key" '
+                    '(an OpenSSH public key line) or "fingerprint" (SHA256:...), or the '
+                    'target\'s "known_hosts"; Shipline never accepts an unknown host key',
+                    f"{p}[{i}]",
+                )
+                continue
+            hosts.append(host)
+        names = [h.name for h in hosts]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            self.err(node, f'"{p}" names {name} twice', p)
+        return tuple(hosts) if len(hosts) == len(node.items) else None
+
+    def ssh_host(self, node: Node, p: str) -> SshHost | None:
+        if isinstance(node, Scalar):
+            text = self.text(node, p) or ""
+            host, _, port = text.partition(":") if text.count(":") == 1 else (text, "", "")
+            if not _HOST.match(host) or (port and not port.isdigit()):
+                self.err(node, f'"{p}" must be a host name or "HOST:PORT", not {text!r}', p)
+                return None
+            number = int(port) if port else 22
+            if not 1 <= number <= 65535:
+                self.err(node, f'"{p}": port {number} is not between 1 and 65535', p)
+                return None
+            return SshHost(host, number, pos=Pos(node.line, node.col))
+        keys = ("host", "port", "host_key", "fingerprint", "service_port", "path")
+        m = self.section(node, p, keys, ("host",))
+        if m is None:
+            return None
+        name = self.text(m.get("host"), f"{p}.host")
+        if name is None:
+            return None
+        if not _HOST.match(name):
+            self.err(m.get("host") or m, f'"{p}.host" is not a host name or address', p)
+            return None
+        host_key = self.text(m.get("host_key"), f"{p}.host_key")
+        fingerprint = self.text(m.get("fingerprint"), f"{p}.fingerprint")
+        if host_key is not None and not _HOST_KEY.match(host_key.strip()):
+            self.err(
+                m.get("host_key") or m,
+                f'"{p}.host_key" must be an OpenSSH public key line like '
+                '"ssh-ed25519 AAAAC3Nza..." (the host\'s /etc/ssh/ssh_host_*_key.pub)',
+                f"{p}.host_key",
+            )
+            return None
+        if fingerprint is not None and not _FINGERPRINT.match(fingerprint.strip()):
+            self.err(
+                m.get("fingerprint") or m,
+                f'"{p}.fingerprint" must be a SHA-256 fingerprint like "SHA256:47DEQpj8HBSa+/..." '
+                "(ssh-keygen -lf KEY.pub)",
+                f"{p}.fingerprint",
+            )
+            return None
+        if host_key is not None and fingerprint is not None:
+            self.err(m, f'give "host_key" or "fingerprint" for {p}, not both', p)
+        service_port = m.get("service_port")
+        path = self.text(m.get("path"), f"{p}.path")
+        if path is not None and not _SSH_PATH.match(path):
+            self.err(
+                m.get("path") or m,
+                f'"{p}.path" must be an absolute path of letters, digits, "/", ".", "_", "-"',
+                f"{p}.path",
+            )
+            path = None
+        return SshHost(
+            host=name,
             port=self.integer(m.get("port"), f"{p}.port", 22, 1, 65535),
-            start=self.text(m.get("start"), f"{p}.start"),
+            host_key=host_key.strip() if host_key else None,
+            fingerprint=fingerprint.strip() if fingerprint else None,
+            service_port=(
+                self.integer(service_port, f"{p}.service_port", 0, 1, 65535) or None
+                if service_port is not None
+                else None
+            ),
+            path=path.rstrip("/") or "/" if path else None,
             pos=Pos(m.line, m.col),
         )
 

@@ -45,16 +45,46 @@ class LocalTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class SshTarget:
-    """Hosts reached over SSH: the bundle is unpacked to `<path>/releases/<id>` and a
-    `current` link switched. `key_secret` names the environment secret holding the key."""
+class SshHost:
+    """One host of an `ssh` target: `host:port` (SSH), and how its host key is verified:
+    `host_key` (an OpenSSH public key line) or `fingerprint` (`SHA256:...`), else the
+    target's `known_hosts`. `service_port` and `path` override the target's for this host."""
 
-    hosts: tuple[str, ...]
+    host: str
+    port: int = 22
+    host_key: str | None = None
+    fingerprint: str | None = None
+    service_port: int | None = None
+    path: str | None = None
+    pos: Pos = field(default_factory=Pos)
+
+    @property
+    def name(self) -> str:
+        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    """Hosts reached over SSH as `user`, with the private key held by the environment
+    secret `key_secret`. On each host the release is unpacked to `<path>/releases/<id>`,
+    the `<path>/current` link switched atomically and `restart` (a shell command, run in
+    `<path>/current`) restarts the service, which listens on `service_port` on the host's
+    loopback (health checks reach it through the SSH connection). `known_hosts` holds
+    OpenSSH known_hosts lines for hosts without their own `host_key`/`fingerprint`.
+    After a successful rollout a host keeps `keep_releases` release directories: the
+    current one and the most recent healthy ones before it."""
+
+    hosts: tuple[SshHost, ...]
     user: str
     key_secret: str
     path: str
-    port: int = 22
-    start: str | None = None
+    restart: str
+    service_port: int
+    known_hosts: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    connect_timeout: float = 10.0
+    restart_timeout: float = 60.0
+    keep_releases: int = 5
     pos: Pos = field(default_factory=Pos)
 
     kind = "ssh"

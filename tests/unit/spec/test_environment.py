@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from shipline.spec.environment import environment_name, load_environment, parse_duration
-from shipline.spec.environment_models import CommandCheck, HttpCheck, LocalTarget, SshTarget
+from shipline.spec.environment_models import (
+    CommandCheck,
+    HttpCheck,
+    LocalTarget,
+    SshHost,
+    SshTarget,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "webapp" / ".shipline"
 
@@ -123,20 +129,95 @@ def test_example_environment_file_is_valid() -> None:
     assert diagnostics == [] and spec is not None
 
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+FINGERPRINT = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+
+
 def test_ssh_target_and_command_health() -> None:
-    text = """
+    text = f"""
 target:
-  ssh: {hosts: [web1, web2], user: deploy, key_secret: DEPLOY_KEY, path: /srv/shop, port: 2222}
-strategy: {rolling: {batch_percent: 50, min_healthy: 1}}
-health: {command: "curl -fsS localhost:$PORT/healthz"}
+  ssh:
+    hosts:
+      - {{host: web1, host_key: "{HOST_KEY}"}}
+      - {{host: 10.0.0.2, port: 2222, fingerprint: "{FINGERPRINT}", service_port: 8001}}
+      - web3.example.com:2200
+    known_hosts: "web3.example.com {HOST_KEY}"
+    user: deploy
+    key_secret: DEPLOY_KEY
+    path: /srv/shop/
+    restart: sudo systemctl restart shop
+    service_port: 8000
+    env: {{MODE: production}}
+strategy: {{rolling: {{batch_percent: 50, min_healthy: 1}}}}
+health: {{command: "curl -fsS localhost:$PORT/healthz"}}
 """
     spec, diagnostics = load_environment(text, "prod.yml")
     assert diagnostics == [] and spec is not None
-    assert spec.target == SshTarget(
-        ("web1", "web2"), "deploy", "DEPLOY_KEY", "/srv/shop", 2222, pos=spec.target.pos
+    target = spec.target
+    assert isinstance(target, SshTarget)
+    assert [h.name for h in target.hosts] == ["web1", "10.0.0.2:2222", "web3.example.com:2200"]
+    assert target.hosts[0].host_key == HOST_KEY and target.hosts[0].port == 22
+    assert target.hosts[1] == SshHost(
+        "10.0.0.2", 2222, fingerprint=FINGERPRINT, service_port=8001, pos=target.hosts[1].pos
     )
+    assert (target.user, target.key_secret, target.path) == ("deploy", "DEPLOY_KEY", "/srv/shop")
+    assert (target.restart, target.service_port) == ("sudo systemctl restart shop", 8000)
+    assert target.env == (("MODE", "production"),)
     assert spec.strategy.batch_percent == 50 and spec.strategy.min_healthy == 1
     assert spec.health.check == CommandCheck("curl -fsS localhost:$PORT/healthz")
+
+
+SSH = "target:\n  ssh:\n    user: deploy\n    key_secret: K\n    path: /srv\n    restart: r\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            SSH + "    service_port: 80\n    hosts: [web1]\n",
+            'prod.yml:8:13: error environment: "target.ssh.hosts[0]" (web1) has no host key '
+            'to verify: give "host_key"',
+        ),
+        (
+            SSH + "    service_port: 80\n    hosts: [{host: web1, fingerprint: MD5:aa}]\n",
+            'prod.yml:8:39: error environment: "target.ssh.hosts[0].fingerprint" must be a '
+            "SHA-256 fingerprint",
+        ),
+        (
+            SSH + "    service_port: 80\n    hosts: [{host: web1, host_key: AAAA}]\n",
+            'prod.yml:8:36: error environment: "target.ssh.hosts[0].host_key" must be an '
+            "OpenSSH public key line",
+        ),
+        (
+            SSH + f"    service_port: 80\n    hosts: [{{host: w, fingerprint: '{FINGERPRINT}'}}]\n"
+            "strategy: {canary: {weights: [10, 100]}}\n",
+            'prod.yml:9:11: error environment: the "canary" strategy shifts traffic',
+        ),
+        (
+            SSH + f"    service_port: 80\n    hosts: [{{host: w, fingerprint: '{FINGERPRINT}'}}]\n"
+            "strategy: blue-green\n",
+            'the "blue-green" strategy shifts traffic between two sets of instances',
+        ),
+        (
+            SSH.replace("key_secret: K", "key_secret: '-----BEGIN OPENSSH'")
+            + f"    service_port: 80\n    hosts: [{{host: w, fingerprint: '{FINGERPRINT}'}}]\n",
+            'prod.yml:4:17: error environment: "target.ssh.key_secret" names an environment secret',
+        ),
+        (
+            SSH + f"    hosts: [{{host: w, fingerprint: '{FINGERPRINT}'}}]\n",
+            '"service_port" section is missing in "target.ssh"',
+        ),
+        (
+            SSH
+            + f"    service_port: 80\n    hosts: ['w:22', {{host: w, host_key: '{HOST_KEY}'}}]\n"
+            "    known_hosts: x\n",
+            '"target.ssh.hosts" names w twice',
+        ),
+    ],
+)
+def test_ssh_target_mistakes_are_reported_where_they_are(text: str, expected: str) -> None:
+    errors = _errors(text, "prod.yml")
+    assert any(expected in e for e in errors), errors
 
 
 @pytest.mark.parametrize(
@@ -175,7 +256,8 @@ health: {command: "curl -fsS localhost:$PORT/healthz"}
             "invalid cron in protection.freeze[0]",
         ),
         (
-            "target: {ssh: {hosts: [a], user: u, key_secret: K, path: srv}}\n",
+            "target: {ssh: {hosts: [a], user: u, key_secret: K, path: srv, restart: r, "
+            "service_port: 80, known_hosts: x}}\n",
             "must be an absolute path",
         ),
         ("target: {local: {start: x}, ssh: {}}\n", 'exactly one of "local" or "ssh"'),
@@ -230,3 +312,20 @@ def test_name_comes_from_the_file() -> None:
 )
 def test_durations(value: object, seconds: float | None) -> None:
     assert parse_duration(value) == seconds
+
+
+def test_traffic_on_an_ssh_target_is_a_warning() -> None:
+    text = SSH + f"    service_port: 80\n    hosts: [{{host: w, host_key: '{HOST_KEY}'}}]\n"
+    spec, diagnostics = load_environment(text + "traffic: {port: 8080}\n", "prod.yml")
+    assert spec is not None
+    assert [d.format() for d in diagnostics] == [
+        'prod.yml:9:10: warning environment: "traffic" has no effect on an "ssh" target: the '
+        "hosts serve on their own (put them behind your load balancer)"
+    ]
+
+
+def test_every_section_is_checked_when_the_target_has_mistakes() -> None:
+    text = SSH + "    service_port: 80\n    hosts: [web1]\nhealth: {timeout: soon}\n"
+    errors = _errors(text, "prod.yml")
+    assert any("has no host key to verify" in e for e in errors), errors
+    assert any('"health.timeout" must be a duration' in e for e in errors), errors

@@ -41,8 +41,8 @@ def _targets(spec: EnvironmentSpec) -> str:
         count = f"{target.instances} instance{'' if target.instances == 1 else 's'}"
         ports = f"ports {target.ports.first}–{target.ports.last}"
         return f"local processes: {count} of `{target.start}`, {ports}"
-    hosts = ", ".join(target.hosts)
-    return f"SSH: {hosts} (as {target.user}, port {target.port}, into {target.path})"
+    hosts = ", ".join(host.name for host in target.hosts)
+    return f"SSH: {hosts} (as {target.user}, into {target.path})"
 
 
 def _strategy(strategy: StrategySpec) -> str:
