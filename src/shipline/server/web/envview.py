@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shipline.engine.environment_files import EnvironmentFile
-from shipline.spec.diagnostics import Severity
-from shipline.spec.environment import load_environment
 from shipline.spec.environment_models import (
     CommandCheck,
     EnvironmentSpec,
@@ -96,12 +94,8 @@ def declared(file: EnvironmentFile | str) -> Declared:
     """The page's view of an environment file (or of why it could not be read)."""
     if isinstance(file, str):
         return Declared("", (), file)
-    protection = ("Protection", _protection(file.rules))
-    spec, diagnostics = load_environment(file.text, file.path, name=file.name)
-    if spec is None:
-        errors = [d.format() for d in diagnostics if d.severity is Severity.ERROR]
-        problem = "; ".join(errors[:3]) or "the file cannot be used"
-        return Declared(file.path, (protection,), problem)
+    spec = file.spec
+    protection = ("Protection", _protection(spec.protection))
     facts = [("Targets", _targets(spec)), ("Strategy", _strategy(spec.strategy))]
     facts.append(("Health check", _health(spec)))
     if spec.traffic is not None:

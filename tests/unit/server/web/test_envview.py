@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from shipline.spec.environment_protection import load_protection
-
 from shipline.engine.environment_files import EnvironmentFile
 from shipline.server.web.envview import declared
+from shipline.spec.environment import load_environment
 
 FULL = """
 url: https://shop.example.test
@@ -26,11 +25,10 @@ protection:
 
 def file(text: str) -> EnvironmentFile:
     text = textwrap.dedent(text)
-    rules, errors = load_protection(text, ".shipline/environments/production.yml")
-    assert rules is not None, errors
-    return EnvironmentFile(
-        "production", ".shipline/environments/production.yml", "a" * 40, text, rules
-    )
+    path = ".shipline/environments/production.yml"
+    spec, errors = load_environment(text, path, name="production")
+    assert spec is not None, errors
+    return EnvironmentFile("production", path, "a" * 40, text, spec)
 
 
 def test_a_complete_file_in_words() -> None:
@@ -49,10 +47,27 @@ def test_a_complete_file_in_words() -> None:
     assert found.url == "https://shop.example.test" and found.problem == ""
 
 
-def test_a_file_without_targets_shows_its_errors_and_its_rules() -> None:
-    found = declared(file("protection: {}\n"))
-    assert found.problem and "target" in found.problem
-    assert dict(found.facts) == {"Protection": "none: any trusted run may deploy"}
+def test_an_ssh_target_in_words() -> None:
+    found = declared(
+        file(
+            """
+            target:
+              ssh:
+                hosts:
+                  - {host: 10.0.0.5, fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}
+                  - {host: 10.0.0.6, port: 2222, fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}
+                user: deploy
+                key_secret: DEPLOY_KEY
+                path: /srv/app
+                restart: systemctl restart app
+                service_port: 8000
+            strategy: {rolling: {batch_size: 1}}
+            """
+        )
+    )
+    assert dict(found.facts)["Targets"] == (
+        "SSH: 10.0.0.5, 10.0.0.6:2222 (as deploy, into /srv/app)"
+    )
 
 
 def test_a_file_that_cannot_be_read_is_its_reason() -> None:
