@@ -444,12 +444,25 @@ def build_reaper(context: ServerContext) -> LeaseReaper:
 
 
 def deployment_controller(settings: Settings) -> Rollouts:
-    """The server's deployment controller (`shipline.deploy`): supervisors, routers and
-    instances of each environment under `state_dir/deploy`."""
+    """The server's deployment controllers (`shipline.deploy`), one per project: the
+    supervisors, routers and instances of a project's environments under
+    `state_dir/deploy/projects/<project>`."""
     from shipline.deploy.controller import RolloutController
     from shipline.engine.controller_rollouts import ControllerRollouts
 
-    return ControllerRollouts(RolloutController(settings.state_dir / "deploy"))
+    controllers: dict[str, RolloutController] = {}
+
+    def controller_for(project: str) -> RolloutController:
+        if project not in controllers:
+            controllers[project] = RolloutController(project_deploy_dir(settings, project))
+        return controllers[project]
+
+    return ControllerRollouts(controller_for)
+
+
+def project_deploy_dir(settings: Settings, project: str) -> Path:
+    """Where a project's deployment controller keeps its environments' supervisors."""
+    return settings.state_dir / "deploy" / "projects" / project
 
 
 def build_deployment_worker(

@@ -23,10 +23,11 @@ __all__ = ["stop_environments"]
 def stop_environments(server_state: Path, grace: float = 2.0) -> list[str]:
     """Shut down every environment supervisor under the server's state directory; the
     names of those that were running."""
-    root = server_state / "deploy" / "environments"
-    if not root.is_dir():
+    # One deployment controller per project: deploy/projects/<project>/environments/<name>.
+    found = sorted(p for p in server_state.glob("deploy/projects/*/environments/*") if p.is_dir())
+    if not found:
         return []
-    return asyncio.run(_stop_all(sorted(p for p in root.iterdir() if p.is_dir()), grace))
+    return asyncio.run(_stop_all(found, grace))
 
 
 async def _stop_all(directories: list[Path], grace: float) -> list[str]:

@@ -1,8 +1,14 @@
 """`Rollouts` (the control plane's port) over `shipline.deploy`'s `RolloutController` (the
 data plane): the environment file as read from the default branch becomes an
-`EnvironmentSpec`, the verified release a `Release`, and the controller's result a report."""
+`EnvironmentSpec`, the verified release a `Release`, and the controller's result a report.
+
+Environments are named per project (two projects may each have a `staging`), while a
+controller knows environments by name only: each project gets a controller of its own
+(`controller_for(project)`), with its own directory of supervisors."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from shipline.deploy.controller import RolloutController
 from shipline.deploy.types import DeployFailure, Outcome, Release
@@ -19,10 +25,12 @@ _STATES = {
 
 
 class ControllerRollouts:
-    """Rolls releases out with the deployment controller of this server."""
+    """Rolls releases out with the deployment controllers of this server: the one of each
+    request's project (`controller_for`, which returns the same controller for a project
+    every time)."""
 
-    def __init__(self, controller: RolloutController) -> None:
-        self._controller = controller
+    def __init__(self, controller_for: Callable[[str], RolloutController]) -> None:
+        self._controller_for = controller_for
 
     async def rollout(self, request: RolloutRequest, progress: Progress) -> RolloutReport:
         spec, diagnostics = load_environment(
@@ -32,7 +40,7 @@ class ControllerRollouts:
             errors = [d.format() for d in diagnostics if d.severity is Severity.ERROR]
             return RolloutReport(DeploymentState.REFUSED, "; ".join(errors) or "invalid file")
         release = Release(str(request.release.id), request.release.sha[:12], request.directory)
-        result = await self._controller.rollout(
+        result = await self._controller_for(request.project).rollout(
             spec,
             release,
             progress,
@@ -50,7 +58,7 @@ class ControllerRollouts:
 
     async def instances(self, project: str, environment: str) -> tuple[InstanceStatus, ...] | None:
         try:
-            found = await self._controller.peek(environment)
+            found = await self._controller_for(project).peek(environment)
         except DeployFailure as exc:  # the supervisor broke off: a sentence, not a bug
             raise ShiplineError(str(exc)) from exc
         if found is None:

@@ -153,7 +153,7 @@ def test_slower_canary_is_rolled_back_and_a_healthy_one_passes(tmp_path: Path) -
             previous=_record(1),
         )
         with LoadGenerator(env.traffic.port) as load:
-            report = await ControllerRollouts(controller).rollout(request, print)
+            report = await ControllerRollouts(lambda _project: controller).rollout(request, print)
         assert report.state is DeploymentState.ROLLED_BACK, report.reason
         assert (report.cause, report.rolled_back_to) == ("analysis", 1)
         assert "canary p95" in report.reason and "stable:" in report.reason, report.reason

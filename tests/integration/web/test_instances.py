@@ -19,7 +19,7 @@ def test_the_probe_reports_running_instances_and_starts_nothing(tmp_path: Path) 
     state = tmp_path / "state"
 
     async def body(controller: RolloutController) -> None:
-        probe = ControllerRollouts(controller)
+        probe = ControllerRollouts(lambda _project: controller)
         assert isinstance(probe, InstanceProbe)
         assert await probe.instances("app", "probed") is None
         assert not (state / "environments" / "probed").exists()  # nothing was started
