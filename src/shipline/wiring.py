@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
+    from shipline.store.ports import QueueSignals
     from shipline.store.sql.store import SqlStore
 
 
@@ -363,13 +364,16 @@ def build_server(
         gates=gates,
         deployments=deployments,
     )
-    add_remote_runners(context, settings)
+    add_remote_runners(context, settings, store.signals)
     return context, runner
 
 
-def add_remote_runners(context: ServerContext, settings: Settings) -> None:
+def add_remote_runners(
+    context: ServerContext, settings: Settings, signals: QueueSignals | None = None
+) -> None:
     """Give the server what remote runners need: registration, the job queue over HTTP
-    with the lease policy of `settings`, and their jobs' files in the blob store."""
+    with the lease policy of `settings` (its long polls woken by the store's `signals`),
+    and their jobs' files in the blob store."""
     from shipline.engine.leases import LeasePolicy
     from shipline.engine.remote import RemoteJobs
     from shipline.engine.remote_files import JobFiles
@@ -390,6 +394,8 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
         context.access,
         policy=policy,
         secrets=secret_service(context),
+        signals=signals,
+        poll_interval=settings.queue_poll_seconds,
     )
     context.job_files = JobFiles(
         context.store,

@@ -102,15 +102,22 @@ class Cluster:
         self.servers.append(server)
         return server
 
-    def cli(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"SHIPLINE_URL": self.servers[0].url, "SHIPLINE_TOKEN": token or self.token}
+    def cli(
+        self, *args: str, token: str | None = None, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`shipline ARGS` against `url` (default: the first server)."""
+        env = {"SHIPLINE_URL": url or self.servers[0].url, "SHIPLINE_TOKEN": token or self.token}
         return shipline(*args, cwd=self.tmp, env=env)
 
-    def register(self, name: str, labels: str = "self-hosted,linux") -> Path:
+    def register(
+        self, name: str, labels: str = "self-hosted,linux", servers: list[str] | None = None
+    ) -> Path:
+        """A runner config for the servers at `servers` (default: every server's URL)."""
         reg = self.cli("runners", "token", "create")
         assert reg.returncode == 0, reg.stderr
         config = self.tmp / f"{name}.json"
-        urls = [a for s in self.servers for a in ("--url", s.url)]
+        given = servers if servers is not None else [s.url for s in self.servers]
+        urls = [a for url in given for a in ("--url", url)]
         done = shipline(
             "runner", "register", *urls, "--name", name, "--labels", labels,
             "--config", str(config),
@@ -157,8 +164,8 @@ def project(cluster: Cluster, release: Path | None = None) -> Repo:
     return repo
 
 
-def trigger(cluster: Cluster, workflow: str = "ci.yml") -> int:
-    done = cluster.cli("projects", "trigger", "app", "--workflow", workflow, "--json")
+def trigger(cluster: Cluster, workflow: str = "ci.yml", url: str | None = None) -> int:
+    done = cluster.cli("projects", "trigger", "app", "--workflow", workflow, "--json", url=url)
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["items"]
     return int(run["id"])

@@ -41,13 +41,16 @@ from shipline.runner.remote.protocol import (
     StepIn,
 )
 from shipline.security.tokens import hash_secret
-from shipline.store.ports import Store
+from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store
 
 log = logging.getLogger(__name__)
 
 # A job token outlives the job's own timeout by this much (it dies with the job anyway).
 TOKEN_MARGIN = timedelta(hours=1)
 JOB_TOKENS = frozenset({TokenKind.JOB})
+# How often a waiting long poll reads the store again, without and with queue signals.
+UNSIGNALLED_POLL = 0.25
+SIGNALLED_POLL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,25 +62,32 @@ class Holder:
 
 
 class Waker:
-    """Wakes long polls waiting for work when this process queues jobs.
+    """Wakes long polls waiting for something to happen (work queued, a job to stop).
 
-    `wake()` may be called from any thread; waiters run on event loops.
+    `wake()` may be called from any thread; waiters run on event loops. A waiter that
+    read `generation` before it looked at the store passes it to `wait`, which then
+    returns at once if a wake-up came in between (none is lost to that race).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.generation = 0
 
     def wake(self) -> None:
         with self._lock:
+            self.generation += 1
             waiters = list(self._waiters)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when woken or after `timeout` seconds."""
+    async def wait(self, timeout: float, since: int | None = None) -> None:
+        """Return when woken (or woken since `generation` was `since`) or after `timeout`
+        seconds."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
+            if since is not None and since != self.generation:
+                return
             self._waiters.add(entry)
         try:
             await asyncio.wait_for(entry[1].wait(), timeout=timeout)
@@ -111,8 +121,10 @@ def _again(call: Callable[[], T]) -> T:
 class RemoteJobs:
     """Jobs for remote runners, over the store and the run service.
 
-    `poll_interval`: how often a waiting long poll looks at the store again (jobs queued
-    by other servers, cancellations); `policy`: heartbeat and lease times.
+    `signals`: wake-ups when jobs are queued or must stop, on any server sharing the
+    database (`QueueSignals`); `poll_interval`: how often a waiting long poll looks at the
+    store again all the same (default 0.25 s without signals; 5 s with them, a safety net
+    for a signal lost with a connection); `policy`: heartbeat and lease times.
     """
 
     def __init__(
@@ -123,8 +135,9 @@ class RemoteJobs:
         access: AccessService,
         *,
         policy: LeasePolicy | None = None,
-        poll_interval: float = 0.25,
+        poll_interval: float | None = None,
         secrets: SecretService | None = None,
+        signals: QueueSignals | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -133,9 +146,26 @@ class RemoteJobs:
         self.secrets = secrets
         self.access = access
         self.policy = policy or LeasePolicy()
+        if poll_interval is None:
+            poll_interval = SIGNALLED_POLL if signals is not None else UNSIGNALLED_POLL
         self.poll_interval = poll_interval
+        # Long polls for work wait on `waker`, heartbeats for cancellations on `stops`.
         self.waker = Waker()
+        self.stops = Waker()
         runs.queued_listeners.append(self.waker.wake)
+        self._signals = signals
+        self._unlisten = signals.listen(self._signal) if signals is not None else None
+
+    def _signal(self, signal: str) -> None:
+        (self.waker if signal == SIGNAL_QUEUED else self.stops).wake()
+
+    def close(self) -> None:
+        """Stop listening for queue signals (and being woken by the run service)."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if self.waker.wake in self.runs.queued_listeners:
+            self.runs.queued_listeners.remove(self.waker.wake)
 
     # -- handing out jobs --------------------------------------------------------------
 
@@ -147,11 +177,12 @@ class RemoteJobs:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
+            seen = self.waker.generation
             job = await asyncio.to_thread(self.claim, runner, labels)
             left = deadline - loop.time()
             if job is not None or left <= 0:
                 return job
-            await self.waker.wait(min(left, self.poll_interval))
+            await self.waker.wait(min(left, self.poll_interval), since=seen)
 
     def claim(self, runner: RunnerRecord, labels: frozenset[str] | None = None) -> JobOut | None:
         """Claim one job for the runner now (None: none it can run, or it is paused)."""
@@ -261,16 +292,19 @@ class RemoteJobs:
         self, runner: RunnerRecord, job_ids: Sequence[int], wait: float
     ) -> HeartbeatOut:
         """`heartbeat`, then hold the answer up to `wait` seconds unless a job must stop:
-        cancellation reaches the runner within `poll_interval` of being asked for."""
+        cancellation reaches the runner as soon as the stop signal does (else within
+        `poll_interval`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        seen = self.stops.generation
         answer = await asyncio.to_thread(self.heartbeat, runner, job_ids)
         alive = [j for j in job_ids if j not in answer.lost]
         while not answer.cancel and not answer.lost and alive:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            await asyncio.sleep(min(left, self.poll_interval))
+            await self.stops.wait(min(left, self.poll_interval), since=seen)
+            seen = self.stops.generation
             cancel = await asyncio.to_thread(self._cancelled, alive)
             answer = HeartbeatOut(cancel=sorted(cancel))
         return answer

@@ -14,7 +14,7 @@ are newest first with an opaque `cursor`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -792,3 +792,37 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# What `QueueSignals` says happened: jobs joined the queue, or running jobs must stop.
+SIGNAL_QUEUED = "queued"
+SIGNAL_STOP = "stop"
+# The published events (`EventStore.publish` kinds) that raise each signal.
+SIGNALLED_EVENTS = {
+    "job.queued": SIGNAL_QUEUED,
+    "job.retried": SIGNAL_QUEUED,
+    "job.cancel": SIGNAL_STOP,
+    "run.completed": SIGNAL_STOP,
+}
+
+
+class QueueSignals(Protocol):
+    """Wake-ups for long polls that wait on the job queue, from every process sharing the
+    database: when a transaction that published one of `SIGNALLED_EVENTS` commits, each
+    listener is called with its signal (`SIGNAL_QUEUED`, `SIGNAL_STOP`), from any thread.
+
+    A wake-up is a hint, never a message: listeners look at the store again, and keep a
+    slow poll for a signal lost with a connection. `reaches_other_processes` says whether
+    signals cross processes (PostgreSQL's LISTEN/NOTIFY) or stay in this one (SQLite,
+    whose writers all live in one server process).
+    """
+
+    reaches_other_processes: bool
+
+    def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(signal)` on each signal until the returned function is called."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        ...
