@@ -20,7 +20,7 @@ from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
-from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.store.local import DatabaseCacheStore, LocalArtifactStore, LocalCacheStore
 from shipline.store.provenance_files import ProvenanceFiles
 
 log = logging.getLogger("shipline.runner")
@@ -38,14 +38,14 @@ if TYPE_CHECKING:
     from shipline.engine.rollouts import Rollouts
     from shipline.engine.schedules import Scheduler
     from shipline.engine.secrets import SecretService
-    from shipline.runner.ports import ArtifactStore
+    from shipline.runner.ports import ArtifactStore, CacheStore
     from shipline.runner.remote.protocol import JobOut
     from shipline.scm.hosted import HostedRepositories
     from shipline.scm.repository import GitRepository
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
-    from shipline.store.ports import QueueSignals
+    from shipline.store.ports import QueueSignals, Store
     from shipline.store.sql.store import SqlStore
 
 
@@ -165,16 +165,19 @@ def server_job_runners(
     executor: tuple[str, str | None] = ("shell", None),
     limits: str = "auto",
     policy: SandboxPolicy | None = None,
+    caches: CacheStore | None = None,
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
     `policy`, the run's artifacts under `attempt_dir` (per attempt) of the shared
     directory (`shared_dir`, default `state_dir`), its jobs' directories under the state
     directory, caches and blobs shared, checkouts from the project's mirror (the one
     `RunService` fetched the run's commit into). With `provenance`, every artifact a job
-    uploads gets signed provenance beside it (per attempt, like the artifacts)."""
+    uploads gets signed provenance beside it (per attempt, like the artifacts). `caches`:
+    the server's (indexed in its database; default: a JSON index in the shared directory)."""
     shared = shared_dir or state_dir
     blobs = BlobStore(shared / "blobs")
-    caches = LocalCacheStore(blobs, shared / "caches.json")
+    if caches is None:
+        caches = LocalCacheStore(blobs, shared / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
@@ -339,6 +342,7 @@ def build_server(
             executor=executor,
             limits=settings.sandbox_limits,
             policy=sandbox_policy(settings),
+            caches=server_caches(settings, store),
         ),
         owner=server_owner(state_dir),
         secrets=SecretService(store, clock, keys.keyring, projects),
@@ -356,9 +360,7 @@ def build_server(
         audit_checkpoint=lambda: AuditTrail(store).checkpoint(signing, clock),
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(settings.shared_dir),
-        caches=LocalCacheStore(
-            BlobStore(settings.shared_dir / "blobs"), settings.shared_dir / "caches.json"
-        ).listed,
+        caches=server_caches(settings, store).listed,
         hosted=hosted,
         webhook_key=load_or_create_key(state_dir / "keys" / "webhook.key"),
         gates=gates,
@@ -382,7 +384,7 @@ def add_remote_runners(
     state_dir = settings.state_dir
     shared = settings.shared_dir
     blobs = BlobStore(shared / "blobs")
-    caches = LocalCacheStore(blobs, shared / "caches.json")
+    caches = server_caches(settings, context.store)
     policy = LeasePolicy(
         heartbeat_seconds=settings.heartbeat_seconds, lease_seconds=settings.lease_seconds
     )
@@ -405,6 +407,12 @@ def add_remote_runners(
         caches.listed,
         mirror_bundler(state_dir),
     )
+
+
+def server_caches(settings: Settings, store: Store) -> DatabaseCacheStore:
+    """The server's caches: archives in the shared blob store, the index in the database
+    (every server process sees the same entries, and the first save of a key wins)."""
+    return DatabaseCacheStore(BlobStore(settings.shared_dir / "blobs"), store)
 
 
 def secret_service(context: ServerContext) -> SecretService | None:

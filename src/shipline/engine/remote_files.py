@@ -3,8 +3,9 @@ commit (a git bundle), artifacts and caches (blobs uploaded first, hashed and ve
 the server, then named).
 
 Everything is decided by the server from the job a token belongs to: the run whose
-artifacts a job sees, and the cache scope (`<project>@<ref>` of the run: a pull request's
-job cannot write into the default branch's caches), never from what the runner says.
+artifacts a job sees, and the cache scopes (`engine.trust.cache_scopes`, from the run's
+project, ref and trust class, as for the embedded runner: an untrusted job writes only
+into its own scope, which no trusted job reads), never from what the runner says.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shipline.domain.artifacts import ArtifactRecord, CacheEntry, CacheInfo
 from shipline.domain.records import ProjectRecord, RunRecord
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.remote import Holder
+from shipline.engine.trust import cache_scopes
 from shipline.runner.ports import ArtifactStore, CacheStore
 from shipline.store.ports import Store
 
@@ -62,9 +64,10 @@ class JobFiles:
             raise NotFound("the run of this job is gone")
         return run, project
 
-    def scope(self, holder: Holder) -> str:
+    def scopes(self, holder: Holder) -> tuple[str, tuple[str, ...]]:
+        """Where the job saves caches, and the other scopes its restores may read."""
         run, project = self._run(holder)
-        return f"{project.name}@{run.ref}"
+        return cache_scopes(project.name, run.ref, project.default_branch, run.trust)
 
     # -- source ------------------------------------------------------------------------
 
@@ -91,8 +94,11 @@ class JobFiles:
             for record in self.artifacts(run.id, holder.job.attempt).list()
             for f in record.files
         )
+        own, restores = self.scopes(holder)
         in_caches = in_artifacts or any(
-            e.blob == sha256 for e in self.listed_caches(self.scope(holder))
+            e.blob == sha256 and e.scope == scope
+            for scope in (own, *restores)
+            for e in self.listed_caches(scope)
         )
         if not in_caches:
             raise NotFound("no such blob for this job")
@@ -135,13 +141,20 @@ class JobFiles:
     # -- caches ------------------------------------------------------------------------
 
     def cache_lookup(self, holder: Holder, keys: Sequence[str], version: str) -> CacheEntry | None:
-        return self.caches.lookup(keys, version, self.scope(holder))
+        """The job's own scope first, then those it may restore from (in order)."""
+        own, restores = self.scopes(holder)
+        for scope in (own, *restores):
+            entry = self.caches.lookup(keys, version, scope)
+            if entry is not None:
+                return entry
+        return None
 
     def cache_save(self, holder: Holder, key: str, version: str, sha256: str) -> CacheEntry | None:
         """Name an uploaded archive as a cache entry; None when the key exists already."""
         if not self.blobs.exists(sha256):
             raise Invalid(f"blob {sha256} was not uploaded", field="sha256")
         try:
-            return self.caches.save(key, version, self.scope(holder), self.blobs.path(sha256))
+            own, _ = self.scopes(holder)
+            return self.caches.save(key, version, own, self.blobs.path(sha256))
         except ValueError as exc:
             raise Invalid(str(exc), field="key") from exc

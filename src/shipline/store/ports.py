@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from shipline.domain.artifacts import CacheEntry, CacheInfo
 from shipline.domain.deployments import (
     DecisionRecord,
     DeploymentKind,
@@ -776,6 +777,7 @@ class Transaction(Protocol):
     releases: ReleaseStore
     deployments: DeploymentStore
     gates: GateStore
+    caches: CacheIndexStore
 
 
 class Store(Protocol):
@@ -792,6 +794,29 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CacheIndexStore(Protocol):
+    """The index of saved caches (their archives are blobs): which entry a restore finds in
+    a scope, by key and version. Entries never change once added; `seq` (the insertion
+    order) says which is newest, also within one clock tick. Scopes are opaque strings the
+    engine decides (project, ref and trust class: `engine.trust.cache_scopes`)."""
+
+    def find(self, scope: str, version: str, keys: Sequence[str]) -> CacheEntry | None:
+        """The entry of `scope` and `version` whose key is `keys[0]`, else the newest whose
+        key starts with one of `keys`, tried in order; None when none matches."""
+        ...
+
+    def add(
+        self, scope: str, key: str, version: str, blob: str, size: int, *, now: datetime
+    ) -> CacheEntry | None:
+        """Add an entry; None when the scope has one of that key and version already (the
+        first save wins, also between servers)."""
+        ...
+
+    def listed(self, scope_prefix: str = "") -> list[CacheInfo]:
+        """Entries whose scope starts with `scope_prefix`, newest first."""
+        ...
 
 
 # What `QueueSignals` says happened: jobs joined the queue, or running jobs must stop.

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from shipline.store.ports import (
     AuditStore,
+    CacheIndexStore,
     DeliveryStore,
     DeploymentStore,
     EnvironmentStore,
@@ -35,6 +36,7 @@ from shipline.store.ports import (
     WebhookStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
+from shipline.store.sql.caches import SqlCacheIndexStore
 from shipline.store.sql.deployments import (
     SqlDeploymentStore,
     SqlEnvironmentStore,
@@ -88,6 +90,7 @@ class SqlTransaction:
     releases: ReleaseStore
     deployments: DeploymentStore
     gates: GateStore
+    caches: CacheIndexStore
 
     @classmethod
     def on(cls, conn: Connection, pending: set[str] | None = None) -> SqlTransaction:
@@ -114,6 +117,7 @@ class SqlTransaction:
             releases=SqlReleaseStore(conn),
             deployments=SqlDeploymentStore(conn),
             gates=SqlGateStore(conn),
+            caches=SqlCacheIndexStore(conn),
         )
 
 
