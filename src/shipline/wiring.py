@@ -26,6 +26,7 @@ from shipline.store.provenance_files import ProvenanceFiles
 log = logging.getLogger("shipline.runner")
 
 if TYPE_CHECKING:
+    from shipline.domain.artifacts import ArtifactRecord
     from shipline.domain.records import ProjectRecord, RunRecord
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from shipline.engine.embedded import EmbeddedRunner
     from shipline.engine.leases import LeaseReaper
     from shipline.engine.provenance import ProvenanceWriter
-    from shipline.engine.remote_files import Bundler
+    from shipline.engine.remote_files import Bundler, Signer
     from shipline.engine.rollouts import Rollouts
     from shipline.engine.schedules import Scheduler
     from shipline.engine.secrets import SecretService
@@ -294,6 +295,7 @@ def build_server(
     from shipline.security.provenance import (
         BUILDER_EMBEDDED_SANDBOX,
         BUILDER_EMBEDDED_SHELL,
+        BUILDER_REMOTE,
         public_pem,
     )
     from shipline.security.webhook_keys import load_or_create_key
@@ -366,16 +368,21 @@ def build_server(
         gates=gates,
         deployments=deployments,
     )
-    add_remote_runners(context, settings, store.signals)
+    remote_writer = ProvenanceWriter(store, clock, signing, BUILDER_REMOTE)
+    add_remote_runners(context, settings, store.signals, remote_writer)
     return context, runner
 
 
 def add_remote_runners(
-    context: ServerContext, settings: Settings, signals: QueueSignals | None = None
+    context: ServerContext,
+    settings: Settings,
+    signals: QueueSignals | None = None,
+    provenance: ProvenanceWriter | None = None,
 ) -> None:
     """Give the server what remote runners need: registration, the job queue over HTTP
     with the lease policy of `settings` (its long polls woken by the store's `signals`),
-    and their jobs' files in the blob store."""
+    and their jobs' files in the blob store, each artifact signed by `provenance` (the
+    remote runner's builder id)."""
     from shipline.engine.leases import LeasePolicy
     from shipline.engine.remote import RemoteJobs
     from shipline.engine.remote_files import JobFiles
@@ -406,7 +413,18 @@ def add_remote_runners(
         caches,
         caches.listed,
         mirror_bundler(state_dir),
+        sign=None if provenance is None else artifact_signer(shared, provenance),
     )
+
+
+def artifact_signer(shared: Path, writer: ProvenanceWriter) -> Signer:
+    """Signs an artifact's provenance and keeps it beside the run attempt's artifacts."""
+
+    def sign(run: RunRecord, record: ArtifactRecord) -> None:
+        files = ProvenanceFiles(attempt_dir(shared, run.id, run.attempt))
+        files.save(record.name, writer.envelope(run, record))
+
+    return sign
 
 
 def server_caches(settings: Settings, store: Store) -> DatabaseCacheStore:

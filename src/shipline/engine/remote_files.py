@@ -10,7 +10,7 @@ into its own scope, which no trusted job reads), never from what the runner says
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from shipline.domain.records import ProjectRecord, RunRecord
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.remote import Holder
 from shipline.engine.trust import cache_scopes
-from shipline.runner.ports import ArtifactStore, CacheStore
+from shipline.runner.ports import CacheStore
 from shipline.store.ports import Store
 
 
@@ -35,6 +35,27 @@ class Blobs(Protocol):
 
 # Writes a git bundle of the project's repository, holding commit `sha`, to a path.
 Bundler = Callable[[ProjectRecord, str, Path], None]
+# Signs and keeps the provenance of an artifact a run's job stored (`ProvenanceWriter`).
+Signer = Callable[[RunRecord, ArtifactRecord], None]
+
+
+class RunArtifacts(Protocol):
+    """The artifacts of one run's attempt (see `store.local.LocalArtifactStore`): files
+    stored from blobs carry the modes the runner reported."""
+
+    def put(
+        self,
+        name: str,
+        job_key: str,
+        files: Sequence[tuple[str, Path]],
+        *,
+        overwrite: bool = False,
+        modes: Mapping[str, int] | None = None,
+    ) -> ArtifactRecord: ...
+
+    def get(self, name: str) -> ArtifactRecord | None: ...
+
+    def list(self) -> list[ArtifactRecord]: ...
 
 
 class JobFiles:
@@ -44,10 +65,11 @@ class JobFiles:
         self,
         store: Store,
         blobs: Blobs,
-        artifacts: Callable[[int, int], ArtifactStore],
+        artifacts: Callable[[int, int], RunArtifacts],
         caches: CacheStore,
         listed_caches: Callable[[str], list[CacheInfo]],
         bundle: Bundler,
+        sign: Signer | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -55,6 +77,9 @@ class JobFiles:
         self.caches = caches
         self.listed_caches = listed_caches
         self.bundle = bundle
+        # The server signs every artifact a remote job stores, as for embedded jobs (the
+        # runner never sees the key); None: unsigned (tests of other parts).
+        self.sign = sign
 
     def _run(self, holder: Holder) -> tuple[RunRecord, ProjectRecord]:
         with self.store.transaction(write=False) as tx:
@@ -113,24 +138,30 @@ class JobFiles:
         self,
         holder: Holder,
         name: str,
-        files: Sequence[tuple[str, str]],
+        files: Sequence[tuple[str, str, int]],
         *,
         overwrite: bool,
     ) -> ArtifactRecord:
-        """Name uploaded blobs (path in the artifact, SHA-256) as an artifact of the run."""
+        """Name uploaded blobs (path in the artifact, SHA-256, mode) as an artifact of the
+        run, and sign its provenance."""
         local: list[tuple[str, Path]] = []
-        for path, sha in files:
+        for path, sha, _ in files:
             if not self.blobs.exists(sha):
                 raise Invalid(f"file {path!r}: blob {sha} was not uploaded", field="files")
             local.append((path, self.blobs.path(sha)))
+        modes = {path: mode for path, _, mode in files}
         try:
-            return self.artifacts(holder.job.run_id, holder.job.attempt).put(
-                name, holder.job.key, local, overwrite=overwrite
+            record = self.artifacts(holder.job.run_id, holder.job.attempt).put(
+                name, holder.job.key, local, overwrite=overwrite, modes=modes
             )
         except ValueError as exc:
             if "exists already" in str(exc):
                 raise Conflict(str(exc), field="name") from exc
             raise Invalid(str(exc), field="name") from exc
+        if self.sign is not None:
+            run, _ = self._run(holder)
+            self.sign(run, record)
+        return record
 
     def artifact(self, holder: Holder, name: str) -> ArtifactRecord | None:
         return self.artifacts(holder.job.run_id, holder.job.attempt).get(name)

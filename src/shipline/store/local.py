@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,10 +60,14 @@ def _write_json_atomic(path: Path, data: object) -> None:
         raise
 
 
+def normal_mode(mode: int) -> int:
+    """Only the executable bit matters to a user; other bits are normalized so an artifact
+    never carries setuid or world-writable modes to where it is downloaded."""
+    return 0o755 if mode & 0o111 else 0o644
+
+
 def _file_mode(path: Path) -> int:
-    # Only the executable bit matters to a user; other bits are normalized so an
-    # artifact never carries setuid or world-writable modes to where it is downloaded.
-    return 0o755 if path.stat().st_mode & 0o111 else 0o644
+    return normal_mode(path.stat().st_mode)
 
 
 class LocalArtifactStore:
@@ -113,8 +117,11 @@ class LocalArtifactStore:
         files: Sequence[tuple[str, Path]],
         *,
         overwrite: bool = False,
+        modes: Mapping[str, int] | None = None,
     ) -> ArtifactRecord:
         """Store the files (path inside the artifact, local file) as artifact `name`.
+        `modes` (by path in the artifact): the files' modes where the local file's is not
+        theirs (a remote runner's upload, stored as a blob); normalized to 0755 or 0644.
 
         Raises `ValueError` for an invalid name, an unsafe or duplicate path, or an
         existing artifact of that name when `overwrite` is false.
@@ -134,7 +141,8 @@ class LocalArtifactStore:
         stored = []
         for rel, local in sorted(files):
             sha, size = self.blobs.put_file(local)
-            stored.append(ArtifactFile(rel, sha, size, _file_mode(local)))
+            mode = normal_mode(modes[rel]) if modes and rel in modes else _file_mode(local)
+            stored.append(ArtifactFile(rel, sha, size, mode))
         record = ArtifactRecord(name, tuple(stored), job_key)
         with self._lock:
             if name in self._records and not overwrite:
