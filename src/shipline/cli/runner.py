@@ -204,6 +204,8 @@ async def _serve(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # One line per request (several per job) is noise, and costs CPU on a busy runner.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if executor[1] is not None:
         logging.getLogger("shipline.runner").warning("WARNING: %s", executor[1])
     root = work_dir or Path(tempfile.mkdtemp(prefix="shipline-runner-"))

@@ -198,6 +198,9 @@ class RemoteJobs:
             )
             if job is None:
                 return None
+            # The run is in progress from this commit on (its row locked before the event
+            # feed's lock, which the job token's audit record takes, as everywhere).
+            self.runs.started(tx, job)
             expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
             token = issue_job_token(tx, job.id, expires, now=now)
             record = tx.tokens.find(hash_secret(token))
@@ -208,7 +211,6 @@ class RemoteJobs:
             next_seq = tx.logs.last_seq(job.id) + 1
             # A retried job keeps its earlier tries' steps; this try's follow them.
             first_step = len(tx.steps.for_job(job.id))
-        _again(lambda: self.runs.job_started(job.id))
         try:
             prepared = prepare(self.store, self.runs, job, secrets=self.secrets, with_text=True)
         except Exception as exc:
