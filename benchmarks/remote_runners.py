@@ -210,14 +210,31 @@ def drain_remote(tmp: Path, jobs: int) -> list[Row]:
     what = f"{done} jobs, 4 remote runners x 2 slots, PostgreSQL"
     return [
         Row("R2", what, f"{rate:.1f} jobs/s", rate, 50, higher_is_better=True, unit="jobs/s"),
-        Row("R2", "CPU per job (server + runners + steps)", ms(cpu / done), cpu / done * 1e3,
-            unit="ms"),  # fmt: skip
-        Row("R2", "  of which the server", ms(cpu_server / done), cpu_server / done * 1e3,
-            unit="ms"),  # fmt: skip
-        Row("R2", f"claim p50 during the drain ({len(times)} probes)",
-            ms(percentile(times, 50)), percentile(times, 50) * 1e3, unit="ms"),  # fmt: skip
-        Row("R2", "claim p99 during the drain", ms(percentile(times, 99)),
-            percentile(times, 99) * 1e3, 100, unit="ms"),  # fmt: skip
+        Row(
+            "R2",
+            "CPU per job (server + runners + steps)",
+            ms(cpu / done),
+            cpu / done * 1e3,
+            unit="ms",
+        ),  # fmt: skip
+        Row(
+            "R2", "  of which the server", ms(cpu_server / done), cpu_server / done * 1e3, unit="ms"
+        ),  # fmt: skip
+        Row(
+            "R2",
+            f"claim p50 during the drain ({len(times)} probes)",
+            ms(percentile(times, 50)),
+            percentile(times, 50) * 1e3,
+            unit="ms",
+        ),  # fmt: skip
+        Row(
+            "R2",
+            "claim p99 during the drain",
+            ms(percentile(times, 99)),
+            percentile(times, 99) * 1e3,
+            100,
+            unit="ms",
+        ),  # fmt: skip
     ]
 
 
@@ -247,10 +264,21 @@ def claim_depth(tmp: Path, claims: int) -> list[Row]:
                 queued -= claims
                 times = probe.times
                 rows += [
-                    Row("R3", f"claim p50, {depth:,}+ queued", ms(percentile(times, 50)),
-                        percentile(times, 50) * 1e3, unit="ms"),  # fmt: skip
-                    Row("R3", f"claim p99, {depth:,}+ queued", ms(percentile(times, 99)),
-                        percentile(times, 99) * 1e3, 100, unit="ms"),  # fmt: skip
+                    Row(
+                        "R3",
+                        f"claim p50, {depth:,}+ queued",
+                        ms(percentile(times, 50)),
+                        percentile(times, 50) * 1e3,
+                        unit="ms",
+                    ),  # fmt: skip
+                    Row(
+                        "R3",
+                        f"claim p99, {depth:,}+ queued",
+                        ms(percentile(times, 99)),
+                        percentile(times, 99) * 1e3,
+                        100,
+                        unit="ms",
+                    ),  # fmt: skip
                 ]
         finally:
             probe.stop()
@@ -305,10 +333,20 @@ def bare_claim(claims: int) -> list[Row]:
             times.append(time.perf_counter() - began)
         store.close()
     return [
-        Row("B", "bare claim transaction p50, 10,000 queued", ms(percentile(times, 50)),
-            percentile(times, 50) * 1e3, unit="ms"),  # fmt: skip
-        Row("B", "bare claim transaction p99, 10,000 queued", ms(percentile(times, 99)),
-            percentile(times, 99) * 1e3, unit="ms"),  # fmt: skip
+        Row(
+            "B",
+            "bare claim transaction p50, 10,000 queued",
+            ms(percentile(times, 50)),
+            percentile(times, 50) * 1e3,
+            unit="ms",
+        ),  # fmt: skip
+        Row(
+            "B",
+            "bare claim transaction p99, 10,000 queued",
+            ms(percentile(times, 99)),
+            percentile(times, 99) * 1e3,
+            unit="ms",
+        ),  # fmt: skip
     ]
 
 

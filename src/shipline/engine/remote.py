@@ -41,7 +41,7 @@ from shipline.runner.remote.protocol import (
     StepIn,
 )
 from shipline.security.tokens import hash_secret
-from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store
+from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -331,12 +331,21 @@ class RemoteJobs:
             )
         return Holder(assignment, job)
 
+    def _held(self, tx: Transaction, principal: Principal, job_id: int) -> JobRecord:
+        """Inside a writing transaction: the job, when the token's try still holds it
+        (`Conflict` otherwise). One transaction per message: the check and the write."""
+        self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+        job = tx.jobs.get(job_id)
+        if job is None:
+            raise Conflict(f"this runner no longer holds job {job_id}")
+        return job
+
     def append_logs(self, principal: Principal, job_id: int, chunks: Sequence[LogChunkIn]) -> int:
         """Store log chunks; a seq stored already is skipped. Returns how many were new."""
-        holder = self.holder(principal, job_id, action="log.write")
+        self.access.require_job(principal, job_id, action="log.write")
         stored = 0
         with self.store.transaction() as tx:
-            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            job = self._held(tx, principal, job_id)
             for chunk in chunks:
                 data = chunk.text.encode("utf-8", errors="replace")
                 if tx.logs.append(job_id, chunk.seq, data, chunk.step):
@@ -344,7 +353,7 @@ class RemoteJobs:
                     tx.events.publish(
                         "log",
                         now=self.clock.now(),
-                        run_id=holder.job.run_id,
+                        run_id=job.run_id,
                         job_id=job_id,
                         data={"seq": chunk.seq},
                     )
@@ -352,20 +361,19 @@ class RemoteJobs:
 
     def step(self, principal: Principal, job_id: int, step: StepIn) -> None:
         """A step started or ended."""
-        holder = self.holder(principal, job_id, action="step.write")
+        self.access.require_job(principal, job_id, action="step.write")
         now = self.clock.now()
         completed = step.status is Status.COMPLETED
         try:
-            self._step(principal, holder, step, now, completed)
+            self._step(principal, job_id, step, now, completed)
         except InvalidTransition as exc:
             raise Conflict(str(exc), field="status") from exc
 
     def _step(
-        self, principal: Principal, holder: Holder, step: StepIn, now: datetime, completed: bool
+        self, principal: Principal, job_id: int, step: StepIn, now: datetime, completed: bool
     ) -> None:
-        job_id = holder.job.id
         with self.store.transaction() as tx:
-            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            job = self._held(tx, principal, job_id)
             tx.steps.upsert(
                 StepRecord(
                     job_id,
@@ -385,7 +393,7 @@ class RemoteJobs:
             tx.events.publish(
                 "step.completed" if completed else "step.started",
                 now=now,
-                run_id=holder.job.run_id,
+                run_id=job.run_id,
                 job_id=job_id,
                 data=data,
             )
