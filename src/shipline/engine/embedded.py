@@ -88,6 +88,8 @@ class EmbeddedRunner:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop_reason = ""
+        # The wake-up this runner registered with the run service while it runs.
+        self._listener: Callable[[], None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class EmbeddedRunner:
         def wake() -> None:
             loop.call_soon_threadsafe(self._wake.set)
 
+        self._listener = wake
         self.runs.queued_listeners.append(wake)
         watcher = asyncio.ensure_future(self._watch_cancel())
         try:
@@ -158,6 +161,14 @@ class EmbeddedRunner:
                     await self._sleep(self.poll_interval)
         finally:
             watcher.cancel()
+            self._unlisten()
+
+    def _unlisten(self) -> None:
+        """Stop being woken by the run service: a stopped runner must not stay in its
+        listeners (they would wake a dead loop, and keep the runner alive)."""
+        listener, self._listener = self._listener, None
+        if listener is not None and listener in self.runs.queued_listeners:
+            self.runs.queued_listeners.remove(listener)
 
     async def _sleep(self, seconds: float) -> None:
         """Until woken, stopped, or `seconds` passed."""
@@ -174,6 +185,7 @@ class EmbeddedRunner:
         """Stop claiming; running jobs get `grace` seconds, then are cancelled."""
         self._stop_reason = reason
         self._stopping.set()
+        self._unlisten()
         tasks = [task for task, _ in self.running.values()]
         if not tasks:
             return
