@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -236,6 +237,10 @@ async def _serve(
         return 1
     sys.stdout.write(f"Shipline listening on http://{_host(settings.host)}:{_port(http)}\n")
     sys.stdout.flush()
+    # What is loaded by now (modules, the app, the store's metadata) lives as long as the
+    # server: out of the cyclic collector's sight, a full collection during a request walks
+    # only what requests make (a gen-2 pass over everything cost tens of ms at the p99).
+    gc.freeze()
     busy = asyncio.create_task(_sync_busy(runner, context))
     checkpoints = asyncio.create_task(_audit_checkpoints(context))
     reaper = _reaper(context)
