@@ -93,14 +93,7 @@ def close_pull(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Close a pull request; its `closed` runs start."""
-    from shipline.cli.client import connect, print_json
-
-    with connect(server, token) as api:
-        pull = api.post(f"{_path(project)}/{number}/close")
-    if json_out:
-        print_json(pull)
-        return
-    sys.stdout.write(f"closed {_line(pull)}\n")
+    _change(number, project, "close", "closed", server, token, json_out)
 
 
 @pr_app.command("reopen")
@@ -112,11 +105,17 @@ def reopen_pull(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Reopen a closed pull request at its head branch's commit; its `reopened` runs start."""
+    _change(number, project, "reopen", "reopened", server, token, json_out)
+
+
+def _change(
+    number: int, project: str, action: str, done: str, server: str, token: str | None, json: bool
+) -> None:
     from shipline.cli.client import connect, print_json
 
     with connect(server, token) as api:
-        pull = api.post(f"{_path(project)}/{number}/reopen")
-    if json_out:
+        pull = api.post(f"{_path(project)}/{number}/{action}")
+    if json:
         print_json(pull)
         return
-    sys.stdout.write(f"reopened {_line(pull)}\n")
+    sys.stdout.write(f"{done} {_line(pull)}\n")

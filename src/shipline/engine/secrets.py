@@ -264,44 +264,38 @@ class SecretService:
         target = f"job:{job.id}"
         with self._store.transaction() as tx:
             if run.trust is not Trust.TRUSTED:
-                tx.audit.append(
-                    actor=SYSTEM_ACTOR,
-                    action="secret.deliver",
-                    now=now,
-                    decision="denied",
-                    project_id=run.project_id,
-                    target=target,
-                    reason=f"run {run.id} is {run.trust}: untrusted runs receive no secrets",
-                    data={"run": run.id, "job": planned.key, "names": sorted(refs.names)},
+                _refuse(
+                    tx,
+                    now,
+                    run.project_id,
+                    target,
+                    f"run {run.id} is {run.trust}: untrusted runs receive no secrets",
+                    {"run": run.id, "job": planned.key, "names": sorted(refs.names)},
                 )
                 return {}
             records = tx.secrets.for_project(run.project_id)
             if environment and planned.spec.unsafe_execute_untrusted_code:
                 # The job runs a pull request's code on purpose: never an environment's
                 # secrets (SECURITY-CASES 3).
-                tx.audit.append(
-                    actor=SYSTEM_ACTOR,
-                    action="secret.deliver",
-                    now=now,
-                    decision="denied",
-                    project_id=run.project_id,
-                    target=target,
-                    reason=f"job {planned.key} sets unsafe_execute_untrusted_code",
-                    data={"run": run.id, "job": planned.key, "environment": environment},
+                _refuse(
+                    tx,
+                    now,
+                    run.project_id,
+                    target,
+                    f"job {planned.key} sets unsafe_execute_untrusted_code",
+                    {"run": run.id, "job": planned.key, "environment": environment},
                 )
                 environment = ""
             if environment and not _approved(tx, job.id):
                 # Environment secrets only once the environment's gate approved the job
                 # (SECURITY-CASES 18); its project secrets are delivered as usual.
-                tx.audit.append(
-                    actor=SYSTEM_ACTOR,
-                    action="secret.deliver",
-                    now=now,
-                    decision="denied",
-                    project_id=run.project_id,
-                    target=target,
-                    reason=f"job {job.id} has no approval for environment {environment}",
-                    data={"run": run.id, "job": planned.key, "environment": environment},
+                _refuse(
+                    tx,
+                    now,
+                    run.project_id,
+                    target,
+                    f"job {job.id} has no approval for environment {environment}",
+                    {"run": run.id, "job": planned.key, "environment": environment},
                 )
                 environment = ""
             chosen: dict[str, SecretRecord] = {}
@@ -359,15 +353,13 @@ class SecretService:
             if run is not None and run.trust is not Trust.TRUSTED:
                 # An environment may let untrusted runs deploy (allow_untrusted); their
                 # instances still get none of its secrets, as their jobs get none.
-                tx.audit.append(
-                    actor=SYSTEM_ACTOR,
-                    action="secret.deliver",
-                    now=now,
-                    decision="denied",
-                    project_id=project_id,
-                    target=f"deployment:{deployment_id}",
-                    reason=f"run {run.id} is {run.trust}: untrusted runs receive no secrets",
-                    data={"environment": environment, "names": sorted(r.name for r in records)},
+                _refuse(
+                    tx,
+                    now,
+                    project_id,
+                    f"deployment:{deployment_id}",
+                    f"run {run.id} is {run.trust}: untrusted runs receive no secrets",
+                    {"environment": environment, "names": sorted(r.name for r in records)},
                 )
                 return {}
             keyring = self._keys()
@@ -421,3 +413,24 @@ def _environment(planned: PlannedJob) -> str:
     if env is None or "${{" in env.name:
         return ""
     return env.name
+
+
+def _refuse(
+    tx: Transaction,
+    now: datetime,
+    project_id: int,
+    target: str,
+    reason: str,
+    data: dict[str, object],
+) -> None:
+    """Audit a refused delivery: what was refused to whom and why, with names only."""
+    tx.audit.append(
+        actor=SYSTEM_ACTOR,
+        action="secret.deliver",
+        now=now,
+        decision="denied",
+        project_id=project_id,
+        target=target,
+        reason=reason,
+        data=data,
+    )
