@@ -246,4 +246,5 @@ def assignment_of(job: JobOut) -> JobAssignment:
         inputs=job.inputs,
         trust=Trust(job.trust),
         secrets=job.secrets,
+        token=job.token,
     )
