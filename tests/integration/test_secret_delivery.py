@@ -471,6 +471,14 @@ def test_each_job_gets_its_own_token_masked_and_stored_only_as_a_hash(world: Wor
     [reversed_line] = [line for line in log.splitlines() if "reversed: " in line]
     token = reversed_line.split("reversed: ", 1)[1].strip()[::-1]
     assert token.startswith("shp_j_")
+    for form in (
+        token,
+        base64.b64encode(token.encode()),
+        base64.b64encode(b"x-access-token:" + token.encode()),
+    ):
+        text = form if isinstance(form, str) else form.decode()
+        assert text not in "\n".join(logs.values()) + rest
+    assert log.count("***") >= 3  # raw, base64, base64 of x-access-token:<token>
     assert "Warning: skip output 'token'" in log
     # The job's own scratch directory aside (its steps' files), nothing holds it: not the
     # database, logs, artifacts or caches.
