@@ -20,7 +20,6 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord
 from shipline.domain.runners import AssignmentState
 from shipline.domain.status import Conclusion, Status
-from shipline.engine.job_tokens import revoke_job_tokens
 from shipline.engine.service import RunService
 from shipline.store.ports import Store
 
@@ -120,7 +119,6 @@ class LeaseReaper:
             marker = f"##[{RUNNER_LOST}] {reason}\n".encode()
             tx.logs.append(job.id, tx.logs.last_seq(job.id) + 1, marker, None)
             if retry:
-                revoke_job_tokens(tx, job.id, now=now)  # the lost try's token dies with it
                 tx.jobs.set_status(job.id, Status.QUEUED, now=now, error=reason)
                 tx.events.publish(
                     "job.retried",
