@@ -1,15 +1,21 @@
 """Remote runners' throughput and the queue's claim latency (issue 5, "Performance").
 
-R1  drain N queued trivial jobs with 4 `shipline runner` processes of 2 slots each against
-    one server (`--runner-slots 0`) on PostgreSQL: jobs per second, from the runners' start
-    to the last run's completion.
-R2  the same N jobs through the embedded runner on SQLite (8 slots): jobs per second.
-R3  claim latency in the store on PostgreSQL (one claim transaction: lock the oldest
-    fitting job with FOR UPDATE SKIP LOCKED, lease it, issue its job token, record the
-    assignment), p50 and p99, with 100 and with 10,000 jobs queued.
+R1  drain N queued trivial jobs (runs of 200-cell matrices, one `true` step each) with
+    the embedded runner on SQLite, 8 slots: jobs per second from the first trigger to the
+    last run's end, and CPU seconds per job (the server and every step it ran).
+R2  the same N jobs with 4 `shipline runner` processes x 2 slots against one server
+    (`--runner-slots 0`) on PostgreSQL, queued before the runners start: jobs per
+    second from the runners' start to the last run's end; CPU per job (server + runners
+    + steps); claim latency p50/p99 as a runner sees it during the drain (a probe runner
+    in this process asks for a job with `wait=0` every 0.2 s, times the answers that
+    carried one, and finishes each job at once; its jobs are not counted in jobs/s).
+R3  claim latency through the server as in R2 (a probe's `POST /runner/jobs/request`
+    answered with a job) with the queue at 100 and at 10,000 jobs: it should stay flat.
+B   bare baselines in the same run: 8 threads spawning `bash -c true` N times (what the
+    steps cost without Shipline), and one claim transaction in the store at 10,000 queued.
 
     .venv/bin/python benchmarks/remote_runners.py                 # N = 2000
-    .venv/bin/python benchmarks/remote_runners.py --jobs 400 --only R1,R3
+    .venv/bin/python benchmarks/remote_runners.py --jobs 400 --only R2,R3
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,92 +44,272 @@ from server_harness import (
     percentile,
     run_benchmark,
     trigger,
-    wait_completed,
 )
 
 CELLS = 200  # jobs per run (one matrix)
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def workflow(labels: str) -> str:
-    cells = ", ".join(str(i) for i in range(CELLS))
+def workflow(labels: str, cells: int = CELLS) -> str:
+    listed = ", ".join(str(i) for i in range(cells))
     return (
         "on: workflow_dispatch\n"
         "jobs:\n"
         "  cell:\n"
         f"    runs-on: [{labels}]\n"
-        f"    strategy: {{matrix: {{n: [{cells}]}}}}\n"
+        f"    strategy: {{matrix: {{n: [{listed}]}}}}\n"
         "    steps: [{run: 'true'}]\n"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a live process and of the children it has reaped (its steps)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return sum(int(f) for f in fields[11:15]) / _TICK
 
 
 def queue_runs(client: httpx.Client, jobs: int) -> list[int]:
     return [trigger(client, "bench", "wide.yml")["id"] for _ in range(max(1, jobs // CELLS))]
 
 
-def drain_remote(tmp: Path, jobs: int) -> Row:
+def wait_all(client: httpx.Client, runs: list[int], timeout: float = 3600) -> None:
+    """Until every run of `runs` completed (one list request per poll: the runs are the
+    project's newest, at most 100)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = check(
+            client.get("/api/v1/projects/bench/runs", params={"limit": min(100, len(runs))}),
+            "list runs",
+        )
+        done = {r["id"] for r in page["items"] if r["status"] == "completed"}
+        if done >= set(runs):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"runs {runs} did not complete within {timeout:g} s")
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")}
+
+
+def register(client: httpx.Client, server: Server, config: Path, name: str) -> None:
+    reg = check(client.post("/api/v1/runners/registration-tokens", json={}), "registration")
+    subprocess.run(
+        [sys.executable, "-m", "shipline", "runner", "register", "--url", server.url,
+         "--config", str(config), "--name", name],
+        env={**clean_env(), "SHIPLINE_REGISTRATION_TOKEN": reg["token"]},
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+class Probe:
+    """A runner in this process that claims with `wait=0` and finishes each job at once:
+    the time of each answer that carried a job is a claim's latency as runners see it."""
+
+    def __init__(self, client: httpx.Client, server: Server) -> None:
+        reg = check(client.post("/api/v1/runners/registration-tokens", json={}), "registration")
+        created = check(
+            httpx.post(
+                f"{server.url}/api/v1/runner/register",
+                json={"name": "probe", "labels": ["self-hosted"], "slots": 1},
+                headers={"Authorization": f"Bearer {reg['token']}"},
+            ),
+            "probe registration",
+        )
+        self.http = httpx.Client(base_url=server.url, timeout=60)
+        self.auth = {"Authorization": f"Bearer {created['token']}"}
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def claim_once(self) -> bool:
+        began = time.perf_counter()
+        got = self.http.post("/api/v1/runner/jobs/request", json={"wait": 0}, headers=self.auth)
+        took = time.perf_counter() - began
+        if got.status_code == 204:
+            return False
+        job = check(got, "probe claim")
+        self.times.append(took)
+        done = self.http.post(
+            f"/api/v1/runner/jobs/{job['job_id']}/finish",
+            json={"conclusion": "success"},
+            headers={"Authorization": f"Bearer {job['token']}"},
+        )
+        if done.status_code != 204:
+            raise RuntimeError(f"probe finish: HTTP {done.status_code} {done.text[:300]}")
+        return True
+
+    def start(self, every: float = 0.2) -> None:
+        def loop() -> None:
+            while not self._stop.wait(every):
+                self.claim_once()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.http.close()
+
+
+def drain_embedded(tmp: Path, jobs: int) -> list[Row]:
     token = admin_token()
     repo = make_repo(tmp / "repo-r1", {"wide.yml": workflow("self-hosted")})
     with (
-        database("postgresql", tmp / "state-r1") as url,
-        Server(tmp / "state-r1", url, slots=0, admin_token=token) as server,
+        database("sqlite", tmp / "state-r1") as url,
+        Server(tmp / "state-r1", url, slots=8, admin_token=token) as server,
         api_client(server, token, timeout=120) as client,
     ):
         create_project(client, "bench", repo)
-        runs = queue_runs(client, jobs)
-        runners = []
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")}
-        for i in range(4):
-            reg = check(client.post("/api/v1/runners/registration-tokens", json={}), "reg")
-            config = tmp / f"runner-{i}.json"
-            subprocess.run(
-                [sys.executable, "-m", "shipline", "runner", "register", "--url", server.url,
-                 "--config", str(config), "--name", f"bench-{i}"],
-                env={**env, "SHIPLINE_REGISTRATION_TOKEN": reg["token"]},
-                check=True, capture_output=True,
-            )  # fmt: skip
-            runners.append(config)
+        cpu0 = cpu_seconds(server.proc.pid)
         start = time.monotonic()
-        procs = []
-        for i, config in enumerate(runners):
-            argv = [sys.executable, "-m", "shipline", "runner", "--config", str(config),
-                    "--slots", "2", "--work-dir", str(tmp / f"work-{i}")]  # fmt: skip
-            err = (tmp / f"runner-{i}.err").open("wb")
-            procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err))
-        try:
-            for run_id in runs:
-                wait_completed(client, "bench", run_id, timeout=3600, poll=0.5)
-            elapsed = time.monotonic() - start
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=60)
+        runs = queue_runs(client, jobs)
+        wait_all(client, runs)
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(server.proc.pid) - cpu0
     done = len(runs) * CELLS
     rate = done / elapsed
-    what = f"{done} jobs, 4 remote runners x 2 slots, PostgreSQL"
-    return Row("R1", what, f"{rate:.1f} jobs/s", rate, 50, higher_is_better=True, unit="jobs/s")
+    what = f"{done} jobs, embedded runner x 8 slots (auto), SQLite"
+    return [
+        Row("R1", what, f"{rate:.1f} jobs/s", rate, unit="jobs/s"),
+        Row("R1", "CPU per job (server + steps)", ms(cpu / done), cpu / done * 1e3, unit="ms"),
+    ]
 
 
-def drain_embedded(tmp: Path, jobs: int) -> Row:
+def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
     token = admin_token()
     repo = make_repo(tmp / "repo-r2", {"wide.yml": workflow("self-hosted")})
     with (
-        database("sqlite", tmp / "state-r2") as url,
-        Server(tmp / "state-r2", url, slots=8, admin_token=token) as server,
+        database("postgresql", tmp / "state-r2") as url,
+        Server(tmp / "state-r2", url, slots=0, admin_token=token) as server,
         api_client(server, token, timeout=120) as client,
     ):
         create_project(client, "bench", repo)
-        start = time.monotonic()
         runs = queue_runs(client, jobs)
-        for run_id in runs:
-            wait_completed(client, "bench", run_id, timeout=3600, poll=0.5)
-        elapsed = time.monotonic() - start
-    done = len(runs) * CELLS
+        configs = [tmp / f"runner-{i}.json" for i in range(4)]
+        for i, config in enumerate(configs):
+            register(client, server, config, f"bench-{i}")
+        probe = Probe(client, server)
+        cpu0 = cpu_seconds(server.proc.pid)
+        start = time.monotonic()
+        procs = []
+        for i, config in enumerate(configs):
+            argv = [sys.executable, "-m", "shipline", "runner", "--config", str(config),
+                    "--slots", "2", "--work-dir", str(tmp / f"work-{i}"),
+                    "--executor", executor]  # fmt: skip
+            err = (tmp / f"runner-{i}.err").open("wb")
+            procs.append(
+                subprocess.Popen(argv, env=clean_env(), stdout=subprocess.DEVNULL, stderr=err)
+            )
+        probe.start()
+        runner_cpu = 0.0
+        try:
+            wait_all(client, runs)
+            elapsed = time.monotonic() - start
+            cpu_server = cpu_seconds(server.proc.pid) - cpu0
+            runner_cpu = sum(cpu_seconds(p.pid) for p in procs)
+        finally:
+            probe.stop()
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=60)
+    times = probe.times
+    done = len(runs) * CELLS - len(times)  # the runners' jobs only
     rate = done / elapsed
-    return Row("R2", f"{done} jobs, embedded runner x 8 slots, SQLite", f"{rate:.1f} jobs/s",
-               rate, unit="jobs/s")  # fmt: skip
+    cpu = cpu_server + runner_cpu
+    what = f"{done} jobs, 4 remote runners x 2 slots ({executor}), PostgreSQL"
+    return [
+        Row("R2", what, f"{rate:.1f} jobs/s", rate, 50, higher_is_better=True, unit="jobs/s"),
+        Row(
+            "R2",
+            "CPU per job (server + runners + steps)",
+            ms(cpu / done),
+            cpu / done * 1e3,
+            unit="ms",
+        ),
+        Row(
+            "R2", "  of which the server", ms(cpu_server / done), cpu_server / done * 1e3, unit="ms"
+        ),
+        Row(
+            "R2",
+            f"claim p50 during the drain ({len(times)} probes)",
+            ms(percentile(times, 50)),
+            percentile(times, 50) * 1e3,
+            unit="ms",
+        ),
+        Row(
+            "R2",
+            "claim p99 during the drain",
+            ms(percentile(times, 99)),
+            percentile(times, 99) * 1e3,
+            100,
+            unit="ms",
+        ),
+    ]
 
 
-def claim_latency(queued: int, claims: int) -> list[float]:
+def claim_depth(tmp: Path, claims: int) -> list[Row]:
+    """R3: probe claims through an idle server with 100, then 10,000 jobs queued."""
+    token = admin_token()
+    repo = make_repo(tmp / "repo-r3", {"wide.yml": workflow("self-hosted")})
+    rows = []
+    with (
+        database("postgresql", tmp / "state-r3") as url,
+        Server(tmp / "state-r3", url, slots=0, admin_token=token) as server,
+        api_client(server, token, timeout=300) as client,
+    ):
+        create_project(client, "bench", repo)
+        probe = Probe(client, server)
+        queued = 0
+        try:
+            for depth in (100, 10_000):
+                # Keep the queue at `depth` or above while `claims` are timed.
+                while queued < depth + claims:
+                    trigger(client, "bench", "wide.yml")
+                    queued += CELLS
+                probe.times = []
+                for _ in range(claims):
+                    if not probe.claim_once():
+                        raise RuntimeError("the queue ran dry")
+                queued -= claims
+                times = probe.times
+                rows += [
+                    Row(
+                        "R3",
+                        f"claim p50, {depth:,}+ queued",
+                        ms(percentile(times, 50)),
+                        percentile(times, 50) * 1e3,
+                        unit="ms",
+                    ),
+                    Row(
+                        "R3",
+                        f"claim p99, {depth:,}+ queued",
+                        ms(percentile(times, 99)),
+                        percentile(times, 99) * 1e3,
+                        100,
+                        unit="ms",
+                    ),
+                ]
+        finally:
+            probe.stop()
+    return rows
+
+
+def bare_steps(jobs: int) -> Row:
+    """Baseline: what N `true` steps cost with 8 at a time and nothing around them."""
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: subprocess.run(["bash", "-c", "true"], check=True), range(jobs)))
+    rate = jobs / (time.monotonic() - start)
+    return Row("B", f"bare: {jobs} x bash -c true, 8 threads", f"{rate:.1f} jobs/s", rate,
+               unit="jobs/s")  # fmt: skip
+
+
+def bare_claim(claims: int) -> list[Row]:
+    """Baseline: one claim transaction in the store, no HTTP, at 10,000 queued."""
     from shipline.domain.records import TokenKind
     from shipline.security.tokens import new_token
     from shipline.store.ports import NewJob, NewRun
@@ -134,22 +322,18 @@ def claim_latency(queued: int, claims: int) -> list[float]:
             project = tx.projects.create("bench", "/nowhere")
             token = tx.tokens.create(TokenKind.RUNNER, "r", "runner-hash", now=now)
             runner = tx.runners.create("r", ["linux"], "1", 8, token.id, now=now)
-        made = 0
-        while made < queued:
+        for _ in range(10):
             with store.transaction() as tx:
                 run = tx.runs.create(
                     NewRun(project.id, "w.yml", "w", "on: push", "push", "refs/heads/main",
                            "a" * 40, "bench"),
                     now=now,
                 )  # fmt: skip
-                batch = min(1000, queued - made)
                 tx.jobs.create(
-                    run.id,
-                    1,
-                    [NewJob(f"j{i}", "j", "j", runs_on=("linux",)) for i in range(batch)],
+                    run.id, 1,
+                    [NewJob(f"j{i}", "j", "j", runs_on=("linux",)) for i in range(1000)],
                     now=now,
-                )
-            made += batch
+                )  # fmt: skip
         times = []
         for _ in range(claims):
             began = time.perf_counter()
@@ -158,42 +342,56 @@ def claim_latency(queued: int, claims: int) -> list[float]:
                 assert job is not None
                 _, digest = new_token(TokenKind.JOB)
                 record = tx.tokens.create(TokenKind.JOB, "j", digest, now=now, job_id=job.id)
-                tx.audit.append(actor="system", action="token.issue_job", now=now)
                 tx.runners.assign(runner.id, job.id, job.tries, record.id, 0, now=now)
             times.append(time.perf_counter() - began)
-            # keep the queue's length: one job in, one out
-            refill = [NewJob(f"x{len(times)}", "j", "j", runs_on=("linux",))]
-            with store.transaction() as tx:
-                tx.jobs.create(run.id, 1, refill, now=now)
         store.close()
-    return times
+    return [
+        Row(
+            "B",
+            "bare claim transaction p50, 10,000 queued",
+            ms(percentile(times, 50)),
+            percentile(times, 50) * 1e3,
+            unit="ms",
+        ),
+        Row(
+            "B",
+            "bare claim transaction p99, 10,000 queued",
+            ms(percentile(times, 99)),
+            percentile(times, 99) * 1e3,
+            unit="ms",
+        ),
+    ]
 
 
 def bench(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
-    only = set(args.only.split(",")) if args.only else {"R1", "R2", "R3"}
+    only = set(args.only.split(",")) if args.only else {"R1", "R2", "R3", "B"}
     rows = []
-    if kind == "postgresql" and "R1" in only:
-        rows.append(drain_remote(tmp, args.jobs))
-    if kind == "sqlite" and "R2" in only:
-        rows.append(drain_embedded(tmp, args.jobs))
+    if kind == "sqlite" and "R1" in only:
+        rows += drain_embedded(tmp, args.jobs)
+    if kind == "postgresql" and "R2" in only:
+        rows += drain_remote(tmp, args.jobs, args.executor)
     if kind == "postgresql" and "R3" in only:
-        for queued in (100, 10_000):
-            times = claim_latency(queued, args.claims)
-            rows.append(Row("R3", f"claim p50, {queued} queued", ms(percentile(times, 50)),
-                            percentile(times, 50) * 1e3, unit="ms"))  # fmt: skip
-            rows.append(Row("R3", f"claim p99, {queued} queued", ms(percentile(times, 99)),
-                            percentile(times, 99) * 1e3, 100, unit="ms"))  # fmt: skip
+        rows += claim_depth(tmp, args.claims)
+    if kind == "postgresql" and "B" in only:
+        rows.append(bare_steps(args.jobs))
+        rows += bare_claim(args.claims)
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000, help="jobs to drain (R1, R2)")
-    parser.add_argument("--claims", type=int, default=300, help="claims timed (R3)")
-    parser.add_argument("--only", default="", help="R1,R2,R3")
+    parser.add_argument("--claims", type=int, default=200, help="claims timed (R3, B)")
+    parser.add_argument("--only", default="", help="R1,R2,R3,B")
+    parser.add_argument(
+        "--executor",
+        default="auto",
+        help="the remote runners' executor (R2): auto (the sandbox here, as the embedded "
+        "runner of R1 by default), sandbox or shell",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
-    return run_benchmark("postgresql,sqlite", args.keep, lambda kind, tmp: bench(kind, tmp, args))
+    return run_benchmark("sqlite,postgresql", args.keep, lambda kind, tmp: bench(kind, tmp, args))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     only). shared_dir: artifacts and caches (their blobs and indexes), a directory all
     servers share (default: state_dir). heartbeat_seconds, lease_seconds: how often
     remote runners renew their job leases, and when a lease not renewed is lost (10 s,
-    30 s). shutdown_grace: seconds running steps get to finish on SIGTERM before they are
+    30 s). queue_poll_seconds: how often a remote runner's waiting long poll reads the queue
+    again although no signal woke it (default 5 s; signals wake it at once).
+    shutdown_grace: seconds running steps get to finish on SIGTERM before they are
     cancelled. admin_token: the first admin's API token (`SHIPLINE_ADMIN_TOKEN`);
     generated and printed once when unset. secrets_key / secrets_key_file: the operator's
     master key for secrets (`SHIPLINE_SECRETS_KEY`, `SHIPLINE_SECRETS_KEY_FILE`);
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     runner_slots: int = Field(default_factory=_cpu_count, ge=0, le=1024)
     heartbeat_seconds: float = Field(default=10.0, gt=0, le=3600)
     lease_seconds: float = Field(default=30.0, gt=0, le=86400)
+    queue_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
     shutdown_grace: float = Field(default=30.0, ge=0)
     admin_token: SecretStr | None = None
     executor: Literal["auto", "sandbox", "shell"] = "auto"

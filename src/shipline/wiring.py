@@ -20,12 +20,13 @@ from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
 from shipline.scm.git_checkout import GitSourceProvider
 from shipline.store.blobs import BlobStore
-from shipline.store.local import LocalArtifactStore, LocalCacheStore
+from shipline.store.local import DatabaseCacheStore, LocalArtifactStore, LocalCacheStore
 from shipline.store.provenance_files import ProvenanceFiles
 
 log = logging.getLogger("shipline.runner")
 
 if TYPE_CHECKING:
+    from shipline.domain.artifacts import ArtifactRecord
     from shipline.domain.records import ProjectRecord, RunRecord
 
     # The server's classes are imported by `build_server` only: `shipline run` does not
@@ -35,17 +36,18 @@ if TYPE_CHECKING:
     from shipline.engine.leases import LeaseReaper
     from shipline.engine.polling import Poller
     from shipline.engine.provenance import ProvenanceWriter
-    from shipline.engine.remote_files import Bundler
+    from shipline.engine.remote_files import Bundler, Signer
     from shipline.engine.rollouts import Rollouts
     from shipline.engine.schedules import Scheduler
     from shipline.engine.secrets import SecretService
-    from shipline.runner.ports import ArtifactStore
+    from shipline.runner.ports import ArtifactStore, CacheStore
     from shipline.runner.remote.protocol import JobOut
     from shipline.scm.hosted import HostedRepositories
     from shipline.scm.repository import GitRepository
     from shipline.security.keyfiles import SecretsKeySource
     from shipline.server.context import ServerContext
     from shipline.settings import Settings
+    from shipline.store.ports import QueueSignals, Store
     from shipline.store.sql.store import SqlStore
 
 
@@ -165,16 +167,19 @@ def server_job_runners(
     executor: tuple[str, str | None] = ("shell", None),
     limits: str = "auto",
     policy: SandboxPolicy | None = None,
+    caches: CacheStore | None = None,
 ) -> Callable[[JobObserver, RunRecord], JobRunner]:
     """`make_runner` of the embedded runner: the chosen executor (`choose_executor`) with
     `policy`, the run's artifacts under `attempt_dir` (per attempt) of the shared
     directory (`shared_dir`, default `state_dir`), its jobs' directories under the state
     directory, caches and blobs shared, checkouts from the project's mirror (the one
     `RunService` fetched the run's commit into). With `provenance`, every artifact a job
-    uploads gets signed provenance beside it (per attempt, like the artifacts)."""
+    uploads gets signed provenance beside it (per attempt, like the artifacts). `caches`:
+    the server's (indexed in its database; default: a JSON index in the shared directory)."""
     shared = shared_dir or state_dir
     blobs = BlobStore(shared / "blobs")
-    caches = LocalCacheStore(blobs, shared / "caches.json")
+    if caches is None:
+        caches = LocalCacheStore(blobs, shared / "caches.json")
     env = {k: v for k, v in host_env.items() if k in SERVER_HOST_ENV}
 
     def make_runner(observer: JobObserver, run: RunRecord) -> JobRunner:
@@ -291,6 +296,7 @@ def build_server(
     from shipline.security.provenance import (
         BUILDER_EMBEDDED_SANDBOX,
         BUILDER_EMBEDDED_SHELL,
+        BUILDER_REMOTE,
         public_pem,
     )
     from shipline.security.webhook_keys import load_or_create_key
@@ -339,6 +345,7 @@ def build_server(
             executor=executor,
             limits=settings.sandbox_limits,
             policy=sandbox_policy(settings),
+            caches=server_caches(settings, store),
         ),
         owner=server_owner(state_dir),
         secrets=SecretService(store, clock, keys.keyring, projects),
@@ -356,21 +363,27 @@ def build_server(
         audit_checkpoint=lambda: AuditTrail(store).checkpoint(signing, clock),
         runner_slots=settings.runner_slots,
         artifacts=run_artifacts(settings.shared_dir),
-        caches=LocalCacheStore(
-            BlobStore(settings.shared_dir / "blobs"), settings.shared_dir / "caches.json"
-        ).listed,
+        caches=server_caches(settings, store).listed,
         hosted=hosted,
         webhook_key=load_or_create_key(state_dir / "keys" / "webhook.key"),
         gates=gates,
         deployments=deployments,
     )
-    add_remote_runners(context, settings)
+    remote_writer = ProvenanceWriter(store, clock, signing, BUILDER_REMOTE)
+    add_remote_runners(context, settings, store.signals, remote_writer)
     return context, runner
 
 
-def add_remote_runners(context: ServerContext, settings: Settings) -> None:
+def add_remote_runners(
+    context: ServerContext,
+    settings: Settings,
+    signals: QueueSignals | None = None,
+    provenance: ProvenanceWriter | None = None,
+) -> None:
     """Give the server what remote runners need: registration, the job queue over HTTP
-    with the lease policy of `settings`, and their jobs' files in the blob store."""
+    with the lease policy of `settings` (its long polls woken by the store's `signals`),
+    and their jobs' files in the blob store, each artifact signed by `provenance` (the
+    remote runner's builder id)."""
     from shipline.engine.leases import LeasePolicy
     from shipline.engine.remote import RemoteJobs
     from shipline.engine.remote_files import JobFiles
@@ -379,7 +392,7 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
     state_dir = settings.state_dir
     shared = settings.shared_dir
     blobs = BlobStore(shared / "blobs")
-    caches = LocalCacheStore(blobs, shared / "caches.json")
+    caches = server_caches(settings, context.store)
     policy = LeasePolicy(
         heartbeat_seconds=settings.heartbeat_seconds, lease_seconds=settings.lease_seconds
     )
@@ -391,6 +404,8 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
         context.access,
         policy=policy,
         secrets=secret_service(context),
+        signals=signals,
+        poll_interval=settings.queue_poll_seconds,
     )
     context.job_files = JobFiles(
         context.store,
@@ -399,7 +414,24 @@ def add_remote_runners(context: ServerContext, settings: Settings) -> None:
         caches,
         caches.listed,
         mirror_bundler(state_dir),
+        sign=None if provenance is None else artifact_signer(shared, provenance),
     )
+
+
+def artifact_signer(shared: Path, writer: ProvenanceWriter) -> Signer:
+    """Signs an artifact's provenance and keeps it beside the run attempt's artifacts."""
+
+    def sign(run: RunRecord, record: ArtifactRecord) -> None:
+        files = ProvenanceFiles(attempt_dir(shared, run.id, run.attempt))
+        files.save(record.name, writer.envelope(run, record))
+
+    return sign
+
+
+def server_caches(settings: Settings, store: Store) -> DatabaseCacheStore:
+    """The server's caches: archives in the shared blob store, the index in the database
+    (every server process sees the same entries, and the first save of a key wins)."""
+    return DatabaseCacheStore(BlobStore(settings.shared_dir / "blobs"), store)
 
 
 def secret_service(context: ServerContext) -> SecretService | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,40 @@ def test_killing_one_server_loses_and_doubles_no_job(cluster: Cluster) -> None:
     run = wait_completed(cluster.cli, run_id, timeout=240)
     assert run["conclusion"] == "success", [r.stderr for r in runners]
     assert cells(ledger) == Counter(f"cell {n}" for n in range(1, 31))
+
+
+ONE = """
+    on: workflow_dispatch
+    jobs:
+      one:
+        runs-on: [self-hosted]
+        steps:
+          - run: echo "woken"
+"""
+
+
+def test_a_job_queued_on_one_server_wakes_a_long_poll_on_the_other(cluster: Cluster) -> None:
+    """LISTEN/NOTIFY: the runner waits on server A in a 60 s long poll, and A reads the
+    queue again on its own only every 120 s; a run triggered on server B is claimed at
+    once all the same, because B's commit notified A."""
+    cluster.env["SHIPLINE_QUEUE_POLL_SECONDS"] = "120"
+    a = cluster.server()
+    b = cluster.server()
+    repo = Repo(cluster.tmp / "repo")
+    repo.workflow(ONE, name="one.yml")
+    repo.commit("one")
+    assert cluster.cli("projects", "create", "app", "--repo", "repo").returncode == 0
+    runner = cluster.runner(cluster.register("r", servers=[a.url]), "--poll-wait", "60")
+    wait_for(  # its first long poll reached A (a poll marks the runner seen)
+        lambda: json.loads(cluster.cli("runners", "list", "--json").stdout)["items"][0]["online"],
+        "the runner's first poll",
+    )
+
+    run_id = trigger(cluster, "one.yml", url=b.url)
+    run = wait_completed(cluster.cli, run_id, timeout=120)
+    assert run["conclusion"] == "success", runner.stderr
+    (job,) = json.loads(cluster.cli("runs", "show", str(run_id), "--json").stdout)["jobs"]
+    waited = datetime.fromisoformat(job["started_at"]) - datetime.fromisoformat(run["created_at"])
+    # Without the notification the claim would come when A's poll ends (~60 s) or when A
+    # reads the queue again (120 s); a loaded machine still claims within seconds.
+    assert waited.total_seconds() < 20, (waited, runner.stderr)

@@ -22,6 +22,21 @@ from tests.e2e.test_server import Start, admin_token, client, start, wait_comple
 
 __all__ = ["start"]
 
+REMOTE_BUILDER = "urn:shipline:builders:remote-runner:v1"
+
+
+def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    """`shipline verify ARGS`, offline (no server settings in its environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shipline", "verify", *args],
+        env={k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 WORKFLOW = """
     on: [push, workflow_dispatch]
     jobs:
@@ -80,16 +95,6 @@ def test_provenance_is_signed_served_and_verified(start: Start, tmp_path: Path) 
     assert shown.returncode == 0, shown.stderr
     key.write_text(shown.stdout)
     assert "PRIVATE" not in shown.stdout
-
-    def verify(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shipline", "verify", *args],
-            env={k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
 
     ok = verify(
         str(artifact),

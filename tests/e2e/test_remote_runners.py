@@ -102,15 +102,22 @@ class Cluster:
         self.servers.append(server)
         return server
 
-    def cli(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"SHIPLINE_URL": self.servers[0].url, "SHIPLINE_TOKEN": token or self.token}
+    def cli(
+        self, *args: str, token: str | None = None, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`shipline ARGS` against `url` (default: the first server)."""
+        env = {"SHIPLINE_URL": url or self.servers[0].url, "SHIPLINE_TOKEN": token or self.token}
         return shipline(*args, cwd=self.tmp, env=env)
 
-    def register(self, name: str, labels: str = "self-hosted,linux") -> Path:
+    def register(
+        self, name: str, labels: str = "self-hosted,linux", servers: list[str] | None = None
+    ) -> Path:
+        """A runner config for the servers at `servers` (default: every server's URL)."""
         reg = self.cli("runners", "token", "create")
         assert reg.returncode == 0, reg.stderr
         config = self.tmp / f"{name}.json"
-        urls = [a for s in self.servers for a in ("--url", s.url)]
+        given = servers if servers is not None else [s.url for s in self.servers]
+        urls = [a for url in given for a in ("--url", url)]
         done = shipline(
             "runner", "register", *urls, "--name", name, "--labels", labels,
             "--config", str(config),
@@ -157,8 +164,8 @@ def project(cluster: Cluster, release: Path | None = None) -> Repo:
     return repo
 
 
-def trigger(cluster: Cluster, workflow: str = "ci.yml") -> int:
-    done = cluster.cli("projects", "trigger", "app", "--workflow", workflow, "--json")
+def trigger(cluster: Cluster, workflow: str = "ci.yml", url: str | None = None) -> int:
+    done = cluster.cli("projects", "trigger", "app", "--workflow", workflow, "--json", url=url)
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["items"]
     return int(run["id"])
@@ -353,3 +360,75 @@ def test_the_server_away_for_a_while_loses_no_log_line(cluster: Cluster, tmp_pat
 
 def server_state(cluster: Cluster) -> Path:
     return cluster.tmp / "state-0"
+
+
+TOOL = """
+    on: workflow_dispatch
+    jobs:
+      build:
+        runs-on: [self-hosted]
+        steps:
+          - run: |
+              mkdir -p dist
+              printf '#!/bin/sh\\necho "the tool ran"\\n' > dist/tool.sh
+              chmod +x dist/tool.sh
+              echo data > dist/data.txt
+          - uses: actions/upload-artifact@v4
+            with: {name: dist, path: dist}
+      use:
+        needs: build
+        runs-on: [self-hosted]
+        steps:
+          - uses: actions/download-artifact@v4
+            with: {name: dist, path: got}
+          - run: ./got/tool.sh && test ! -x got/data.txt
+"""
+
+
+def test_a_remote_artifact_keeps_its_modes_and_the_server_signs_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.e2e.test_provenance_cli import REMOTE_BUILDER, verify
+
+    server = cluster.server()
+    repo = project(cluster)
+    repo.workflow(TOOL, name="tool.yml")
+    repo.commit("tool")
+    runner = cluster.runner(cluster.register("r1"))
+    run_id = trigger(cluster, "tool.yml")
+    run = wait_completed(cluster.cli, run_id)
+    text = logs(cluster, run_id)
+    assert run["conclusion"] == "success", text + runner.stderr
+    assert "the tool ran" in text  # executable after the trip through the server
+
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    base = f"{server.url}/api/v1/runs/{run_id}/artifacts/dist"
+    index = json.loads(
+        (server_state(cluster) / "runs" / str(run_id) / "artifacts.json").read_text()
+    )
+    (stored,) = index["artifacts"]
+    assert {f["path"]: f["mode"] for f in stored["files"]} == {"tool.sh": 0o755, "data.txt": 0o644}
+    artifact = tmp_path / "tool.sh"
+    artifact.write_bytes(httpx.get(f"{base}/files/tool.sh", headers=headers).content)
+    provenance = tmp_path / "dist.intoto.json"
+    got = httpx.get(f"{base}/provenance", headers=headers)
+    assert got.status_code == 200, got.text
+    provenance.write_bytes(got.content)
+    key = tmp_path / "server.pub"
+    key.write_text(cluster.cli("keys", "public").stdout)
+
+    checked = verify(
+        str(artifact), "--provenance", str(provenance), "--key", str(key),
+        "--builder", REMOTE_BUILDER, "--json",
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    shown = json.loads(checked.stdout)
+    assert shown["builder"] == REMOTE_BUILDER
+    assert shown["commit"] == run["sha"] and shown["job"] == "build"
+    # The remote runner's provenance is not the embedded sandbox's: a policy that accepts
+    # only sandboxed embedded builds refuses it.
+    sandboxed_only = verify(
+        str(artifact), "--provenance", str(provenance), "--key", str(key),
+        "--builder", "urn:shipline:builders:embedded-sandbox:v1",
+    )  # fmt: skip
+    assert sandboxed_only.returncode == 1

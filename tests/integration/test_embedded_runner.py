@@ -159,3 +159,23 @@ def test_jobs_left_by_a_killed_server_are_retried(
             await task
 
     assert asyncio.run(scenario()).conclusion is Conclusion.SUCCESS
+
+
+def test_a_stopped_runner_leaves_the_run_services_listeners(
+    setup: tuple[SqlStore, RunService, ProjectRecord, EmbeddedRunner],
+) -> None:
+    _, runs, _, runner = setup
+    before = list(runs.queued_listeners)
+
+    async def scenario() -> list[object]:
+        task = asyncio.ensure_future(runner.run())
+        await asyncio.sleep(0.2)
+        running = list(runs.queued_listeners)
+        await runner.stop(grace=1)
+        await asyncio.wait_for(task, timeout=10)
+        return running
+
+    running = asyncio.run(scenario())
+    assert len(running) == len(before) + 1  # it listened while it ran
+    assert runs.queued_listeners == before  # and no longer once stopped
+    runs.wake_runners()  # queuing jobs after the stop wakes no dead loop

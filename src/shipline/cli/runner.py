@@ -149,6 +149,14 @@ def runner(
         "warning), sandbox (refuse to run without it) or shell.",
     ),
     once: bool = typer.Option(False, "--once", help="Run exactly one job, then exit."),
+    poll_wait: float = typer.Option(
+        20.0,
+        "--poll-wait",
+        min=1.0,
+        max=60.0,
+        metavar="SECONDS",
+        help="How long one request for work waits on the server for a job.",
+    ),
 ) -> None:
     """Pull jobs from the servers and run them until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -171,7 +179,7 @@ def runner(
     import faulthandler
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints where every thread is
-    code = asyncio.run(_serve(cfg, chosen, slots, work_dir, chosen_executor, once))
+    code = asyncio.run(_serve(cfg, chosen, slots, work_dir, chosen_executor, once, poll_wait))
     raise typer.Exit(code)
 
 
@@ -182,6 +190,7 @@ async def _serve(
     work_dir: Path | None,
     executor: tuple[str, str | None],
     once: bool,
+    poll_wait: float = 20.0,
 ) -> int:
     import tempfile
 
@@ -195,6 +204,8 @@ async def _serve(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # One line per request (several per job) is noise, and costs CPU on a busy runner.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if executor[1] is not None:
         logging.getLogger("shipline.runner").warning("WARNING: %s", executor[1])
     root = work_dir or Path(tempfile.mkdtemp(prefix="shipline-runner-"))
@@ -209,6 +220,7 @@ async def _serve(
         labels=labels if labels is not None else (list(cfg.labels) or None),
         version=__version__,
         once=once,
+        poll_wait=poll_wait,
     )
     loop = asyncio.get_running_loop()
     signals = 0

@@ -95,6 +95,8 @@ class EmbeddedRunner:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop_reason = ""
+        # The wake-up this runner registered with the run service while it runs.
+        self._listener: Callable[[], None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -120,8 +122,6 @@ class EmbeddedRunner:
     def _lost(self, job: JobRecord, reason: str) -> None:
         if job.tries < MAX_TRIES:
             with self.store.transaction() as tx:
-                # The lost try's token dies with it; the next try gets its own.
-                revoke_job_tokens(tx, job.id, now=self.clock.now())
                 tx.jobs.set_status(
                     job.id, Status.QUEUED, now=self.clock.now(), error=f"retried: {reason}"
                 )
@@ -132,6 +132,8 @@ class EmbeddedRunner:
                     job_id=job.id,
                     data={"reason": reason},
                 )
+                # The lost try's token dies with it; the next try gets its own.
+                revoke_job_tokens(tx, job.id, now=self.clock.now())
         else:
             self.runs.job_finished(job.id, Conclusion.FAILURE, error=reason)
 
@@ -146,6 +148,7 @@ class EmbeddedRunner:
         def wake() -> None:
             loop.call_soon_threadsafe(self._wake.set)
 
+        self._listener = wake
         self.runs.queued_listeners.append(wake)
         watcher = asyncio.ensure_future(self._watch_cancel())
         try:
@@ -167,6 +170,14 @@ class EmbeddedRunner:
                     await self._sleep(self.poll_interval)
         finally:
             watcher.cancel()
+            self._unlisten()
+
+    def _unlisten(self) -> None:
+        """Stop being woken by the run service: a stopped runner must not stay in its
+        listeners (they would wake a dead loop, and keep the runner alive)."""
+        listener, self._listener = self._listener, None
+        if listener is not None and listener in self.runs.queued_listeners:
+            self.runs.queued_listeners.remove(listener)
 
     async def _sleep(self, seconds: float) -> None:
         """Until woken, stopped, or `seconds` passed."""
@@ -183,6 +194,7 @@ class EmbeddedRunner:
         """Stop claiming; running jobs get `grace` seconds, then are cancelled."""
         self._stop_reason = reason
         self._stopping.set()
+        self._unlisten()
         tasks = [task for task, _ in self.running.values()]
         if not tasks:
             return
@@ -203,13 +215,17 @@ class EmbeddedRunner:
         tokens: dict[int, str] = {}
         with self.store.transaction() as tx:
             for _ in range(free):
-                now = self.clock.now()
-                job = tx.jobs.claim(self.owner, None, lease_seconds=self.lease_seconds, now=now)
+                job = tx.jobs.claim(
+                    self.owner, None, lease_seconds=self.lease_seconds, now=self.clock.now()
+                )
                 if job is None:
                     break
                 claimed.append(job)
-                tokens[job.id] = issue_token(tx, self.runs, job, now=now)[0]
             self.runs.started(tx, *claimed)
+            # After the runs' rows: a token's audit record takes the event feed's lock
+            # (PostgreSQL), which is always taken last.
+            for job in claimed:
+                tokens[job.id] = issue_token(tx, self.runs, job, now=self.clock.now())[0]
         self._tokens.update(tokens)
         return claimed
 

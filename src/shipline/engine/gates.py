@@ -52,6 +52,9 @@ class Approval:
     run_number: int
     job_key: str
     decisions: tuple[DecisionRecord, ...]
+    # For the viewer it was listed for (`GateService.for_reviewer`): why they may not decide
+    # on it, or "" when they may.
+    not_yours: str = ""
 
     @property
     def approvals(self) -> int:
@@ -216,6 +219,46 @@ class GateService:
                     continue
                 decisions = tuple(tx.gates.decisions(gate.id))
                 out.append(Approval(gate, owner.name, run.number, job.key, decisions))
+        return out
+
+    def for_reviewer(self, actor: Principal) -> list[Approval]:
+        """The waiting gates the actor may see, those the actor may decide on first; each
+        other one says why not (`not_yours`: not a reviewer, the actor's own run under
+        self-review, decided already). `decide` checks again whatever this says."""
+        waiting = self.pending(actor)
+        files: dict[tuple[int, str], EnvironmentFile | str] = {}
+        out: list[Approval] = []
+        with self._store.transaction(write=False) as tx:
+            facts = [
+                (
+                    approval,
+                    tx.projects.get_by_id(approval.gate.project_id),
+                    tx.runs.get(approval.gate.run_id),
+                    tx.members.role(approval.gate.project_id, actor.user_id)
+                    if actor.user_id is not None
+                    else None,
+                )
+                for approval in waiting
+            ]
+        for approval, project, run, role in facts:
+            gate = approval.gate
+            if project is None or run is None:
+                continue
+            key = (project.id, gate.environment)
+            if key not in files:
+                try:
+                    files[key] = self._files.read(project, gate.environment)
+                except EnvironmentError as exc:
+                    files[key] = str(exc)
+            file = files[key]
+            if isinstance(file, str):
+                why: str | None = file
+            elif any(d.user == actor.user_name for d in approval.decisions):
+                why = "you decided on it already"
+            else:
+                why = self._denial(actor, run, file, role)
+            out.append(replace(approval, not_yours=why or ""))
+        out.sort(key=lambda a: a.not_yours != "")
         return out
 
     def decide(

@@ -41,11 +41,14 @@ from shipline.runner.remote.protocol import (
     StepIn,
 )
 from shipline.security.masking import Masker
-from shipline.store.ports import Store
+from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store, Transaction
 
 log = logging.getLogger(__name__)
 
 JOB_TOKENS = frozenset({TokenKind.JOB})
+# How often a waiting long poll reads the store again, without and with queue signals.
+UNSIGNALLED_POLL = 0.25
+SIGNALLED_POLL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +60,32 @@ class Holder:
 
 
 class Waker:
-    """Wakes long polls waiting for work when this process queues jobs.
+    """Wakes long polls waiting for something to happen (work queued, a job to stop).
 
-    `wake()` may be called from any thread; waiters run on event loops.
+    `wake()` may be called from any thread; waiters run on event loops. A waiter that
+    read `generation` before it looked at the store passes it to `wait`, which then
+    returns at once if a wake-up came in between (none is lost to that race).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.generation = 0
 
     def wake(self) -> None:
         with self._lock:
+            self.generation += 1
             waiters = list(self._waiters)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when woken or after `timeout` seconds."""
+    async def wait(self, timeout: float, since: int | None = None) -> None:
+        """Return when woken (or woken since `generation` was `since`) or after `timeout`
+        seconds."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
+            if since is not None and since != self.generation:
+                return
             self._waiters.add(entry)
         try:
             await asyncio.wait_for(entry[1].wait(), timeout=timeout)
@@ -109,8 +119,10 @@ def _again(call: Callable[[], T]) -> T:
 class RemoteJobs:
     """Jobs for remote runners, over the store and the run service.
 
-    `poll_interval`: how often a waiting long poll looks at the store again (jobs queued
-    by other servers, cancellations); `policy`: heartbeat and lease times.
+    `signals`: wake-ups when jobs are queued or must stop, on any server sharing the
+    database (`QueueSignals`); `poll_interval`: how often a waiting long poll looks at the
+    store again all the same (default 0.25 s without signals; 5 s with them, a safety net
+    for a signal lost with a connection); `policy`: heartbeat and lease times.
     """
 
     def __init__(
@@ -121,8 +133,9 @@ class RemoteJobs:
         access: AccessService,
         *,
         policy: LeasePolicy | None = None,
-        poll_interval: float = 0.25,
+        poll_interval: float | None = None,
         secrets: SecretService | None = None,
+        signals: QueueSignals | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -133,9 +146,26 @@ class RemoteJobs:
         self.maskers = JobMaskers(secrets.values_for_masking if secrets is not None else None)
         self.access = access
         self.policy = policy or LeasePolicy()
+        if poll_interval is None:
+            poll_interval = SIGNALLED_POLL if signals is not None else UNSIGNALLED_POLL
         self.poll_interval = poll_interval
+        # Long polls for work wait on `waker`, heartbeats for cancellations on `stops`.
         self.waker = Waker()
+        self.stops = Waker()
         runs.queued_listeners.append(self.waker.wake)
+        self._signals = signals
+        self._unlisten = signals.listen(self._signal) if signals is not None else None
+
+    def _signal(self, signal: str) -> None:
+        (self.waker if signal == SIGNAL_QUEUED else self.stops).wake()
+
+    def close(self) -> None:
+        """Stop listening for queue signals (and being woken by the run service)."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if self.waker.wake in self.runs.queued_listeners:
+            self.runs.queued_listeners.remove(self.waker.wake)
 
     # -- handing out jobs --------------------------------------------------------------
 
@@ -147,11 +177,12 @@ class RemoteJobs:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
+            seen = self.waker.generation
             job = await asyncio.to_thread(self.claim, runner, labels)
             left = deadline - loop.time()
             if job is not None or left <= 0:
                 return job
-            await self.waker.wait(min(left, self.poll_interval))
+            await self.waker.wait(min(left, self.poll_interval), since=seen)
 
     def claim(self, runner: RunnerRecord, labels: frozenset[str] | None = None) -> JobOut | None:
         """Claim one job for the runner now (None: none it can run, or it is paused)."""
@@ -167,6 +198,9 @@ class RemoteJobs:
             )
             if job is None:
                 return None
+            # The run is in progress from this commit on (its row locked before the event
+            # feed's lock, which the job token's audit record takes, as everywhere).
+            self.runs.started(tx, job)
             # The job's token, as the embedded runner's jobs get theirs (`issue_token`).
             token, record = issue_token(tx, self.runs, job, now=now)
             assignment = tx.runners.assign(
@@ -175,7 +209,6 @@ class RemoteJobs:
             next_seq = tx.logs.last_seq(job.id) + 1
             # A retried job keeps its earlier tries' steps; this try's follow them.
             first_step = len(tx.steps.for_job(job.id))
-        _again(lambda: self.runs.job_started(job.id))
         try:
             prepared = prepare(
                 self.store, self.runs, job, secrets=self.secrets, with_text=True, token=token
@@ -262,16 +295,19 @@ class RemoteJobs:
         self, runner: RunnerRecord, job_ids: Sequence[int], wait: float
     ) -> HeartbeatOut:
         """`heartbeat`, then hold the answer up to `wait` seconds unless a job must stop:
-        cancellation reaches the runner within `poll_interval` of being asked for."""
+        cancellation reaches the runner as soon as the stop signal does (else within
+        `poll_interval`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        seen = self.stops.generation
         answer = await asyncio.to_thread(self.heartbeat, runner, job_ids)
         alive = [j for j in job_ids if j not in answer.lost]
         while not answer.cancel and not answer.lost and alive:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            await asyncio.sleep(min(left, self.poll_interval))
+            await self.stops.wait(min(left, self.poll_interval), since=seen)
+            seen = self.stops.generation
             cancel = await asyncio.to_thread(self._cancelled, alive)
             answer = HeartbeatOut(cancel=sorted(cancel))
         return answer
@@ -296,13 +332,22 @@ class RemoteJobs:
             )
         return Holder(assignment, job)
 
+    def _held(self, tx: Transaction, principal: Principal, job_id: int) -> JobRecord:
+        """Inside a writing transaction: the job, when the token's try still holds it
+        (`Conflict` otherwise). One transaction per message: the check and the write."""
+        self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+        job = tx.jobs.get(job_id)
+        if job is None:
+            raise Conflict(f"this runner no longer holds job {job_id}")
+        return job
+
     def append_logs(self, principal: Principal, job_id: int, chunks: Sequence[LogChunkIn]) -> int:
         """Store log chunks; a seq stored already is skipped. Returns how many were new."""
-        holder = self.holder(principal, job_id, action="log.write")
-        masker = self._masker(holder.job)
+        self.access.require_job(principal, job_id, action="log.write")
+        masker = self._masker(job_id)
         stored = 0
         with self.store.transaction() as tx:
-            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            job = self._held(tx, principal, job_id)
             for chunk in chunks:
                 data = mask_text(masker, chunk.text).encode("utf-8", errors="replace")
                 if tx.logs.append(job_id, chunk.seq, data, chunk.step):
@@ -310,7 +355,7 @@ class RemoteJobs:
                     tx.events.publish(
                         "log",
                         now=self.clock.now(),
-                        run_id=holder.job.run_id,
+                        run_id=job.run_id,
                         job_id=job_id,
                         data={"seq": chunk.seq},
                     )
@@ -318,21 +363,20 @@ class RemoteJobs:
 
     def step(self, principal: Principal, job_id: int, step: StepIn) -> None:
         """A step started or ended."""
-        holder = self.holder(principal, job_id, action="step.write")
+        self.access.require_job(principal, job_id, action="step.write")
         now = self.clock.now()
         completed = step.status is Status.COMPLETED
         try:
-            self._step(principal, holder, step, now, completed)
+            self._step(principal, job_id, step, now, completed)
         except InvalidTransition as exc:
             raise Conflict(str(exc), field="status") from exc
 
     def _step(
-        self, principal: Principal, holder: Holder, step: StepIn, now: datetime, completed: bool
+        self, principal: Principal, job_id: int, step: StepIn, now: datetime, completed: bool
     ) -> None:
-        job_id = holder.job.id
-        name = mask_text(self._masker(holder.job), step.name)
+        name = mask_text(self._masker(job_id), step.name)
         with self.store.transaction() as tx:
-            self._still_running(tx.runners.assignment_by_token(principal.token_id), job_id)
+            job = self._held(tx, principal, job_id)
             tx.steps.upsert(
                 StepRecord(
                     job_id,
@@ -352,7 +396,7 @@ class RemoteJobs:
             tx.events.publish(
                 "step.completed" if completed else "step.started",
                 now=now,
-                run_id=holder.job.run_id,
+                run_id=job.run_id,
                 job_id=job_id,
                 data=data,
             )
@@ -368,7 +412,7 @@ class RemoteJobs:
         if assignment is None or job is None or assignment.state is AssignmentState.LOST:
             raise Conflict(f"this runner no longer holds job {job_id}")
         conclusion = result.conclusion
-        masker = self._masker(job)
+        masker = self._masker(job_id)
         # As GitHub does, an output that holds a secret is dropped (the runner did already).
         outputs = {k: v for k, v in result.outputs.items() if mask_text(masker, v) == v}
         error = mask_text(masker, result.error) if result.error is not None else None
@@ -393,13 +437,14 @@ class RemoteJobs:
             scan_log(self.store, self.clock, job_id)
         return finished
 
-    def _masker(self, job: JobRecord) -> Masker:
+    def _masker(self, job_id: int) -> Masker:
         def project_id() -> int | None:
             with self.store.transaction(write=False) as tx:
-                run = tx.runs.get(job.run_id)
+                job = tx.jobs.get(job_id)
+                run = tx.runs.get(job.run_id) if job is not None else None
             return run.project_id if run is not None else None
 
-        return self.maskers.get(job.id, project_id)
+        return self.maskers.get(job_id, project_id)
 
     def _end(self, assignment: AssignmentRecord, state: AssignmentState) -> bool:
         with self.store.transaction() as tx:

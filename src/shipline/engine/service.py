@@ -673,8 +673,7 @@ class RunService:
         run = tx.runs.get(job.run_id)
         assert run is not None
         replay = self.live(tx, run) if job.attempt == run.attempt else None
-        if job.status is Status.IN_PROGRESS:  # its token dies with it (SECURITY-CASES 20)
-            revoke_job_tokens(tx, job.id, now=now)
+        had_token = job.status is Status.IN_PROGRESS  # a claimed job: its token dies with it
         job = tx.jobs.set_status(
             job.id,
             Status.COMPLETED,
@@ -690,6 +689,8 @@ class RunService:
             job_id=job.id,
             data={"conclusion": str(conclusion)},
         )
+        if had_token:  # after the job's row, as the event feed's lock (SECURITY-CASES 20)
+            revoke_job_tokens(tx, job.id, now=now)
         if replay is None:  # a job of an earlier attempt: nothing to advance
             return job
         _note(replay, job)

@@ -1,18 +1,23 @@
-"""Artifacts and caches on the local disk, for `shipline run` and the embedded server.
+"""Artifacts and caches on the local disk, for `shipline run` and the server.
 
-Contents go to a `BlobStore`; each store keeps a small JSON index next to it, rewritten
-atomically (temporary file, then rename) so a crash leaves the old or the new index,
-never a torn one. A lock makes each store safe to share between threads of one process.
+Contents go to a `BlobStore`. Artifacts and the caches of `shipline run` keep a small JSON
+index next to it, rewritten atomically (temporary file, then rename) so a crash leaves the
+old or the new index, never a torn one; a lock makes each store safe to share between
+threads of one process, and the cache index also takes a file lock (`flock`), because
+several `shipline run` processes share it. The server's caches are indexed in its
+database instead (`DatabaseCacheStore`), which every server process shares.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from shipline.domain.artifacts import (
@@ -22,7 +27,9 @@ from shipline.domain.artifacts import (
     CacheInfo,
     check_relative_path,
 )
+from shipline.domain.clock import Clock, SystemClock
 from shipline.store.blobs import BlobStore
+from shipline.store.ports import Store
 
 # Characters GitHub refuses in artifact names; '/' and '\\' would also make a name a path.
 _BAD_NAME_CHARS = frozenset('":<>|*?\r\n\\/\x00')
@@ -53,10 +60,14 @@ def _write_json_atomic(path: Path, data: object) -> None:
         raise
 
 
+def normal_mode(mode: int) -> int:
+    """Only the executable bit matters to a user; other bits are normalized so an artifact
+    never carries setuid or world-writable modes to where it is downloaded."""
+    return 0o755 if mode & 0o111 else 0o644
+
+
 def _file_mode(path: Path) -> int:
-    # Only the executable bit matters to a user; other bits are normalized so an
-    # artifact never carries setuid or world-writable modes to where it is downloaded.
-    return 0o755 if path.stat().st_mode & 0o111 else 0o644
+    return normal_mode(path.stat().st_mode)
 
 
 class LocalArtifactStore:
@@ -106,8 +117,11 @@ class LocalArtifactStore:
         files: Sequence[tuple[str, Path]],
         *,
         overwrite: bool = False,
+        modes: Mapping[str, int] | None = None,
     ) -> ArtifactRecord:
         """Store the files (path inside the artifact, local file) as artifact `name`.
+        `modes` (by path in the artifact): the files' modes where the local file's is not
+        theirs (a remote runner's upload, stored as a blob); normalized to 0755 or 0644.
 
         Raises `ValueError` for an invalid name, an unsafe or duplicate path, or an
         existing artifact of that name when `overwrite` is false.
@@ -127,7 +141,8 @@ class LocalArtifactStore:
         stored = []
         for rel, local in sorted(files):
             sha, size = self.blobs.put_file(local)
-            stored.append(ArtifactFile(rel, sha, size, _file_mode(local)))
+            mode = normal_mode(modes[rel]) if modes and rel in modes else _file_mode(local)
+            stored.append(ArtifactFile(rel, sha, size, mode))
         record = ArtifactRecord(name, tuple(stored), job_key)
         with self._lock:
             if name in self._records and not overwrite:
@@ -165,6 +180,20 @@ class LocalCacheStore:
         self.index_path = index_path
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads and other processes, one at a time (`flock` on a lock
+        file beside the index: the index itself is replaced on every save)."""
+        with self._lock:
+            self.index_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = self.index_path.with_name(f".{self.index_path.name}.lock")
+            with open(lock_path, "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _entries(self) -> list[dict[str, object]]:
         # Re-read on every call: several runs (processes) share one cache index.
         if not self.index_path.exists():
@@ -200,10 +229,9 @@ class LocalCacheStore:
 
     def save(self, key: str, version: str, scope: str, archive: Path) -> CacheEntry | None:
         """Store `archive` under `key`; None when the key (with this version) exists."""
-        if not key or len(key) > _MAX_KEY or "," in key:
-            raise ValueError(f"invalid cache key {key!r}: 1-{_MAX_KEY} characters, no commas")
+        check_cache_key(key)
         blob, size = self.blobs.put_file(archive)
-        with self._lock:
+        with self._locked():
             entries = self._entries()
             if any(
                 e["scope"] == scope and e["key"] == key and e["version"] == version for e in entries
@@ -240,6 +268,49 @@ class LocalCacheStore:
             )
             for e in entries
         ]
+
+    def open_entry(self, entry: CacheEntry) -> Path:
+        """The archive of the entry (read only)."""
+        path = self.blobs.path(entry.blob)
+        if not path.is_file():
+            raise FileNotFoundError(f"cache archive of {entry.key!r} is missing")
+        return path
+
+
+def check_cache_key(key: str) -> str:
+    """Return `key` if it is a valid cache key, else raise `ValueError`."""
+    if not key or len(key) > _MAX_KEY or "," in key:
+        raise ValueError(f"invalid cache key {key!r}: 1-{_MAX_KEY} characters, no commas")
+    return key
+
+
+class DatabaseCacheStore:
+    """Caches of every scope with archives in `blobs` and the index in the database
+    (`CacheIndexStore`): the server's, shared by all its processes. Lookup follows the
+    same rules as `LocalCacheStore`."""
+
+    def __init__(self, blobs: BlobStore, store: Store, clock: Clock | None = None) -> None:
+        self.blobs = blobs
+        self.store = store
+        self.clock = clock or SystemClock()
+
+    def lookup(self, keys: Sequence[str], version: str, scope: str) -> CacheEntry | None:
+        if not keys:
+            return None
+        with self.store.transaction(write=False) as tx:
+            return tx.caches.find(scope, version, keys)
+
+    def save(self, key: str, version: str, scope: str, archive: Path) -> CacheEntry | None:
+        """Store `archive` under `key`; None when the key (with this version) exists."""
+        check_cache_key(key)
+        blob, size = self.blobs.put_file(archive)
+        with self.store.transaction() as tx:
+            return tx.caches.add(scope, key, version, blob, size, now=self.clock.now())
+
+    def listed(self, scope_prefix: str = "") -> list[CacheInfo]:
+        """Entries whose scope starts with `scope_prefix`, newest first."""
+        with self.store.transaction(write=False) as tx:
+            return tx.caches.listed(scope_prefix)
 
     def open_entry(self, entry: CacheEntry) -> Path:
         """The archive of the entry (read only)."""

@@ -14,12 +14,13 @@ are newest first with an opaque `cursor`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from shipline.domain.artifacts import CacheEntry, CacheInfo
 from shipline.domain.deployments import (
     DecisionRecord,
     DeploymentKind,
@@ -874,6 +875,7 @@ class Transaction(Protocol):
     deployments: DeploymentStore
     history: ReleaseHistoryStore
     gates: GateStore
+    caches: CacheIndexStore
 
 
 class Store(Protocol):
@@ -890,3 +892,60 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CacheIndexStore(Protocol):
+    """The index of saved caches (their archives are blobs): which entry a restore finds in
+    a scope, by key and version. Entries never change once added; `seq` (the insertion
+    order) says which is newest, also within one clock tick. Scopes are opaque strings the
+    engine decides (project, ref and trust class: `engine.trust.cache_scopes`)."""
+
+    def find(self, scope: str, version: str, keys: Sequence[str]) -> CacheEntry | None:
+        """The entry of `scope` and `version` whose key is `keys[0]`, else the newest whose
+        key starts with one of `keys`, tried in order; None when none matches."""
+        ...
+
+    def add(
+        self, scope: str, key: str, version: str, blob: str, size: int, *, now: datetime
+    ) -> CacheEntry | None:
+        """Add an entry; None when the scope has one of that key and version already (the
+        first save wins, also between servers)."""
+        ...
+
+    def listed(self, scope_prefix: str = "") -> list[CacheInfo]:
+        """Entries whose scope starts with `scope_prefix`, newest first."""
+        ...
+
+
+# What `QueueSignals` says happened: jobs joined the queue, or running jobs must stop.
+SIGNAL_QUEUED = "queued"
+SIGNAL_STOP = "stop"
+# The published events (`EventStore.publish` kinds) that raise each signal.
+SIGNALLED_EVENTS = {
+    "job.queued": SIGNAL_QUEUED,
+    "job.retried": SIGNAL_QUEUED,
+    "job.cancel": SIGNAL_STOP,
+    "run.completed": SIGNAL_STOP,
+}
+
+
+class QueueSignals(Protocol):
+    """Wake-ups for long polls that wait on the job queue, from every process sharing the
+    database: when a transaction that published one of `SIGNALLED_EVENTS` commits, each
+    listener is called with its signal (`SIGNAL_QUEUED`, `SIGNAL_STOP`), from any thread.
+
+    A wake-up is a hint, never a message: listeners look at the store again, and keep a
+    slow poll for a signal lost with a connection. `reaches_other_processes` says whether
+    signals cross processes (PostgreSQL's LISTEN/NOTIFY) or stay in this one (SQLite,
+    whose writers all live in one server process).
+    """
+
+    reaches_other_processes: bool
+
+    def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(signal)` on each signal until the returned function is called."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        ...

@@ -4,6 +4,7 @@ frozen clock (no sleeping), late messages from a lost lease refused, removal."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,8 +88,8 @@ def env(url: str, tmp_path: Path, source: Path) -> Iterator[Env]:
     blobs = BlobStore(tmp_path / "blobs")
     caches = LocalCacheStore(blobs, tmp_path / "caches.json")
 
-    def artifacts(run_id: int) -> LocalArtifactStore:
-        return LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id))
+    def artifacts(run_id: int, attempt: int = 1) -> LocalArtifactStore:
+        return LocalArtifactStore(blobs, tmp_path / "runs" / str(run_id) / str(attempt))
 
     def bundle(project: Any, sha: str, dest: Path) -> None:
         GitRepository(project.repository, tmp_path / "mirrors" / str(project.id)).bundle(sha, dest)
@@ -245,3 +246,88 @@ def test_only_admins_manage_runners(env: Env) -> None:
     assert env.post("/runners/registration-tokens", bob, {}).status_code == 403
     assert env.client.get("/api/v1/runners", headers=env.auth(bob)).status_code == 403
     assert env.post("/runner/register", bob, {"name": "x"}).status_code == 401
+
+
+BLOB = b"built\n"
+SHA = hashlib.sha256(BLOB).hexdigest()
+# Every endpoint a job token acts on, with a valid body: (method, path under the job, body).
+JOB_ENDPOINTS: list[tuple[str, str, Any]] = [
+    ("POST", "logs", {"chunks": [{"seq": 50, "text": "forged\n"}]}),
+    ("POST", "steps", {"index": 9, "key": "x", "name": "x", "status": "in_progress"}),
+    ("GET", "source", None),
+    ("PUT", f"blobs/{SHA}", BLOB),
+    ("GET", f"blobs/{SHA}", None),
+    ("POST", "artifacts", {"name": "dist", "files": [{"path": "a", "sha256": SHA, "size": 6}]}),
+    ("GET", "artifacts", None),
+    ("GET", "artifacts/dist", None),
+    ("POST", "caches/lookup", {"keys": ["k"], "version": "v"}),
+    ("POST", "caches", {"key": "k", "version": "v", "sha256": SHA}),
+    ("POST", "finish", {"conclusion": "success"}),
+]
+
+
+def call(env: Env, method: str, path: str, token: str, body: Any) -> int:
+    headers = env.auth(token)
+    if isinstance(body, bytes):
+        return env.client.request(method, path, content=body, headers=headers).status_code
+    return env.client.request(method, path, json=body, headers=headers).status_code
+
+
+def test_every_job_endpoint_is_for_its_own_jobs_token_while_the_job_runs(
+    env: Env, source: Path
+) -> None:
+    """SECURITY-CASES 20, 21, 23, 25 over every endpoint of a remote job: another
+    project's job token gets 403, a runner credential, a registration token and a user's
+    token get 401, a runner cannot renew another runner's lease, and once the job ended
+    its token gets 401 everywhere, also a minute later."""
+    other = {"name": "other", "repository": str(source), "default_branch": "main"}
+    assert env.post("/projects", env.admin, other).status_code == 201
+    runner_a = env.runner("a", ["ubuntu-latest"])
+    runner_b = env.runner("b", ["ubuntu-latest"])
+    env.trigger()
+    job_a = env.claim(runner_a)
+    assert job_a is not None
+    run_b = env.post("/projects/other/runs", env.admin, {"workflow": "ci.yml"}).json()
+    job_b = env.claim(runner_b)
+    assert job_b is not None and job_b["run_id"] == run_b["items"][0]["id"]
+    token_a, token_b = job_a["token"], job_b["token"]
+    registration = env.post("/runners/registration-tokens", env.admin, {"name": "r"}).json()
+
+    for method, rest, body in JOB_ENDPOINTS:
+        path = f"/api/v1/runner/jobs/{job_b['job_id']}/{rest}"
+        # case 21/25: project A's job token on project B's job (and so a rogue runner
+        # holding A's job acting on B's)
+        assert call(env, method, path, token_a, body) == 403, path
+        # case 23: no other kind of token is a job token
+        for wrong in (runner_a, runner_b, env.admin, registration["token"]):
+            assert call(env, method, path, wrong, body) == 401, (path, wrong[:6])
+    # case 21/23: a job token is no user token on the API, for its own project or another
+    for path in (
+        f"/api/v1/runs/{run_b['items'][0]['id']}/artifacts",
+        "/api/v1/projects/other/caches",
+        "/api/v1/projects/other/secrets",
+        "/api/v1/projects/app/secrets",
+        f"/api/v1/runs/{job_a['run_id']}/jobs/{job_a['job_id']}/logs",
+    ):
+        assert env.client.get(path, headers=env.auth(token_a)).status_code == 401, path
+    # case 25: runner A cannot keep runner B's job alive (nor learn about it)
+    with env.store.transaction() as tx:
+        before = tx.jobs.get(job_b["job_id"])
+    env.clock.advance(timedelta(seconds=2))
+    beat = env.post("/runner/heartbeat", runner_a, {"jobs": [job_b["job_id"]], "wait": 0})
+    assert beat.json() == {"cancel": [], "lost": [job_b["job_id"]]}
+    with env.store.transaction() as tx:
+        after = tx.jobs.get(job_b["job_id"])
+    assert before is not None and after is not None
+    assert after.lease_expires_at == before.lease_expires_at
+
+    # B's own token works on its job (the refusals above were about the token)
+    own = f"/api/v1/runner/jobs/{job_b['job_id']}"
+    assert call(env, "PUT", f"{own}/blobs/{SHA}", token_b, BLOB) == 200
+    assert call(env, "POST", f"{own}/finish", token_b, {"conclusion": "success"}) == 204
+    # case 20: the ended job's token, at once and a minute later, on every endpoint
+    for wait in (0, 60):
+        env.clock.advance(timedelta(seconds=wait))
+        for method, rest, body in JOB_ENDPOINTS:
+            status = call(env, method, f"{own}/{rest}", token_b, body)
+            assert status == 401, (rest, wait, status)

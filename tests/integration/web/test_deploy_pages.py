@@ -71,10 +71,16 @@ def test_a_waiting_deployment_is_approved_from_the_approvals_page(
     assert "Approvals 0 of 1" in text and f'href="/ui/runs/{run_id}"' in page.text
     approve = f"/ui/runs/{run_id}/environments/production/approve"
 
-    # the initiator may not review their own deployment: the page says so, and the
-    # server refuses with the service's reason
-    assert "You started this run" in alice_ui.get("/ui/approvals").text
-    assert "You started this run" not in page.text
+    # the initiator may not review their own deployment: the page says so (no form), and
+    # the server refuses a hand-made form with the service's reason; a viewer is told too
+    own_page = words(alice_ui.get("/ui/approvals").text)
+    assert "Nothing waits for your approval" in own_page
+    assert "Not for you to decide" in own_page and "may not review its own" in own_page
+    assert "Not for you to decide" not in words(page.text) and "Approve run" in page.text
+    vic_page = words(vic_ui.get("/ui/approvals").text)
+    assert "Not for you to decide: vic is not one of environment production&#39;s reviewers" in (
+        vic_page
+    )
     own = alice_ui.post(approve, data={"csrf_token": csrf(alice_ui.get("/ui/approvals").text)})
     assert own.status_code == 403
     assert "may not review its own deployment" in own.text

@@ -32,6 +32,7 @@ from shipline.runner.remote.protocol import (
     FinishIn,
     HeartbeatOut,
     JobOut,
+    WorkflowCache,
     assignment_of,
 )
 
@@ -73,6 +74,8 @@ class RemoteRunner:
         self.labels = labels
         self.version = version
         self.once = once
+        # The jobs of one run share their workflow's parse.
+        self.workflows = WorkflowCache()
         self.poll_wait = poll_wait
         self.jobs: dict[int, _Running] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -176,7 +179,7 @@ class RemoteRunner:
         observer.start()
         finish: FinishIn
         try:
-            assignment = assignment_of(job)
+            assignment = assignment_of(job, self.workflows)
             running.runner = self.make_runner(observer, job, root)
             if running.cancel.is_set():
                 running.runner.force_stop()

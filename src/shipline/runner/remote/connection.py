@@ -127,7 +127,15 @@ class SyncConnection:
         self.servers = _Servers(urls, self.rng)
         self.token = token
         self.attempts = attempts
-        self.client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+        # Made on the first call: most jobs never use it (no checkout, artifact or cache),
+        # and a client costs milliseconds of CPU (its TLS context).
+        self._client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+        return self._client
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -147,4 +155,6 @@ class SyncConnection:
         raise GaveUp(path)
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -2,7 +2,9 @@
 numbered batches.
 
 Messages are queued in order and sent by one task (`pump`), each retried until the server
-takes it: log lines are never dropped because the network failed for a while. Log chunks
+takes it: log lines are never dropped because the network failed for a while. A step's
+start is held back up to `STEP_GRACE`: when the step ends meanwhile (most steps of a
+build are short), its end, which carries its start time, reports both in one request. Log chunks
 carry sequence numbers, so a batch resent after a lost reply is stored once. When the
 server refuses (the try's lease was lost, the job has ended), nothing more is sent.
 """
@@ -25,6 +27,9 @@ CHUNK_BYTES = 64 * 1024
 FLUSH_DELAY = 0.2
 # Log chunks sent in one request at most.
 BATCH = 100
+# How long a step's start waits for its end before it is sent on its own.
+STEP_GRACE = 0.2
+_GRACE_TICK = 0.02
 
 
 def _now() -> datetime:
@@ -140,6 +145,8 @@ class RemoteObserver:
                 continue
             try:
                 if isinstance(item, StepIn):
+                    if item.status is Status.IN_PROGRESS and await self._ends_soon(item.index):
+                        continue  # its end, queued already, reports the start too
                     await self._send("steps", item.model_dump(mode="json"))
                     continue
                 chunks = [item]
@@ -150,6 +157,25 @@ class RemoteObserver:
             except Refused as exc:
                 log.warning("job %s: the server refused a message: %s", self.job.job_id, exc)
                 self.refused = exc
+
+    async def _ends_soon(self, index: int) -> bool:
+        """Whether step `index` ends within `STEP_GRACE` (its end is then in the queue)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STEP_GRACE
+        while True:
+            items = self.queue._queue  # type: ignore[attr-defined]
+            for queued in items:
+                if queued is None:  # closing: the job is over, send what there is
+                    return False
+                if (
+                    isinstance(queued, StepIn)
+                    and queued.index == index
+                    and queued.status is Status.COMPLETED
+                ):
+                    return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(_GRACE_TICK)
 
     def _peek(self) -> LogChunkIn | StepIn | None:
         # asyncio.Queue has no peek: look at its deque (stable since Python 3.4).

@@ -9,6 +9,7 @@ taken as the server decided it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from shipline.domain.status import Conclusion, Status
 from shipline.plan.compile import PlannedJob
 from shipline.plan.events import Event
 from shipline.runner.model import JobAssignment
+from shipline.spec.models import WorkflowSpec
 from shipline.spec.workflow import load_workflow
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -208,11 +210,35 @@ class AssignmentError(ValueError):
     loads here, a version mismatch)."""
 
 
-def assignment_of(job: JobOut) -> JobAssignment:
-    """The `JobAssignment` a `JobRunner` runs, rebuilt from a claimed job."""
-    spec, diagnostics = load_workflow(job.workflow_text, job.workflow_file)
-    if spec is None:
+class WorkflowCache:
+    """Workflows parsed on the runner, by file and text: the jobs of one run (a matrix of
+    hundreds of cells) share one parse. The models are frozen, so sharing them is safe."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._parsed: OrderedDict[tuple[str, str], tuple[WorkflowSpec | None, str]] = OrderedDict()
+
+    def load(self, text: str, file: str) -> tuple[WorkflowSpec | None, str]:
+        """The workflow, or None and the first problem."""
+        key = (file, text)
+        found = self._parsed.get(key)
+        if found is not None:
+            self._parsed.move_to_end(key)
+            return found
+        spec, diagnostics = load_workflow(text, file)
         first = diagnostics[0].message if diagnostics else "it does not load"
+        found = (spec, first)
+        self._parsed[key] = found
+        while len(self._parsed) > self.size:
+            self._parsed.popitem(last=False)
+        return found
+
+
+def assignment_of(job: JobOut, workflows: WorkflowCache | None = None) -> JobAssignment:
+    """The `JobAssignment` a `JobRunner` runs, rebuilt from a claimed job (its workflow
+    parsed through `workflows` when given)."""
+    spec, first = (workflows or WorkflowCache(1)).load(job.workflow_text, job.workflow_file)
+    if spec is None:
         raise AssignmentError(f"{job.workflow_file}: {first}")
     found = next((j for j in spec.jobs if j.id == job.workflow_job), None)
     if found is None:

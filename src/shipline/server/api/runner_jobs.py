@@ -154,7 +154,7 @@ def put_artifact(
     job_id: JobId, body: ArtifactIn, caller: JobCaller, svc: ServicesDep
 ) -> ArtifactOut:
     holder = remote_jobs(svc).holder(caller, job_id, action="artifact.write")
-    files = [(f.path, f.sha256) for f in body.files]
+    files = [(f.path, f.sha256, f.mode) for f in body.files]
     record = _files(svc).put_artifact(holder, body.name, files, overwrite=body.overwrite)
     return _artifact_out(record)
 

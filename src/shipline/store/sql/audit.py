@@ -25,13 +25,15 @@ from sqlalchemy import Connection, Row, func, insert, select, text
 
 from shipline.domain.audit_chain import chain_hash
 from shipline.domain.records import JSON, AuditRecord, EventRecord
-from shipline.store.ports import Page
+from shipline.store.ports import SIGNALLED_EVENTS, Page
 from shipline.store.sql._common import newest_first, utc
 from shipline.store.sql.schema import audit_events, events
+from shipline.store.sql.signals import CHANNEL
 
 # pg_advisory_xact_lock key that serialises audit and event appends ("shipline feed").
 FEED_LOCK = 0x5348_4645
 _ITERATE_BATCH = 1000
+_NOTIFY = text("SELECT pg_notify(:channel, :signal)")
 
 
 def _plain(data: JSON | None) -> JSON:
@@ -148,10 +150,16 @@ class SqlAuditStore:
 
 
 class SqlEventStore:
-    """The feed of state changes live views follow, by increasing id."""
+    """The feed of state changes live views follow, by increasing id.
 
-    def __init__(self, conn: Connection) -> None:
+    An event of `SIGNALLED_EVENTS` adds its queue signal to `pending` (the transaction's:
+    `SqlStore` tells this process's listeners after the commit) and, on PostgreSQL, sends
+    it with NOTIFY, which PostgreSQL delivers to the other servers at commit.
+    """
+
+    def __init__(self, conn: Connection, pending: set[str] | None = None) -> None:
         self._conn = conn
+        self._pending = pending if pending is not None else set()
 
     def publish(
         self,
@@ -169,6 +177,11 @@ class SqlEventStore:
             .values(at=now, kind=kind, run_id=run_id, job_id=job_id, data=plain)
             .returning(events.c.id)
         ).scalar_one()
+        signal = SIGNALLED_EVENTS.get(kind)
+        if signal is not None and signal not in self._pending:
+            self._pending.add(signal)
+            if self._conn.dialect.name == "postgresql":
+                self._conn.execute(_NOTIFY, {"channel": CHANNEL, "signal": signal})
         return EventRecord(event_id, utc(now), kind, run_id, job_id, plain)
 
     def since(

@@ -8,8 +8,11 @@ transactions that read and then write (claiming a job, appending to the audit ch
 numbering a run) are serialised instead of failing on a stale snapshot. A connection marked
 `WRITE_OPTION=False` begins with a plain deferred `BEGIN` (read-only work).
 
-PostgreSQL: a pool with pre-ping and recycling; READ COMMITTED, with explicit row locks
-(`FOR UPDATE [SKIP LOCKED]`) and advisory locks where order matters.
+PostgreSQL: a pool with recycling; READ COMMITTED, with explicit row locks
+(`FOR UPDATE [SKIP LOCKED]`) and advisory locks where order matters. No pre-ping: it is a
+round trip before every transaction (a tenth of a remote job's server time); a connection
+the database dropped fails its one transaction instead, and SQLAlchemy then discards the
+pool's older connections, so a restarted PostgreSQL costs one failed request.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ def make_engine(url: str) -> Engine:
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         pool_recycle=1800,
         pool_timeout=30,
     )

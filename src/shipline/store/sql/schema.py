@@ -549,3 +549,16 @@ gate_decisions = Table(
     Column("at", UtcDateTime, nullable=False),
     UniqueConstraint("gate_id", "user"),
 )
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    # The insertion order: the newest entry of a prefix is the one with the highest id.
+    Column("id", BigId, primary_key=True),
+    Column("scope", String(1024), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("blob", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("scope", "key", "version"),
+)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from shipline.store.ports import (
     AuditStore,
+    CacheIndexStore,
     DeliveryStore,
     DeploymentStore,
     EnvironmentStore,
@@ -37,6 +38,7 @@ from shipline.store.ports import (
     WebhookStore,
 )
 from shipline.store.sql.audit import SqlAuditStore, SqlEventStore
+from shipline.store.sql.caches import SqlCacheIndexStore
 from shipline.store.sql.deployments import (
     SqlDeploymentStore,
     SqlEnvironmentStore,
@@ -53,6 +55,7 @@ from shipline.store.sql.release_history import SqlReleaseHistoryStore
 from shipline.store.sql.runners import SqlRunnerStore, SqlScheduleStore
 from shipline.store.sql.runs import SqlRunStore
 from shipline.store.sql.secrets import SqlSecretStore
+from shipline.store.sql.signals import SqlQueueSignals
 from shipline.store.sql.source import (
     SqlDeliveryStore,
     SqlProtectionStore,
@@ -93,9 +96,11 @@ class SqlTransaction:
     deployments: DeploymentStore
     history: ReleaseHistoryStore
     gates: GateStore
+    caches: CacheIndexStore
 
     @classmethod
-    def on(cls, conn: Connection) -> SqlTransaction:
+    def on(cls, conn: Connection, pending: set[str] | None = None) -> SqlTransaction:
+        """The repositories on `conn`; the queue signals its events raise go to `pending`."""
         return cls(
             projects=SqlProjectStore(conn),
             runs=SqlRunStore(conn),
@@ -106,7 +111,7 @@ class SqlTransaction:
             members=SqlMembershipStore(conn),
             tokens=SqlTokenStore(conn),
             audit=SqlAuditStore(conn),
-            events=SqlEventStore(conn),
+            events=SqlEventStore(conn, pending),
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn),
             schedules=SqlScheduleStore(conn),
@@ -120,6 +125,7 @@ class SqlTransaction:
             deployments=SqlDeploymentStore(conn),
             history=SqlReleaseHistoryStore(conn),
             gates=SqlGateStore(conn),
+            caches=SqlCacheIndexStore(conn),
         )
 
 
@@ -141,6 +147,8 @@ class SqlStore:
         # in order, instead of in SQLite's busy handler, which lets a waiter sleep up to
         # 100 ms after the lock is free. (Other processes still meet the busy timeout.)
         self._writer = threading.RLock() if is_sqlite(url) else None
+        # Wake-ups after commits that queued jobs or stopped them (`QueueSignals`).
+        self.signals = SqlQueueSignals(url)
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SqlTransaction]:
@@ -160,8 +168,11 @@ class SqlStore:
 
     def _begin(self, *, write: bool) -> Iterator[SqlTransaction]:
         conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
+        pending: set[str] = set()
         with conn, conn.begin():
-            yield SqlTransaction.on(conn)
+            yield SqlTransaction.on(conn, pending)
+        if pending:  # committed: tell this process (PostgreSQL told the others at commit)
+            self.signals.fire(sorted(pending))
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -180,6 +191,7 @@ class SqlStore:
                 self._local.reading = None
 
     def close(self) -> None:
+        self.signals.close()
         self.engine.dispose()
 
 

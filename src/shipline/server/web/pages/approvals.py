@@ -1,5 +1,6 @@
 """Approvals: the jobs waiting for an environment's reviewers in the projects the signed-in
-user may see, with approve and reject forms. `GateService.decide` checks on the server who
+user may see — first those waiting for this user, with approve and reject forms, then the
+others with why this user may not decide. `GateService.decide` checks on the server who
 may decide (reviewers, never the run's own actor when the environment prevents
 self-review) and audits every decision and refusal; its message is what the page shows."""
 
@@ -33,8 +34,12 @@ def gates(svc: Services) -> GateService:
 
 
 @router.get("/approvals", name="approvals")
-def approvals_page(request: Request, who: Viewer, svc: ServicesDep) -> Response:
-    waiting = gates(svc).pending(who) if svc.context.gates is not None else []
+async def approvals_page(request: Request, who: Viewer, svc: ServicesDep) -> Response:
+    waiting = (
+        await run_in_threadpool(gates(svc).for_reviewer, who)
+        if svc.context.gates is not None
+        else []
+    )
     context = {
         "title": "Approvals",
         "approvals": waiting,
