@@ -241,3 +241,76 @@ def test_an_untrusted_runs_token_may_not_push(live: Hosted) -> None:
     assert "contents: read" in refusals[0]["reason"]
     issued = {e["target"]: e["data"]["scopes"] for e in _audit(hosted, "token.issue_job")}
     assert issued[f"job:{job['id']}"] == ["contents:read"]
+
+
+BUMP = """
+on:
+  push: {branches: [main]}
+  pull_request: {types: [opened, synchronize]}
+permissions:
+  contents: write
+jobs:
+  bump:
+    if: github.event_name == 'push'
+    runs-on: self-hosted
+    steps:
+      - env:
+          TOKEN: ${{ github.token }}
+        run: |
+          export HOME="$RUNNER_TEMP"
+          auth=$(printf 'x-access-token:%s' "$TOKEN" | base64 -w0)
+          export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader
+          export GIT_CONFIG_VALUE_0="Authorization: Basic $auth"
+          git clone -q -b feature {url}/git/app.git repo
+          cd repo
+          git -c user.name=job -c user.email=job@example.com commit -q --allow-empty -m bump
+          git push -q origin feature
+          echo "PUSHED $(git rev-parse HEAD)"
+"""
+
+
+def test_a_job_tokens_push_to_a_pull_requests_head_moves_it_but_starts_no_run(
+    live: Hosted,
+) -> None:
+    hosted = live
+    hosted.project("app")
+    clone = hosted.clone("admin", hosted.admin_token)
+    clone.write("README.md", "hi\n")
+    clone.commit("start")
+    clone.git("push", "-q", "origin", "main")  # no workflow yet: no run
+    clone.write(".shipline/workflows/bump.yml", textwrap.dedent(BUMP).replace("{url}", hosted.url))
+    clone.commit("bump")
+    # The pull request first (its head has the workflow: a `synchronize` would run it)...
+    clone.git("checkout", "-q", "-b", "feature")
+    clone.write("feature.txt", "x\n")
+    clone.commit("feature")
+    clone.git("push", "-q", "origin", "feature")
+    opened = hosted.api("POST", "/projects/app/pulls", json={"head": "feature", "base": "main"})
+    assert opened.status_code == 201, opened.text
+    hosted.wait_runs(1)  # `opened` (the push of `feature` may add a `synchronize`)
+    time.sleep(1)
+    before = hosted.runs()
+    for earlier in before:
+        _wait(hosted, earlier.id)
+    # ...then main: its push run's job pushes to the pull request's head with its token.
+    clone.git("push", "-q", "origin", "HEAD~1:main")
+    run = hosted.wait_runs(len(before) + 1)[-1]
+    assert run.event == "push"
+    done = _wait(hosted, run.id)
+    [job] = done["jobs"]
+    log = _log(hosted, run.id, job["id"])
+    assert done["conclusion"] == "success", log
+    pushed = log.split("PUSHED ", 1)[1].split()[0]
+    # The pull request follows its head branch...
+    assert hosted.api("GET", "/projects/app/pulls/1").json()["head_sha"] == pushed
+    # ...but the job token's push raised no `synchronize` run.
+    pushes = [e for e in _audit(hosted, "git.push") if e["actor"] == f"job:{job['id']}"]
+    assert [e["data"]["workflows"] for e in pushes] == ["not started: job token"]
+    time.sleep(1)
+    assert [r.id for r in hosted.runs()] == [r.id for r in before] + [run.id]
+    # The same push by a user does raise one.
+    clone.git("pull", "-q", "--ff-only", "origin", "feature")
+    clone.commit("by a user")
+    clone.git("push", "-q", "origin", "feature")
+    runs = hosted.wait_runs(len(before) + 2)
+    assert (runs[-1].event, runs[-1].ref) == ("pull_request", "refs/pull/1/head")
