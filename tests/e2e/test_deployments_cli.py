@@ -39,7 +39,15 @@ TIMEOUT = 60.0
 # A whole environment file (the server reads it with the controller's parser). Its target
 # is unreachable on purpose: the rollout fails without starting anything on this machine.
 PRODUCTION = """
-    target: {ssh: {hosts: [127.0.0.1], port: 1, user: deploy, key_secret: DEPLOY_KEY, path: /srv/app}}
+    target:
+      ssh:
+        # Unreachable on purpose (port 1): these tests stop at the gates.
+        hosts: [{host: 127.0.0.1, port: 1, fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}]
+        user: deploy
+        key_secret: DEPLOY_KEY
+        path: /srv/app
+        restart: ./restart
+        service_port: 8000
     protection:
       reviewers: {roles: [maintainer]}
       branches: [main]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from tests.integration.deployments.conftest import DeployServer, commit, write
+from tests.integration.deployments.conftest import TARGET, DeployServer, commit, write
 
 
 def test_environment_secrets_reach_the_rollout_after_approval_only(
@@ -71,7 +71,7 @@ def test_an_untrusted_run_that_may_deploy_gets_no_environment_secrets(
     write(
         server.repo,
         ".shipline/environments/production.yml",
-        "protection: {allow_untrusted: true}\n",
+        TARGET + "protection: {allow_untrusted: true}\n",
     )
     commit(server.repo, "production takes pull requests")
     answer = server.call(
