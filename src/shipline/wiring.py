@@ -349,7 +349,7 @@ def build_server(
         ),
         owner=server_owner(state_dir),
         secrets=SecretService(store, clock, keys.keyring, projects),
-        deployer=lambda job_id: ServerDeployer(deployments, job_id),
+        deployer=lambda job_id, token: ServerDeployer(deployments, access, job_id, token),
     )
     context = ServerContext(
         job_listeners=runner.listeners,

@@ -397,6 +397,31 @@ def test_job_token_of_a_completed_job_is_refused_even_unrevoked(
     assert err.value.reason == "job finished"
 
 
+def test_job_token_acts_on_nothing_but_its_own_end_once_its_run_is_cancelled(
+    access: AccessService, store: SqlStore, clock: FrozenClock
+) -> None:
+    """A cancelled run's job still runs until its runner stops it: its token may report
+    the job's end, and nothing else (SECURITY-CASES 20)."""
+    a = project(store, "a")
+    job_id = job(store, clock, a)
+    with store.transaction() as tx:
+        tx.jobs.set_status(job_id, Status.IN_PROGRESS, now=clock.now())
+        run_id = tx.jobs.get(job_id).run_id  # type: ignore[union-attr]
+    token = access.issue_job_token(job_id, clock.now() + timedelta(hours=1))
+    principal = access.authenticate(token, allowed=frozenset({TokenKind.JOB}))
+    access.require(principal, a, Role.VIEWER, action="git.fetch")
+    with store.transaction() as tx:
+        tx.runs.set_status(run_id, Status.IN_PROGRESS, now=clock.now())
+        tx.runs.set_status(run_id, Status.COMPLETED, Conclusion.CANCELLED, now=clock.now())
+    with pytest.raises(Forbidden):
+        access.require(principal, a, Role.VIEWER, action="git.fetch")
+    with pytest.raises(Forbidden):
+        access.require_job(principal, job_id, action="deployment.request")
+    access.require_job(principal, job_id, action="job.finish")  # its own end: still
+    reasons = [r[2] for r in audit(store, "git.fetch") + audit(store, "deployment.request")]
+    assert reasons == ["the job's run has ended (cancelled)"] * 2
+
+
 def test_job_token_needs_a_job(access: AccessService, clock: FrozenClock) -> None:
     with pytest.raises(NotFound):
         access.issue_job_token(12345, clock.now() + timedelta(hours=1))

@@ -425,3 +425,71 @@ def test_an_untrusted_job_has_no_network_a_trusted_one_has(
         assert "egress: open" in logs["egress"], logs["egress"]
     finally:
         listener.close()
+
+
+JOB_TOKEN = r"""
+on: push
+jobs:
+  uses:
+    runs-on: x
+    outputs:
+      token: ${{ steps.t.outputs.token }}
+    steps:
+      - id: t
+        env:
+          T: ${{ secrets.GITHUB_TOKEN }}
+        run: |
+          echo "raw: ${{ github.token }}"
+          printf '%s' "$T" | base64 -w0; echo
+          printf 'x-access-token:%s' "$T" | base64 -w0; echo
+          echo "reversed: $(printf '%s' "$T" | rev)"
+          echo "token=$T" >> "$GITHUB_OUTPUT"
+          echo "## summary $T" >> "$GITHUB_STEP_SUMMARY"
+          echo "in env: ${GITHUB_TOKEN:-unset}"
+  ignores:
+    runs-on: x
+    steps:
+      - run: |
+          echo "job tokens in the environment: $(env | grep -c "shp_[j]_" || true)"
+"""
+
+
+def test_each_job_gets_its_own_token_masked_and_stored_only_as_a_hash(world: World) -> None:
+    """The embedded runner's jobs get a job token (SECURITY-CASES 20-22): a step sees it
+    only where the workflow references it, every printed form is masked, an output holding
+    it is dropped, it is stored nowhere in plain text (only its hash), and it is revoked
+    once the job ends."""
+    add_workflow(world, "token.yml", JOB_TOKEN)
+    run = run_to_end(world, "push", "token.yml")
+    assert run.conclusion is Conclusion.SUCCESS, run.error
+    logs, rest = everything_stored(world, run.id)
+    log = logs["uses"]
+    assert "raw: ***" in log and "in env: unset" in log
+    assert "shp_j_" not in "\n".join(logs.values()) + rest
+    assert "job tokens in the environment: 0" in logs["ignores"]
+    # Masking is no boundary (case 15): reversed, it shows; so the test learns the value.
+    [reversed_line] = [line for line in log.splitlines() if "reversed: " in line]
+    token = reversed_line.split("reversed: ", 1)[1].strip()[::-1]
+    assert token.startswith("shp_j_")
+    for form in (
+        token,
+        base64.b64encode(token.encode()),
+        base64.b64encode(b"x-access-token:" + token.encode()),
+    ):
+        text = form if isinstance(form, str) else form.decode()
+        assert text not in "\n".join(logs.values()) + rest
+    assert log.count("***") >= 3  # raw, base64, base64 of x-access-token:<token>
+    assert "Warning: skip output 'token'" in log
+    # The job's own scratch directory aside (its steps' files), nothing holds it: not the
+    # database, logs, artifacts or caches.
+    files = [p for p in world.tmp.rglob("*") if p.is_file() and "work" not in p.parts]
+    assert [p for p in files if token.encode() in p.read_bytes()] == []
+    assert any(p.name == "db.sqlite" for p in files)
+    with world.store.transaction() as tx:
+        jobs = {j.key: j for j in tx.jobs.for_run(run.id)}
+        record = tx.tokens.find(hashlib.sha256(token.encode()).hexdigest())
+        issued = [a for a in tx.audit.iterate() if a.action == "token.issue_job"]
+    assert jobs["uses"].outputs == {}
+    assert record is not None and record.job_id == jobs["uses"].id
+    assert record.secret_hash != token and record.revoked_at is not None
+    assert {a.target for a in issued} == {f"job:{j.id}" for j in jobs.values()}

@@ -25,6 +25,7 @@ from shipline.engine.errors import (
     Unauthenticated,
 )
 from shipline.engine.principal import (
+    JOB_ACTION_SCOPES,
     Principal,
     check_password,
     check_user_name,
@@ -32,6 +33,7 @@ from shipline.engine.principal import (
     job_project,
     job_scope_denial,
     principal_for,
+    run_over,
     utc,
 )
 from shipline.security.passwords import hash_password, needs_rehash, verify_password
@@ -214,11 +216,17 @@ class AccessService:
         self, principal: Principal, job_id: int, *, action: str, request_id: str = ""
     ) -> None:
         """Allow a job token to do `action` on its own job only, when its `permissions:`
-        give the action's scope `write` (`JOB_ACTION_SCOPES`; other actions need none);
+        give the action's scope `write` (`JOB_ACTION_SCOPES`, refused too once the job's
+        run was cancelled; other actions — the job's own reports — need none);
         `Forbidden` (audited) for any other job or any other kind of token."""
         reason = f"token is not for job {job_id}"
         if principal.kind is TokenKind.JOB and principal.job_id == job_id:
             denied = job_scope_denial(principal, action, "write")
+            if denied is None and action in JOB_ACTION_SCOPES:
+                # Acting beyond the job's own reports: not once its run was cancelled.
+                with self._store.transaction(write=False) as tx:
+                    if run_over(tx, job_id):
+                        denied = "the job's run has ended (cancelled)"
             if denied is None:
                 return
             reason = denied

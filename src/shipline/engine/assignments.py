@@ -1,20 +1,26 @@
 """What a runner is handed for a claimed job, computed from the store: the planned job, its
 workflow and event, the `github`, `needs` and `inputs` contexts, the run's trust, the
-secrets the job references (opened only now, for the runner that holds it) and its cache
-scopes. One function for the embedded runner and for remote runners, so both run a job
-with the same contexts."""
+secrets the job references (opened only now, for the runner that holds it), its cache
+scopes and its job token. One function for the embedded runner and for remote runners, so
+both run a job with the same contexts and the same kind of token (`issue_token`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from shipline.domain.records import JobRecord, RunRecord, Trust
+from shipline.domain.records import JobRecord, RunRecord, TokenRecord, Trust
 from shipline.domain.status import Conclusion, combine
+from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
 from shipline.runner.model import JobAssignment
-from shipline.store.ports import Store
+from shipline.security.tokens import hash_secret
+from shipline.store.ports import Store, Transaction
+
+# A job token outlives the job's own timeout by this much (it dies with the job anyway).
+TOKEN_MARGIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +41,12 @@ def prepare(
     *,
     secrets: SecretService | None = None,
     with_text: bool = False,
+    token: str | None = None,
 ) -> Prepared:
     """The assignment of `job`, read in one transaction; `LookupError` when the job is not
-    in its run's plan. Without `secrets` the job gets none."""
+    in its run's plan. Without `secrets` the job gets none; `token` is the job's token
+    (`issue_token`, made when the job was claimed), which its steps see as
+    `github.token` and `secrets.GITHUB_TOKEN`."""
     with store.transaction(write=False) as tx:
         run = tx.runs.get(job.run_id)
         if run is None:
@@ -85,7 +94,30 @@ def prepare(
         cache_scope=cache_scope,
         cache_restore_scopes=restore_scopes,
     )
+    if token is not None:
+        assignment = replace(assignment, token=token)
     return Prepared(assignment, run, text, last_seq)
+
+
+def issue_token(
+    tx: Transaction, runs: RunService, job: JobRecord, *, now: datetime
+) -> tuple[str, TokenRecord]:
+    """The token of a job being claimed, in the claiming transaction (the embedded runner
+    and remote runners alike): `(plaintext, record)`. Its scopes are the job's
+    `permissions:` (capped at read for a run that is not trusted; a job missing from its
+    plan gets none); it expires with the job's timeout (plus `TOKEN_MARGIN`), is revoked
+    when the job completes, and acts on the job's own project only (SECURITY-CASES 20-22).
+    Only its hash is stored; hand the plaintext to the job and nowhere else."""
+    expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
+    run = tx.runs.get(job.run_id)
+    found = runs.planned(tx, run, job.key) if run is not None else None
+    scopes = NO_SCOPES
+    if found is not None and run is not None:
+        scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
+    token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
+    record = tx.tokens.find(hash_secret(token))
+    assert record is not None
+    return token, record
 
 
 def continue_on_error(store: Store, runs: RunService, run: RunRecord, job: JobRecord) -> bool:

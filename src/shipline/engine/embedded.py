@@ -8,8 +8,9 @@ any server) resolves: the job is retried once, or failed with the reason, and ne
 twice at the same time.
 
 A job costs three transactions when nothing goes wrong: the claim (which also marks the
-run started; free slots are filled in one claim), a read of what the job needs, and its
-end (its last steps and log lines, its result, the run moving on). One watcher polls the
+run started and issues the job's token, as a remote runner's claim does; free slots are
+filled in one claim), a read of what the job needs, and its end (its last steps and log
+lines, its result, the run moving on, its token revoked). One watcher polls the
 store for cancellations of all running jobs.
 """
 
@@ -24,7 +25,8 @@ from datetime import timedelta
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
-from shipline.engine.assignments import continue_on_error, prepare
+from shipline.engine.assignments import continue_on_error, issue_token, prepare
+from shipline.engine.job_tokens import revoke_job_tokens
 from shipline.engine.joblog import StoreObserver, scan_log
 from shipline.engine.leases import REMOTE_OWNER
 from shipline.engine.secrets import SecretService
@@ -38,6 +40,9 @@ from shipline.store.ports import Store
 log = logging.getLogger(__name__)
 
 MakeRunner = Callable[[JobObserver, RunRecord], JobRunner]
+# The deployment controller of one job, given its id and its token: `shipline/deploy` asks
+# with the token, whose `deployments` scope is checked as for a remote runner's job.
+MakeDeployer = Callable[[int, str], Deployer]
 # A job is tried this many times in all when its runner is lost (server killed, runner gone).
 MAX_TRIES = 2
 # Events read per query by the cancellation watcher (the store's default page).
@@ -64,7 +69,7 @@ class EmbeddedRunner:
         poll_interval: float = 0.1,
         listeners: list[Callable[[str, float], None]] | None = None,
         secrets: SecretService | None = None,
-        deployer: Callable[[int], Deployer] | None = None,
+        deployer: MakeDeployer | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -81,6 +86,8 @@ class EmbeddedRunner:
         # The deployment controller for a job's `shipline/deploy` steps (None: none).
         self.deployer = deployer
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        # The tokens of jobs claimed and not yet started (plaintext, in memory only).
+        self._tokens: dict[int, str] = {}
         # Running jobs' runs, for the cancellation watcher.
         self.run_of: dict[int, int] = {}
         self.job_runners: dict[int, JobRunner] = {}
@@ -125,6 +132,8 @@ class EmbeddedRunner:
                     job_id=job.id,
                     data={"reason": reason},
                 )
+                # The lost try's token dies with it; the next try gets its own.
+                revoke_job_tokens(tx, job.id, now=self.clock.now())
         else:
             self.runs.job_finished(job.id, Conclusion.FAILURE, error=reason)
 
@@ -200,9 +209,10 @@ class EmbeddedRunner:
     # -- one job ---------------------------------------------------------------------------
 
     def _claim(self, free: int) -> list[JobRecord]:
-        """Up to `free` queued jobs, claimed and their runs marked started, in one
-        transaction."""
+        """Up to `free` queued jobs, claimed, their tokens issued and their runs marked
+        started, in one transaction."""
         claimed: list[JobRecord] = []
+        tokens: dict[int, str] = {}
         with self.store.transaction() as tx:
             for _ in range(free):
                 job = tx.jobs.claim(
@@ -212,6 +222,11 @@ class EmbeddedRunner:
                     break
                 claimed.append(job)
             self.runs.started(tx, *claimed)
+            # After the runs' rows: a token's audit record takes the event feed's lock
+            # (PostgreSQL), which is always taken last.
+            for job in claimed:
+                tokens[job.id] = issue_token(tx, self.runs, job, now=self.clock.now())[0]
+        self._tokens.update(tokens)
         return claimed
 
     def _renew_and_reap(self) -> None:
@@ -234,6 +249,7 @@ class EmbeddedRunner:
             self.running.pop(job.id, None)
             self.run_of.pop(job.id, None)
             self.busy -= 1
+            self._tokens.pop(job.id, None)
             self._wake.set()  # a slot is free: claim now
 
         task.add_done_callback(done)
@@ -268,7 +284,8 @@ class EmbeddedRunner:
             )
             return
         # The server masks again what the runner masked (defence in depth).
-        masker = Masker(list(assignment.secrets.values()))
+        token = [assignment.token] if assignment.token else []
+        masker = Masker([*assignment.secrets.values(), *token])
         observer = StoreObserver(
             self.store, self.clock, job.id, run.id, masker=masker, first_seq=last_seq + 1
         )
@@ -348,10 +365,12 @@ class EmbeddedRunner:
 
     def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord, int]:
         """What the job's runner needs (and the job's last log seq), in one read."""
-        prepared = prepare(self.store, self.runs, job, secrets=self.secrets)
+        token = self._tokens.pop(job.id, None)
+        prepared = prepare(self.store, self.runs, job, secrets=self.secrets, token=token)
         assignment = prepared.assignment
-        if self.deployer is not None:  # `uses: shipline/deploy@v1` asks the server's worker
-            assignment = replace(assignment, deployer=self.deployer(job.id))
+        if self.deployer is not None and token is not None:
+            # `uses: shipline/deploy@v1` asks the server's worker, with the job's token.
+            assignment = replace(assignment, deployer=self.deployer(job.id, token))
         return assignment, prepared.run, prepared.last_seq
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:

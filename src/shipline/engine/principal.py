@@ -59,6 +59,14 @@ def job_project(tx: Transaction, job_id: int) -> int | None:
     return run.project_id if run is not None else None
 
 
+def run_over(tx: Transaction, job_id: int) -> bool:
+    """Whether the run of job `job_id` has completed (cancelled while the job still runs):
+    its job token then acts on nothing but the job's own end (SECURITY-CASES 20)."""
+    job = tx.jobs.get(job_id)
+    run = tx.runs.get(job.run_id) if job is not None else None
+    return run is None or run.status is Status.COMPLETED
+
+
 def check_password(password: str) -> None:
     """`Invalid` unless the password has a sensible length."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
@@ -107,8 +115,9 @@ def denial_reason(
 
     A user needs a membership whose role allows `role`; a job token acts on its own
     project only: an action of `JOB_ACTION_SCOPES` needs its scope at `read` (role
-    viewer) or `write` (above), any other action the viewer role (`JOB_ROLE`); runner
-    tokens act on jobs, never on projects. (Admins are let through before this is
+    viewer) or `write` (above), any other action the viewer role (`JOB_ROLE`), and
+    nothing once the job's run has ended (cancelled); runner tokens act on jobs, never on
+    projects. (Admins are let through before this is
     asked.)"""
     if principal.kind is TokenKind.USER and principal.user_id is not None:
         have = tx.members.role(project_id, principal.user_id)
@@ -118,6 +127,8 @@ def denial_reason(
     if principal.kind is TokenKind.JOB and principal.job_id is not None:
         if job_project(tx, principal.job_id) != project_id:
             return "job token of another project"
+        if run_over(tx, principal.job_id):
+            return "the job's run has ended (cancelled)"
         if action in JOB_ACTION_SCOPES:
             return job_scope_denial(principal, action, "read" if role is Role.VIEWER else "write")
         return None if JOB_ROLE.allows(role) else f"a job token does not allow {role}"

@@ -207,9 +207,16 @@ class PullRequestService:
             )
         return pull, self._raise(project, pull, "reopened", actor.user_name)
 
-    def pushed(self, project: ProjectRecord, actor: str, updates: Sequence[RefUpdate]) -> None:
+    def pushed(
+        self,
+        project: ProjectRecord,
+        actor: str,
+        updates: Sequence[RefUpdate],
+        start_workflows: bool = True,
+    ) -> None:
         """A push moved branches: the open pull requests whose head moved synchronize,
-        those whose head branch was deleted close."""
+        those whose head branch was deleted close (`start_workflows` False, a push with a
+        job token: their refs follow, no workflow starts)."""
         now = self._clock.now()
         for update in updates:
             if update.kind != "branch":
@@ -227,7 +234,10 @@ class PullRequestService:
                 ]
             for pull in changed:
                 action = "closed" if update.deleted else "synchronize"
-                self._raise(project, pull, action, actor, before=update.old)
+                if start_workflows:
+                    self._raise(project, pull, action, actor, before=update.old)
+                else:
+                    self._write_refs(project, pull)
             if not update.deleted:
                 for pull in self._open_into(project, update.name):
                     self._write_refs(project, pull)  # the base moved: a new test merge

@@ -26,9 +26,8 @@ from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRec
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
 from shipline.engine.access import AccessService, Principal
-from shipline.engine.assignments import continue_on_error, prepare
+from shipline.engine.assignments import continue_on_error, issue_token, prepare
 from shipline.engine.errors import Conflict
-from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
 from shipline.engine.joblog import JobMaskers, mask_text, scan_log
 from shipline.engine.leases import LeasePolicy, remote_owner
 from shipline.engine.secrets import SecretService
@@ -42,13 +41,10 @@ from shipline.runner.remote.protocol import (
     StepIn,
 )
 from shipline.security.masking import Masker
-from shipline.security.tokens import hash_secret
 from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store, Transaction
 
 log = logging.getLogger(__name__)
 
-# A job token outlives the job's own timeout by this much (it dies with the job anyway).
-TOKEN_MARGIN = timedelta(hours=1)
 JOB_TOKENS = frozenset({TokenKind.JOB})
 # How often a waiting long poll reads the store again, without and with queue signals.
 UNSIGNALLED_POLL = 0.25
@@ -205,16 +201,8 @@ class RemoteJobs:
             # The run is in progress from this commit on (its row locked before the event
             # feed's lock, which the job token's audit record takes, as everywhere).
             self.runs.started(tx, job)
-            expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
-            # The token's scopes: the job's `permissions:`, capped for untrusted runs.
-            run = tx.runs.get(job.run_id)
-            found = self.runs.planned(tx, run, job.key) if run is not None else None
-            scopes = NO_SCOPES  # not in its plan (the job will fail): no scope
-            if found is not None and run is not None:
-                scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
-            token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
-            record = tx.tokens.find(hash_secret(token))
-            assert record is not None
+            # The job's token, as the embedded runner's jobs get theirs (`issue_token`).
+            token, record = issue_token(tx, self.runs, job, now=now)
             assignment = tx.runners.assign(
                 runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
             )
@@ -222,7 +210,9 @@ class RemoteJobs:
             # A retried job keeps its earlier tries' steps; this try's follow them.
             first_step = len(tx.steps.for_job(job.id))
         try:
-            prepared = prepare(self.store, self.runs, job, secrets=self.secrets, with_text=True)
+            prepared = prepare(
+                self.store, self.runs, job, secrets=self.secrets, with_text=True, token=token
+            )
         except Exception as exc:
             log.exception("cannot prepare job %s", job.id)
             self._end(assignment, AssignmentState.FINISHED)
@@ -231,7 +221,7 @@ class RemoteJobs:
             )
             return None
         a = prepared.assignment
-        self.maskers.remember(job.id, list(a.secrets.values()))
+        self.maskers.remember(job.id, [*a.secrets.values(), token])
         ev = a.event
         return JobOut(
             job_id=job.id,

@@ -26,6 +26,7 @@ from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
 from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
+from shipline.engine.job_tokens import revoke_job_tokens
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
 from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
 from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
@@ -672,6 +673,7 @@ class RunService:
         run = tx.runs.get(job.run_id)
         assert run is not None
         replay = self.live(tx, run) if job.attempt == run.attempt else None
+        had_token = job.status is Status.IN_PROGRESS  # a claimed job: its token dies with it
         job = tx.jobs.set_status(
             job.id,
             Status.COMPLETED,
@@ -687,6 +689,8 @@ class RunService:
             job_id=job.id,
             data={"conclusion": str(conclusion)},
         )
+        if had_token:  # after the job's row, as the event feed's lock (SECURITY-CASES 20)
+            revoke_job_tokens(tx, job.id, now=now)
         if replay is None:  # a job of an earlier attempt: nothing to advance
             return job
         _note(replay, job)

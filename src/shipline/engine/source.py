@@ -30,9 +30,10 @@ __all__ = ["MAX_POLL", "MIN_POLL", "PushListener", "SourceService"]
 
 MIN_POLL, MAX_POLL = 10, 86_400  # seconds between two polls of a remote
 
-# Called after a push's own runs started, with the project, the pusher and the updates
-# (hosted pull requests listen: a push to a head branch is a `synchronize`).
-PushListener = Callable[[ProjectRecord, str, Sequence[RefUpdate]], None]
+# Called after a push's own runs started, with the project, the pusher, the updates and
+# whether the push may start workflows (hosted pull requests listen: a push to a head
+# branch is a `synchronize`).
+PushListener = Callable[[ProjectRecord, str, Sequence[RefUpdate], bool], None]
 
 
 class SourceService:
@@ -221,11 +222,16 @@ class SourceService:
         *,
         action: str = "git.push",
         fetch: bool = True,
+        start_workflows: bool = True,
     ) -> list[RunRecord]:
         """A push was accepted (or a poll found refs moved, `action` "source.poll"): record
         an event per ref change and start the workflows whose `on: push` filters match
         each created or updated branch or tag. Pushes are trusted: only developers and up
-        may push, and a polled remote's refs move only by its writers (`plan.trust`)."""
+        may push, and a polled remote's refs move only by its writers (`plan.trust`).
+
+        `start_workflows` False (a push made with a job token, as GitHub's rule for
+        `GITHUB_TOKEN`, so a workflow cannot start itself in a loop): the push is recorded
+        and starts nothing, not even a pull request's `synchronize`."""
         repo = self._runs.repositories(project)
         if fetch:
             repo.fetch()
@@ -254,6 +260,7 @@ class SourceService:
                         "before": update.old,
                         "after": update.new,
                         "trust": str(trust),
+                        **({} if start_workflows else {"workflows": "not started: job token"}),
                     },
                 )
                 tx.events.publish(
@@ -268,7 +275,7 @@ class SourceService:
                         "changed_paths": list(paths or ())[:1000],
                     },
                 )
-            if update.deleted:
+            if update.deleted or not start_workflows:
                 continue  # as on GitHub: a deleted ref has no commit to run workflows at
             event = Event(
                 name="push",
@@ -282,7 +289,7 @@ class SourceService:
             )
             runs.extend(self._runs.trigger_event(project, event, trust=trust, fetch=False))
         for listener in self.push_listeners:
-            listener(project, actor, updates)
+            listener(project, actor, updates, start_workflows)
         return runs
 
 

@@ -95,13 +95,20 @@ class _JobRun:
             Path(event) if event else None,
         )
         self.state = JobState(workspace=self.env.workspace)
-        self.masker = Masker(list(job.secrets.values()))
+        # The job's token is a secret like the others: masked in every line and error.
+        self.masker = Masker([*job.secrets.values(), *([job.token] if job.token else [])])
         self.spec = job.planned.spec
         self.result = JobResult(
             job.key, job.planned.job_id, job.planned.display_name, Conclusion.SUCCESS
         )
         # `github.job` is the job's id, as on GitHub (the run's context leaves it empty).
         self.github = {**job.github, "job": job.github.get("job") or job.planned.job_id}
+        # As on GitHub, the job's token is `github.token` and `secrets.GITHUB_TOKEN`, and
+        # reaches a step's environment only where the workflow references it.
+        self.secrets = dict(job.secrets)
+        if job.token:
+            self.github["token"] = job.token
+            self.secrets["GITHUB_TOKEN"] = job.token
         self.steps_ctx: dict[str, object] = {}
         self.env_file_values: dict[str, str] = {}
         self.path_prepend: list[str] = []
@@ -119,7 +126,7 @@ class _JobRun:
             "github": {**self.github, "workspace": str(self.env.workspace)},
             "env": {},
             "vars": dict(self.job.vars),
-            "secrets": dict(self.job.secrets),
+            "secrets": dict(self.secrets),
             "inputs": dict(self.job.inputs),
             "needs": dict(self.job.needs),
             "matrix": planned.matrix_dict,

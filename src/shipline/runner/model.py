@@ -21,7 +21,8 @@ class JobAssignment:
 
     `github` is the `github` context; `needs` the results of the jobs it needs (`outputs`,
     `result`); `secrets` only the values this job may receive (never logged or persisted);
-    `trust` the run's trust class, decided by the server (it picks the sandbox's defaults).
+    `trust` the run's trust class, decided by the server (it picks the sandbox's defaults);
+    `token` the job's token, a secret like the others.
     """
 
     run_id: str
@@ -41,6 +42,9 @@ class JobAssignment:
     cache_restore_scopes: tuple[str, ...] = ()
     # The server's deployment controller for this job (`shipline/deploy`); None: no server.
     deployer: Deployer | None = None
+    # The job's token (`shp_j_...`, server jobs only): `github.token` and
+    # `secrets.GITHUB_TOKEN` to the steps that reference it, masked everywhere.
+    token: str | None = None
 
     @property
     def key(self) -> str:

@@ -9,7 +9,8 @@ without valid credentials gets 401 with `WWW-Authenticate` before any project is
 up, so nothing tells an anonymous caller which projects exist. Viewers fetch, developers
 and up push. A push runs with the project's protection rules resolved for the pusher (the
 pre-receive hook enforces them, `scm.receive_hook`), and once it is over the ref updates
-it made go to `SourceService.pushed`.
+it made go to `SourceService.pushed`, which starts no workflow for a push made with a job
+token (GitHub's rule for `GITHUB_TOKEN`: a workflow cannot trigger itself in a loop).
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ async def _serve(
 
     task = None
     if report is not None:
-        task = BackgroundTask(_after_push, svc, record, principal.user_name, report)
+        by_job = principal.kind is TokenKind.JOB
+        task = BackgroundTask(_after_push, svc, record, principal.user_name, report, by_job)
     return _Streamed(body(), status, headers, task)
 
 
@@ -246,14 +248,17 @@ async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
             stdin.close()
 
 
-def _after_push(svc: Services, record: ProjectRecord, actor: str, report: Path) -> None:
-    """Raise the events of the ref updates the push made (read from the hook's report)."""
+def _after_push(
+    svc: Services, record: ProjectRecord, actor: str, report: Path, by_job: bool
+) -> None:
+    """Raise the events of the ref updates the push made (read from the hook's report); a
+    push made with a job token starts no workflow (GitHub's rule for `GITHUB_TOKEN`)."""
     try:
         updates: list[RefUpdate] = parse_updates(report.read_text(encoding="utf-8"))
     finally:
         report.unlink(missing_ok=True)
     if updates:
         try:
-            svc.source.pushed(record, actor, updates)
+            svc.source.pushed(record, actor, updates, start_workflows=not by_job)
         except Exception:
             log.exception("push to %s: starting its workflows failed", record.name)

@@ -9,12 +9,22 @@ push run may push. Scopes the workflow does not name are `none`."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+from textwrap import dedent
 from typing import Any
 
 import httpx
 
 from shipline.domain.records import Trust
 from shipline.plan.events import Event
+from tests.integration.deployments.conftest import (
+    PRODUCTION,
+    commit,
+    git,
+    start_server,
+    write,
+)
+from tests.integration.deployments.conftest import WORKFLOW as DEPLOY_WORKFLOW
 from tests.integration.source.conftest import Hosted, git_env
 
 WORKFLOW = """
@@ -132,3 +142,36 @@ def test_an_untrusted_run_with_contents_write_may_fetch_but_not_push(hosted: Hos
     assert "deployments: none" in deploy.json()["error"]["message"]
     requests = hosted.api("GET", "/audit", params={"action": "deployment.request"}).json()
     assert [a["decision"] for a in requests["items"]] == ["denied"]
+
+
+def test_the_embedded_runners_deploy_step_needs_the_deployments_scope(tmp_path: Path) -> None:
+    """`shipline/deploy` on the server's own runner presents the job's token, as a remote
+    runner's does: `permissions:` without `deployments: write` cannot deploy, audited."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "dev@example.com")
+    git(repo, "config", "user.name", "Dev")
+    write(
+        repo,
+        ".shipline/workflows/deploy.yml",
+        "permissions: {contents: read}\n" + dedent(DEPLOY_WORKFLOW),
+    )
+    write(repo, ".shipline/environments/production.yml", PRODUCTION)
+    commit(repo, "pipeline")
+    for server in start_server(tmp_path, "", repo):
+        alice = server.user("alice", "developer")
+        bob = server.user("bob", "maintainer")
+        run_id = server.trigger(alice)
+        server.wait_job(run_id, "prod", "waiting")
+        approve = f"/runs/{run_id}/environments/production/approve"
+        assert server.call("POST", approve, bob, json={}).status_code == 200
+        job = server.wait_job(run_id, "prod", "completed")
+        assert job["conclusion"] == "failure"
+        log = server.log(run_id, job["id"])
+        assert "deployments: none" in log, log
+        assert server.call("GET", "/projects/app/deployments").json()["items"] == []
+        [denied] = server.audit("deployment.request")
+        assert denied["decision"] == "denied"
+        assert denied["actor"] == f"job:{job['id']}"
+        assert "deployments: none" in denied["reason"]

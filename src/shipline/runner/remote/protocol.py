@@ -272,4 +272,5 @@ def assignment_of(job: JobOut, workflows: WorkflowCache | None = None) -> JobAss
         inputs=job.inputs,
         trust=Trust(job.trust),
         secrets=job.secrets,
+        token=job.token,
     )
