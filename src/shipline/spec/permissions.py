@@ -5,7 +5,8 @@ every scope it does not name is `none`; `read-all` / `write-all` set every scope
 removes them all. Without `permissions:` anywhere a job gets `DEFAULT` (what a job token
 could always do: read its project, deploy its own job's artifact). A run that is not
 trusted (a fork's pull request) is capped at `read` whatever the workflow says
-(SECURITY-CASES 22); `id-token`, which has no `read`, becomes `none` there.
+(SECURITY-CASES 22); `id-token`, which has no `read`, becomes `none` there. `deployments`
+is the exception (`UNCAPPED`): an environment decides whether untrusted runs may deploy.
 
 An expression (`${{ ... }}`) as a level is not evaluated for the token: it counts as
 `none` (lint reports what it can; a token never gets more than the file plainly says).
@@ -54,6 +55,11 @@ DEFAULT: dict[str, str] = {
 }
 DEFAULT["deployments"] = "write"
 
+# Not capped for untrusted runs: whether one may deploy is its environment's decision
+# (`protection.allow_untrusted`, never by default), which the environment's gate takes on
+# the server from the file on the default branch; its secrets are never delivered to it.
+UNCAPPED = frozenset({"deployments"})
+
 
 def _all(level: str) -> dict[str, str]:
     """Every scope at `level`, or the highest level below it the scope has."""
@@ -88,7 +94,10 @@ def effective_permissions(workflow: object, job: object, *, trusted: bool) -> di
     else:
         levels = dict(DEFAULT)
     if not trusted:
-        levels = {scope: _capped(scope, level) for scope, level in levels.items()}
+        levels = {
+            scope: level if scope in UNCAPPED else _capped(scope, level)
+            for scope, level in levels.items()
+        }
     return levels
 
 

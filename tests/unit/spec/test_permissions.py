@@ -43,10 +43,18 @@ def test_read_all_write_all_and_empty() -> None:
 @pytest.mark.parametrize("value", ["write-all", {"contents": "write", "id-token": "write"}])
 def test_an_untrusted_run_is_capped_at_read(value: object) -> None:
     levels = effective_permissions(value, None, trusted=False)
-    assert "write" not in levels.values()
+    assert "write" not in {level for scope, level in levels.items() if scope != "deployments"}
     assert levels["contents"] == "read"
     assert levels["id-token"] == "none"  # no `read` level: nothing
-    assert effective_permissions(None, None, trusted=False)["deployments"] == "read"
+
+
+def test_deployments_are_left_to_the_environment_for_untrusted_runs() -> None:
+    """An environment decides whether untrusted runs may deploy (`allow_untrusted`, never
+    by default): the token keeps what the workflow says, nothing more."""
+    assert effective_permissions(None, None, trusted=False)["deployments"] == "write"
+    assert effective_permissions("write-all", None, trusted=False)["deployments"] == "write"
+    no = effective_permissions({"contents": "write"}, None, trusted=False)
+    assert no["deployments"] == "none"
 
 
 def test_unknown_scopes_bad_levels_and_expressions_give_nothing() -> None:
