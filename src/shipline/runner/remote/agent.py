@@ -177,27 +177,30 @@ class RemoteRunner:
         root = self.work_dir / f"job-{job.job_id}-{job.try_number}"
         observer = RemoteObserver(self.conn, job)
         observer.start()
-        finish: FinishIn
+        ended: FinishIn
         try:
             assignment = assignment_of(job, self.workflows)
             running.runner = self.make_runner(observer, job, root)
             if running.cancel.is_set():
                 running.runner.force_stop()
             result = await running.runner.run(assignment, running.cancel)
-            finish = FinishIn(
+            ended = FinishIn(
                 conclusion=result.conclusion, outputs=result.outputs, error=result.error
             )
         except AssignmentError as exc:
-            finish = FinishIn(conclusion=Conclusion.FAILURE, error=f"cannot run the job: {exc}")
+            ended = FinishIn(conclusion=Conclusion.FAILURE, error=f"cannot run the job: {exc}")
         except Exception as exc:
             log.exception("job %s failed in the runner", job.job_id)
-            finish = FinishIn(conclusion=Conclusion.FAILURE, error=f"the runner failed: {exc}")
+            ended = FinishIn(conclusion=Conclusion.FAILURE, error=f"the runner failed: {exc}")
         finally:
-            await observer.close()
+            unsent = await observer.close()
             shutil.rmtree(root, ignore_errors=True)
         if running.lost or observer.refused is not None:
             log.warning("job %s: not reported, this runner no longer holds it", job.job_id)
             return
+        # The end carries the last log chunks and steps: one request (and one
+        # transaction on the server) for all of them.
+        finish = ended.model_copy(update={"chunks": unsent.chunks, "steps": unsent.steps})
         try:
             await self.conn.call(
                 "POST",

@@ -147,8 +147,18 @@ class StepIn(_In):
     finished_at: datetime | None = None
 
 
-class FinishIn(_In):
-    """How the job ended."""
+class ReportIn(_In):
+    """What a job did since its last message: log chunks (numbered, stored once) and
+    steps (started or ended, in the order they happened), stored in one transaction."""
+
+    chunks: list[LogChunkIn] = Field(default_factory=list, max_length=1000)
+    steps: list[StepIn] = Field(default_factory=list, max_length=1000)
+
+
+class FinishIn(ReportIn):
+    """How the job ended, with what the runner had not sent yet (its last log chunks and
+    steps: for a short job, everything it did), all stored with the end in one
+    transaction."""
 
     conclusion: Conclusion
     outputs: dict[Annotated[str, StringConstraints(max_length=255)], str] = Field(

@@ -30,6 +30,7 @@ from shipline.runner.remote.protocol import (
     CacheSaveIn,
     FinishIn,
     LogBatchIn,
+    ReportIn,
     StepIn,
 )
 from shipline.server.api import API_PREFIX
@@ -79,6 +80,13 @@ def _cache_out(entry: CacheEntry | None) -> CacheEntryOut | None:
     return CacheEntryOut(key=entry.key, version=entry.version, sha256=entry.blob, size=entry.size)
 
 
+@router.post("/{job_id}/report", summary="Report log chunks and steps")
+def report(job_id: JobId, body: ReportIn, caller: JobCaller, svc: ServicesDep) -> StoredOut:
+    """What the job did since its last message, stored in one transaction: numbered log
+    chunks (one stored already, a resend, is skipped) and steps started or ended."""
+    return StoredOut(stored=remote_jobs(svc).report(caller, job_id, body.chunks, body.steps))
+
+
 @router.post("/{job_id}/logs", summary="Append log chunks")
 def append_logs(job_id: JobId, body: LogBatchIn, caller: JobCaller, svc: ServicesDep) -> StoredOut:
     """Numbered chunks; one stored already (a resend) is skipped."""
@@ -93,7 +101,9 @@ def report_step(job_id: JobId, body: StepIn, caller: JobCaller, svc: ServicesDep
 
 @router.post("/{job_id}/finish", status_code=status.HTTP_204_NO_CONTENT, summary="End the job")
 def finish(job_id: JobId, body: FinishIn, caller: JobCaller, svc: ServicesDep) -> Response:
-    """The job's conclusion, outputs and error; the job token dies with it."""
+    """The job's conclusion, outputs and error, with the log chunks and steps the runner
+    had not reported yet (stored with the end, in one transaction); the job token dies
+    with it."""
     remote_jobs(svc).finish(caller, job_id, body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
