@@ -215,6 +215,8 @@ class RemoteJobs:
             token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
             record = tx.tokens.find(hash_secret(token))
             assert record is not None
+            # Handed out now: its first messages need not write `last_used_at` again.
+            tx.tokens.touch(record.id, now=now)
             assignment = tx.runners.assign(
                 runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
             )
