@@ -253,6 +253,49 @@ def test_a_report_and_a_finish_carry_logs_and_steps_in_one_message_each(env: Env
     assert "(aws-access-token) at line 1 " in text
 
 
+def test_a_finish_claims_the_runners_next_job_with_its_credential_only(env: Env) -> None:
+    runner = env.runner("r", ["ubuntu-latest"])
+    env.trigger()
+    env.trigger()
+    build = env.claim(runner)
+    assert build is not None
+    ask = {"conclusion": "success", "next": {"wait": 0}}
+    assert (
+        env.post(f"/runner/jobs/{build['job_id']}/finish", build["token"], ask).status_code == 422
+    )
+    ask["next"] = {}
+    base = f"/runner/jobs/{build['job_id']}"
+    # Without the runner's credential the job token alone claims nothing (a step might
+    # hold it): the job ends, and no job is handed out.
+    ended = env.client.post(
+        f"/api/v1{base}/finish",
+        json=ask,
+        headers={**env.auth(build["token"]), "X-Shipline-Runner": build["token"]},
+    )
+    assert ended.status_code == 204, ended.text
+    with env.store.transaction() as tx:
+        denied = [a for a in tx.audit.iterate() if a.action == "authenticate"]
+    assert denied and build["token"] not in str([a.data for a in denied])
+
+    # With it, the answer is the runner's next job, held as a claim would hold it.
+    second = env.claim(runner)
+    assert second is not None
+    nxt = env.client.post(
+        f"/api/v1/runner/jobs/{second['job_id']}/finish",
+        json=ask,
+        headers={**env.auth(second["token"]), "X-Shipline-Runner": runner},
+    )
+    assert nxt.status_code == 200, nxt.text
+    third = nxt.json()
+    assert third["job_id"] not in (build["job_id"], second["job_id"]) and third["token"]
+    beat = env.post("/runner/heartbeat", runner, {"jobs": [third["job_id"]], "wait": 0})
+    assert beat.json() == {"cancel": [], "lost": []}
+    report = {"chunks": [{"seq": third["next_seq"], "text": "hi\n"}]}
+    assert env.post(f"/runner/jobs/{third['job_id']}/report", third["token"], report).json() == {
+        "stored": 1
+    }
+
+
 def test_a_finish_from_a_lost_lease_stores_none_of_what_it_carries(env: Env) -> None:
     first = env.runner("first", ["ubuntu-latest"])
     second = env.runner("second", ["ubuntu-latest"])

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from shipline.domain.runners import RunnerRecord
-from shipline.engine.errors import NotFound, Unauthenticated
+from shipline.engine.errors import Forbidden, NotFound, Unauthenticated
 from shipline.engine.remote import RemoteJobs
 from shipline.engine.runners import RunnerService, RunnerView
 from shipline.runner.remote.protocol import (
@@ -23,6 +23,7 @@ from shipline.runner.remote.protocol import (
     HeartbeatOut,
     JobOut,
     JobRequestIn,
+    NextJobIn,
     RegisterIn,
     RegisterOut,
 )
@@ -214,6 +215,19 @@ async def request_job(
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return job
+
+
+def next_job(svc: Services, token: str | None, ask: NextJobIn, request: Request) -> JobOut | None:
+    """The runner's next job, claimed now for a finish message that asked for one (None:
+    none, or the runner may not have one: its next request is refused with the reason)."""
+    service = runner_service(svc)
+    try:
+        runner = _runner(svc, token, request)
+        labels = service.labels_for(runner, ask.labels)
+    except (Unauthenticated, Forbidden):
+        return None
+    runner = service.seen(runner, version=ask.version, slots=ask.slots)
+    return remote_jobs(svc).claim(runner, labels)
 
 
 @router.post("/runner/heartbeat", summary="Renew job leases (runner credential; long poll)")
