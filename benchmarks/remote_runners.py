@@ -69,6 +69,31 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / _TICK
 
 
+def request_counts(server: Server) -> dict[str, float]:
+    """Requests the server answered so far, by route (from its `/metrics`)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=60).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("shipline_http_request_duration_seconds_count{"):
+            labels, value = line[line.index("{") + 1 :].split("} ")
+            route = dict(part.split("=", 1) for part in labels.split('",'))["route"]
+            counts[route.strip('"')] = counts.get(route.strip('"'), 0.0) + float(value)
+    return counts
+
+
+def transactions(url: str) -> int:
+    """Transactions the database committed or rolled back so far (all its clients)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def queue_runs(client: httpx.Client, jobs: int) -> list[int]:
     return [trigger(client, "bench", "wide.yml")["id"] for _ in range(max(1, jobs // CELLS))]
 
@@ -193,6 +218,8 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
         for i, config in enumerate(configs):
             register(client, server, config, f"bench-{i}")
         probe = Probe(client, server)
+        requests0 = request_counts(server)
+        xacts0 = transactions(url)
         cpu0 = cpu_seconds(server.proc.pid)
         start = time.monotonic()
         procs = []
@@ -211,6 +238,9 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
             elapsed = time.monotonic() - start
             cpu_server = cpu_seconds(server.proc.pid) - cpu0
             runner_cpu = sum(cpu_seconds(p.pid) for p in procs)
+            time.sleep(1)  # the statistics of the last transactions reach pg_stat_database
+            xacts = transactions(url) - xacts0
+            requests1 = request_counts(server)
         finally:
             probe.stop()
             for proc in procs:
@@ -221,6 +251,16 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
     rate = done / elapsed
     cpu = cpu_server + runner_cpu
     what = f"{done} jobs, 4 remote runners x 2 slots ({executor}), PostgreSQL"
+    total = len(runs) * CELLS  # the probe's jobs too: their requests are counted
+    per_route = {
+        route: (n - requests0.get(route, 0.0)) / total
+        for route, n in sorted(requests1.items())
+        if route.startswith("/api/v1/runner") and n > requests0.get(route, 0.0)
+    }
+    counted = [
+        Row("R2", f"  requests per job: {route.removeprefix('/api/v1')}", f"{n:.2f}", n)
+        for route, n in per_route.items()
+    ]
     return [
         Row("R2", what, f"{rate:.1f} jobs/s", rate, 50, higher_is_better=True, unit="jobs/s"),
         Row(
@@ -248,7 +288,12 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
             100,
             unit="ms",
         ),
-    ]
+        Row("R2", "HTTP requests per job (runner API)", f"{sum(per_route.values()):.2f}",
+            sum(per_route.values())),
+        *counted,
+        Row("R2", "database transactions per job (every client)", f"{xacts / total:.2f}",
+            xacts / total),
+    ]  # fmt: skip
 
 
 def claim_depth(tmp: Path, claims: int) -> list[Row]:

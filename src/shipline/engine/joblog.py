@@ -315,24 +315,36 @@ SCAN_PAGE = 256  # log chunks read per query
 SCAN_SHOWN = 20  # findings written to the log and the audit event at most
 
 
-def scan_job_log(store: Store, clock: Clock, job_id: int) -> list[Finding]:
+def scan_job_log(
+    store: Store, clock: Clock, job_id: int, texts: Sequence[bytes] | None = None
+) -> list[Finding]:
     """Search the finished job's stored log for known credential shapes (`security.scanner`)
     and, when any is found, add a warning per finding at the end of the log — the rule and
-    the line, never the value — and one audit event (`log.credential_found`)."""
+    the line, never the value — and one audit event (`log.credential_found`).
+
+    `texts`: the job's whole log as stored, in order, when the caller has it (it is then
+    not read back)."""
     findings: list[Finding] = []
     lines_before = 0
+
+    def scan_chunk(data: bytes) -> None:
+        nonlocal lines_before
+        text = data.decode("utf-8", errors="replace")
+        for found in scan(text):
+            findings.append(replace(found, line=found.line + lines_before))
+        lines_before += text.count("\n")
+
     after = -1
-    while True:
+    while texts is None:
         with store.transaction(write=False) as tx:
             chunks = tx.logs.read(job_id, after_seq=after, limit=SCAN_PAGE)
         for chunk in chunks:
-            text = chunk.data.decode("utf-8", errors="replace")
-            for found in scan(text):
-                findings.append(replace(found, line=found.line + lines_before))
-            lines_before += text.count("\n")
+            scan_chunk(chunk.data)
             after = chunk.seq
         if len(chunks) < SCAN_PAGE:
             break
+    for data in texts or ():
+        scan_chunk(data)
     if not findings:
         return findings
     shown = findings[:SCAN_SHOWN]
@@ -370,10 +382,10 @@ def scan_job_log(store: Store, clock: Clock, job_id: int) -> list[Finding]:
     return findings
 
 
-def scan_log(store: Store, clock: Clock, job_id: int) -> None:
+def scan_log(store: Store, clock: Clock, job_id: int, texts: Sequence[bytes] | None = None) -> None:
     """`scan_job_log` for a job that just ended: a failure never fails the job's end (it
     is logged)."""
     try:
-        scan_job_log(store, clock, job_id)
+        scan_job_log(store, clock, job_id, texts)
     except Exception:
         log.exception("job %s: cannot scan its log for credentials", job_id)

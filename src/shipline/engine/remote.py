@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from shipline.domain.clock import Clock
@@ -203,6 +203,8 @@ class RemoteJobs:
             self.runs.started(tx, job)
             # The job's token, as the embedded runner's jobs get theirs (`issue_token`).
             token, record = issue_token(tx, self.runs, job, now=now)
+            # Handed out now: its first messages need not write `last_used_at` again.
+            tx.tokens.touch(record.id, now=now)
             assignment = tx.runners.assign(
                 runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
             )
@@ -343,43 +345,60 @@ class RemoteJobs:
 
     def append_logs(self, principal: Principal, job_id: int, chunks: Sequence[LogChunkIn]) -> int:
         """Store log chunks; a seq stored already is skipped. Returns how many were new."""
-        self.access.require_job(principal, job_id, action="log.write")
-        masker = self._masker(job_id)
-        stored = 0
-        with self.store.transaction() as tx:
-            job = self._held(tx, principal, job_id)
-            for chunk in chunks:
-                data = mask_text(masker, chunk.text).encode("utf-8", errors="replace")
-                if tx.logs.append(job_id, chunk.seq, data, chunk.step):
-                    stored += 1
-                    tx.events.publish(
-                        "log",
-                        now=self.clock.now(),
-                        run_id=job.run_id,
-                        job_id=job_id,
-                        data={"seq": chunk.seq},
-                    )
-        return stored
+        return self.report(principal, job_id, chunks, ())
 
     def step(self, principal: Principal, job_id: int, step: StepIn) -> None:
         """A step started or ended."""
-        self.access.require_job(principal, job_id, action="step.write")
-        now = self.clock.now()
-        completed = step.status is Status.COMPLETED
+        self.report(principal, job_id, (), (step,))
+
+    def report(
+        self,
+        principal: Principal,
+        job_id: int,
+        chunks: Sequence[LogChunkIn],
+        steps: Sequence[StepIn],
+    ) -> int:
+        """Log chunks and steps of a running job, in one transaction with the check that
+        the token's try still holds the job; a chunk stored already is skipped. Returns
+        how many chunks were new."""
+        self._require(principal, job_id, chunks, steps)
+        masker = self._masker(job_id)
         try:
-            self._step(principal, job_id, step, now, completed)
+            with self.store.transaction() as tx:
+                job = self._held(tx, principal, job_id)
+                return self._write(tx, job, masker, chunks, steps)
         except InvalidTransition as exc:
             raise Conflict(str(exc), field="status") from exc
 
-    def _step(
-        self, principal: Principal, job_id: int, step: StepIn, now: datetime, completed: bool
+    def _require(
+        self,
+        principal: Principal,
+        job_id: int,
+        chunks: Sequence[LogChunkIn],
+        steps: Sequence[StepIn],
     ) -> None:
-        name = mask_text(self._masker(job_id), step.name)
-        with self.store.transaction() as tx:
-            job = self._held(tx, principal, job_id)
+        # The scopes each part of a message needs (no transaction when they are given).
+        if chunks:
+            self.access.require_job(principal, job_id, action="log.write")
+        if steps or not chunks:
+            self.access.require_job(principal, job_id, action="step.write")
+
+    def _write(
+        self,
+        tx: Transaction,
+        job: JobRecord,
+        masker: Masker,
+        chunks: Sequence[LogChunkIn],
+        steps: Sequence[StepIn],
+    ) -> int:
+        """Store a message's steps and log chunks (masked) in the caller's transaction."""
+        now = self.clock.now()
+        for step in _latest(steps):
+            completed = step.status is Status.COMPLETED
+            name = mask_text(masker, step.name)
             tx.steps.upsert(
                 StepRecord(
-                    job_id,
+                    job.id,
                     step.index,
                     step.key,
                     name,
@@ -397,43 +416,86 @@ class RemoteJobs:
                 "step.completed" if completed else "step.started",
                 now=now,
                 run_id=job.run_id,
-                job_id=job_id,
+                job_id=job.id,
                 data=data,
             )
+        stored = 0
+        for chunk in chunks:
+            data_bytes = mask_text(masker, chunk.text).encode("utf-8", errors="replace")
+            if tx.logs.append(job.id, chunk.seq, data_bytes, chunk.step):
+                stored += 1
+                tx.events.publish(
+                    "log", now=now, run_id=job.run_id, job_id=job.id, data={"seq": chunk.seq}
+                )
+        return stored
 
     def finish(self, principal: Principal, job_id: int, result: FinishIn) -> JobRecord:
-        """The job ended on the runner: record it and move its run on. Safe to repeat
-        (a runner resends when it did not get the answer)."""
+        """The job ended on the runner: store what the message still carries (its last log
+        chunks and steps), end the try and move the run on, in one transaction. Safe to
+        repeat (a runner resends when it did not get the answer)."""
         self.access.require_job(principal, job_id, action="job.finish")
-        with self.store.transaction(write=False) as tx:
-            assignment = tx.runners.assignment_by_token(principal.token_id)
-            job = tx.jobs.get(job_id)
-            run = tx.runs.get(job.run_id) if job is not None else None
-        if assignment is None or job is None or assignment.state is AssignmentState.LOST:
-            raise Conflict(f"this runner no longer holds job {job_id}")
+        if result.chunks or result.steps:
+            self._require(principal, job_id, result.chunks, result.steps)
         conclusion = result.conclusion
         masker = self._masker(job_id)
         # As GitHub does, an output that holds a secret is dropped (the runner did already).
         outputs = {k: v for k, v in result.outputs.items() if mask_text(masker, v) == v}
         error = mask_text(masker, result.error) if result.error is not None else None
-        if (
-            conclusion is Conclusion.FAILURE
-            and run is not None
-            and continue_on_error(self.store, self.runs, run, job)
-        ):
-            conclusion = Conclusion.SUCCESS
-        if assignment.state is AssignmentState.RUNNING and not self._end(
-            assignment, AssignmentState.FINISHED
-        ):
+        if conclusion is Conclusion.FAILURE:
             with self.store.transaction(write=False) as tx:
-                again = tx.runners.assignment_by_token(principal.token_id)
-            if again is None or again.state is AssignmentState.LOST:
+                job = tx.jobs.get(job_id)
+                run = tx.runs.get(job.run_id) if job is not None else None
+            if (
+                job is not None
+                and run is not None
+                and continue_on_error(self.store, self.runs, run, job)
+            ):
+                conclusion = Conclusion.SUCCESS
+        # Whether the job's whole log is in this message (nothing stored before it): it
+        # is then scanned for credentials from here, without reading it back.
+        whole_log: list[bool] = []
+
+        def before(tx: Transaction) -> None:
+            """In `job_finished`'s transaction, after the run's lock: the hold check, the
+            message's log and steps, the try's end."""
+            assignment = tx.runners.assignment_by_token(principal.token_id)
+            if assignment is None or assignment.state is AssignmentState.LOST:
                 raise Conflict(f"this runner no longer holds job {job_id}")
-        finished = _again(
-            lambda: self.runs.job_finished(job_id, conclusion, outputs=outputs, error=error)
-        )
+            if assignment.state is not AssignmentState.RUNNING:
+                return  # a repeated report: stored with the first one
+            job = tx.jobs.get(job_id)
+            if job is None:
+                raise Conflict(f"this runner no longer holds job {job_id}")
+            # Scanned when this report ends it (not when the server ended it already).
+            if job.status is not Status.COMPLETED:
+                whole_log.append(tx.logs.last_seq(job_id) < 0)
+            self._write(tx, job, masker, result.chunks, result.steps)
+            if not tx.runners.end_assignment(
+                assignment.id, AssignmentState.FINISHED, now=self.clock.now()
+            ):
+                again = tx.runners.assignment_by_token(principal.token_id)
+                if again is None or again.state is AssignmentState.LOST:
+                    raise Conflict(f"this runner no longer holds job {job_id}")
+
+        try:
+            finished = _again(
+                lambda: self.runs.job_finished(
+                    job_id, conclusion, outputs=outputs, error=error, before=before
+                )
+            )
+        except InvalidTransition as exc:
+            raise Conflict(str(exc), field="status") from exc
         self.maskers.forget(job_id)
-        if job.status is not Status.COMPLETED:  # not for a repeated report
+        if whole_log and whole_log[-1]:
+            first: dict[int, str] = {}
+            for chunk in result.chunks:  # as stored: a seq given twice is stored once
+                first.setdefault(chunk.seq, chunk.text)
+            texts = [
+                mask_text(masker, first[seq]).encode("utf-8", errors="replace")
+                for seq in sorted(first)
+            ]
+            scan_log(self.store, self.clock, job_id, texts=texts)
+        elif whole_log:  # not for a repeated report
             scan_log(self.store, self.clock, job_id)
         return finished
 
@@ -454,3 +516,10 @@ class RemoteJobs:
     def _still_running(assignment: AssignmentRecord | None, job_id: int) -> None:
         if assignment is None or assignment.state is not AssignmentState.RUNNING:
             raise Conflict(f"this runner no longer holds job {job_id}")
+
+
+def _latest(steps: Sequence[StepIn]) -> list[StepIn]:
+    """The steps of a message, a step's start dropped when its end follows (the end
+    carries its start time)."""
+    ended = {s.index for s in steps if s.status is Status.COMPLETED}
+    return [s for s in steps if s.status is Status.COMPLETED or s.index not in ended]

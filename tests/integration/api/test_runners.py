@@ -199,6 +199,129 @@ def test_a_lost_lease_is_retried_once_and_the_old_holder_is_refused(env: Env) ->
     assert env.claim(second) is None
 
 
+def test_a_report_and_a_finish_carry_logs_and_steps_in_one_message_each(env: Env) -> None:
+    runner = env.runner("r", ["ubuntu-latest"])
+    run_id = env.trigger()
+    job = env.claim(runner)
+    assert job is not None
+    token, base = job["token"], f"/runner/jobs/{job['job_id']}"
+    step = {"index": 0, "key": "s1", "name": "build", "status": "in_progress"}
+    report = {"chunks": [{"seq": 0, "step": 0, "text": "one\n"}], "steps": [step]}
+    assert env.post(f"{base}/report", token, report).json() == {"stored": 1}
+    assert env.post(f"{base}/report", token, report).json() == {"stored": 0}  # a resend
+    forged = env.post(f"{base}/report", runner, report)
+    assert forged.status_code == 401  # a runner credential is not the job's token
+
+    # The end carries the last chunks (one a resend) and the step's end; a credential
+    # shape in them is found by the scanner, which reads the log back (a chunk was stored
+    # before this message).
+    key = "AKIA" + "QRSTUVWXYZABCDEF"
+    done = {**step, "status": "completed", "conclusion": "success", "exit_code": 0}
+    finish = {
+        "conclusion": "success",
+        "chunks": [
+            {"seq": 0, "step": 0, "text": "one\n"},
+            {"seq": 1, "step": 0, "text": f"aws: {key}\n"},
+        ],
+        "steps": [done],
+    }
+    assert env.post(f"{base}/finish", token, finish).status_code == 204
+    shown = env.client.get(f"/api/v1/runs/{run_id}", headers=env.auth(env.admin)).json()
+    build = next(j for j in shown["jobs"] if j["id"] == job["job_id"])
+    assert build["conclusion"] == "success"
+    assert [(s["name"], s["conclusion"]) for s in build["steps"]] == [("build", "success")]
+    text = env.client.get(
+        f"/api/v1/runs/{run_id}/jobs/{job['job_id']}/logs", headers=env.auth(env.admin)
+    ).text
+    lines = text.splitlines()
+    assert lines[:2] == ["one", f"aws: {key}"]
+    assert "(aws-access-token) at line 2 " in lines[2]
+
+    # A short job: its whole log and steps come with its end (scanned from the message).
+    follow = env.claim(runner)
+    assert follow is not None
+    first = {"seq": follow["next_seq"], "step": 0, "text": f"aws: {key}\n"}
+    only = {"conclusion": "success", "chunks": [first], "steps": [done]}
+    assert (
+        env.post(f"/runner/jobs/{follow['job_id']}/finish", follow["token"], only).status_code
+        == 204
+    )
+    text = env.client.get(
+        f"/api/v1/runs/{run_id}/jobs/{follow['job_id']}/logs", headers=env.auth(env.admin)
+    ).text
+    assert text.splitlines()[0] == f"aws: {key}"
+    assert "(aws-access-token) at line 1 " in text
+
+
+def test_a_finish_claims_the_runners_next_job_with_its_credential_only(env: Env) -> None:
+    runner = env.runner("r", ["ubuntu-latest"])
+    env.trigger()
+    env.trigger()
+    build = env.claim(runner)
+    assert build is not None
+    ask = {"conclusion": "success", "next": {"wait": 0}}
+    assert (
+        env.post(f"/runner/jobs/{build['job_id']}/finish", build["token"], ask).status_code == 422
+    )
+    ask["next"] = {}
+    base = f"/runner/jobs/{build['job_id']}"
+    # Without the runner's credential the job token alone claims nothing (a step might
+    # hold it): the job ends, and no job is handed out.
+    ended = env.client.post(
+        f"/api/v1{base}/finish",
+        json=ask,
+        headers={**env.auth(build["token"]), "X-Shipline-Runner": build["token"]},
+    )
+    assert ended.status_code == 204, ended.text
+    with env.store.transaction() as tx:
+        denied = [a for a in tx.audit.iterate() if a.action == "authenticate"]
+    assert denied and build["token"] not in str([a.data for a in denied])
+
+    # With it, the answer is the runner's next job, held as a claim would hold it.
+    second = env.claim(runner)
+    assert second is not None
+    nxt = env.client.post(
+        f"/api/v1/runner/jobs/{second['job_id']}/finish",
+        json=ask,
+        headers={**env.auth(second["token"]), "X-Shipline-Runner": runner},
+    )
+    assert nxt.status_code == 200, nxt.text
+    third = nxt.json()
+    assert third["job_id"] not in (build["job_id"], second["job_id"]) and third["token"]
+    beat = env.post("/runner/heartbeat", runner, {"jobs": [third["job_id"]], "wait": 0})
+    assert beat.json() == {"cancel": [], "lost": []}
+    report = {"chunks": [{"seq": third["next_seq"], "text": "hi\n"}]}
+    assert env.post(f"/runner/jobs/{third['job_id']}/report", third["token"], report).json() == {
+        "stored": 1
+    }
+
+
+def test_a_finish_from_a_lost_lease_stores_none_of_what_it_carries(env: Env) -> None:
+    first = env.runner("first", ["ubuntu-latest"])
+    second = env.runner("second", ["ubuntu-latest"])
+    run_id = env.trigger()
+    job = env.claim(first)
+    assert job is not None
+    env.clock.advance(timedelta(seconds=10))
+    assert env.reaper.reap() == [job["job_id"]]
+    again = env.claim(second)
+    assert again is not None and again["try_number"] == 2
+    base = f"/runner/jobs/{job['job_id']}"
+    late = {"chunks": [{"seq": 7, "text": "late line\n"}]}
+    assert env.post(f"{base}/report", job["token"], late).status_code == 409
+    step = {"index": 0, "key": "s1", "name": "late step", "status": "completed"}
+    step |= {"conclusion": "success"}
+    late_finish = {"conclusion": "success", "steps": [step], **late}
+    assert env.post(f"{base}/finish", job["token"], late_finish).status_code == 409
+    text = env.client.get(
+        f"/api/v1/runs/{run_id}/jobs/{job['job_id']}/logs", headers=env.auth(env.admin)
+    ).text
+    assert "late line" not in text
+    shown = env.client.get(f"/api/v1/runs/{run_id}", headers=env.auth(env.admin)).json()
+    build = next(j for j in shown["jobs"] if j["id"] == job["job_id"])
+    assert build["status"] == "in_progress" and build["steps"] == []
+
+
 def test_cancelling_the_run_answers_the_heartbeat_at_once(env: Env) -> None:
     runner = env.runner("r", ["ubuntu-latest"])
     run_id = env.trigger()

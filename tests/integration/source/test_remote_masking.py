@@ -12,6 +12,7 @@ import secrets as pysecrets
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.source.conftest import Hosted
 
@@ -34,7 +35,12 @@ def _post(hosted: Hosted, path: str, token: str, body: Any) -> httpx.Response:
     )
 
 
-def test_what_an_unmasking_runner_sends_is_masked_by_the_server(hosted: Hosted) -> None:
+@pytest.mark.parametrize("combined", [False, True], ids=["one-by-one", "report-and-finish"])
+def test_what_an_unmasking_runner_sends_is_masked_by_the_server(
+    hosted: Hosted, combined: bool
+) -> None:
+    """Each message on its own (older runners), or the step's start in a report and the
+    log with the step's end in the finish message (this version's runners)."""
     canary = pysecrets.token_urlsafe(32)
     hosted.project()
     put = hosted.api("PUT", "/projects/app/secrets/CANARY", json={"value": canary})
@@ -54,18 +60,23 @@ def test_what_an_unmasking_runner_sends_is_masked_by_the_server(hosted: Hosted) 
 
     encoded = base64.b64encode(f"user:{canary}".encode()).decode()
     step = {"index": 0, "key": "s1", "name": f"echo {canary}", "status": "in_progress"}
-    assert _post(hosted, f"/runner/jobs/{job_id}/steps", token, step).status_code == 204
     text = f"raw {canary}\nbasic {encoded}\nclean line\n"
     chunks = {"chunks": [{"seq": job["next_seq"], "step": 0, "text": text}]}
-    assert _post(hosted, f"/runner/jobs/{job_id}/logs", token, chunks).status_code == 200
     done = {"index": 0, "key": "s1", "name": f"echo {canary}", "status": "completed"}
     done |= {"conclusion": "failure", "exit_code": 1}
-    assert _post(hosted, f"/runner/jobs/{job_id}/steps", token, done).status_code == 204
-    finish = {
+    finish: dict[str, Any] = {
         "conclusion": "failure",
         "outputs": {"leak": f"x{canary}x", "version": "1.2.3"},
         "error": f"the step failed with {canary}",
     }
+    if combined:
+        started = _post(hosted, f"/runner/jobs/{job_id}/report", token, {"steps": [step]})
+        assert started.json() == {"stored": 0}
+        finish |= chunks | {"steps": [done]}
+    else:
+        assert _post(hosted, f"/runner/jobs/{job_id}/steps", token, step).status_code == 204
+        assert _post(hosted, f"/runner/jobs/{job_id}/logs", token, chunks).status_code == 200
+        assert _post(hosted, f"/runner/jobs/{job_id}/steps", token, done).status_code == 204
     assert _post(hosted, f"/runner/jobs/{job_id}/finish", token, finish).status_code == 204
 
     log = hosted.api("GET", f"/runs/{run.id}/jobs/{job_id}/logs")

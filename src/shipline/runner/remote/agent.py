@@ -2,7 +2,9 @@
 satisfy, runs up to `slots` of them at once with a `JobRunner`, renews their leases, and
 stops them when the server says so.
 
-- Work: one long poll at a time while a slot is free (`/runner/jobs/request`).
+- Work: one long poll at a time while a slot is free (`/runner/jobs/request`); a job's
+  finish message asks for the next job too (unless draining), so a busy runner claims
+  without a request of its own.
 - Leases: one heartbeat long poll covers every running job; the server answers at once when
   a job is cancelled or lost, so a cancellation reaches the step within its poll interval
   (a job claimed meanwhile is covered by the next round, within `ROUND` seconds).
@@ -28,10 +30,12 @@ from shipline.runner.model import JobObserver
 from shipline.runner.remote.connection import Connection, GaveUp, Refused
 from shipline.runner.remote.observer import RemoteObserver
 from shipline.runner.remote.protocol import (
+    RUNNER_HEADER,
     AssignmentError,
     FinishIn,
     HeartbeatOut,
     JobOut,
+    NextJobIn,
     WorkflowCache,
     assignment_of,
 )
@@ -177,39 +181,53 @@ class RemoteRunner:
         root = self.work_dir / f"job-{job.job_id}-{job.try_number}"
         observer = RemoteObserver(self.conn, job)
         observer.start()
-        finish: FinishIn
+        ended: FinishIn
         try:
             assignment = assignment_of(job, self.workflows)
             running.runner = self.make_runner(observer, job, root)
             if running.cancel.is_set():
                 running.runner.force_stop()
             result = await running.runner.run(assignment, running.cancel)
-            finish = FinishIn(
+            ended = FinishIn(
                 conclusion=result.conclusion, outputs=result.outputs, error=result.error
             )
         except AssignmentError as exc:
-            finish = FinishIn(conclusion=Conclusion.FAILURE, error=f"cannot run the job: {exc}")
+            ended = FinishIn(conclusion=Conclusion.FAILURE, error=f"cannot run the job: {exc}")
         except Exception as exc:
             log.exception("job %s failed in the runner", job.job_id)
-            finish = FinishIn(conclusion=Conclusion.FAILURE, error=f"the runner failed: {exc}")
+            ended = FinishIn(conclusion=Conclusion.FAILURE, error=f"the runner failed: {exc}")
         finally:
-            await observer.close()
+            unsent = await observer.close()
             shutil.rmtree(root, ignore_errors=True)
         if running.lost or observer.refused is not None:
             log.warning("job %s: not reported, this runner no longer holds it", job.job_id)
             return
+        # The end carries the last log chunks and steps (one request, one transaction
+        # on the server, for all of them) and, unless this runner is stopping, asks for
+        # its next job: the answer is that job, without a request of its own.
+        more = not self._draining.is_set() and not self.once
+        ask = NextJobIn(labels=self.labels, version=self.version, slots=self.slots)
+        finish = ended.model_copy(
+            update={"chunks": unsent.chunks, "steps": unsent.steps, "next": ask if more else None}
+        )
         try:
-            await self.conn.call(
+            response = await self.conn.call(
                 "POST",
                 f"/runner/jobs/{job.job_id}/finish",
                 token=job.token,
-                json=finish.model_dump(mode="json"),
+                json=finish.model_dump(mode="json", exclude_defaults=True),
                 give_up=lambda: running.lost,
+                headers={RUNNER_HEADER: self.conn.credential} if more else None,
             )
         except (Refused, GaveUp) as exc:
             log.warning("job %s: the server did not take its end: %s", job.job_id, exc)
             return
         log.info("job %s: %s", job.job_id, finish.conclusion)
+        if response.status_code == 200:
+            following = JobOut.model_validate(response.json())
+            self.jobs.pop(job.job_id, None)  # its slot is the next job's
+            self.heartbeat_seconds = following.heartbeat_seconds
+            self._start(following)
 
     # -- leases ------------------------------------------------------------------------
 

@@ -87,8 +87,9 @@ class Connection:
         json: Any = None,
         timeout: float = 30.0,
         give_up: Callable[[], bool] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token or self.credential}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {token or self.credential}"}
         attempt = 0
         while True:
             try:

@@ -1,12 +1,15 @@
 """A `JobObserver` that sends what a job does to the server: steps, and log lines in
-numbered batches.
+numbered chunks.
 
-Messages are queued in order and sent by one task (`pump`), each retried until the server
-takes it: log lines are never dropped because the network failed for a while. A step's
-start is held back up to `STEP_GRACE`: when the step ends meanwhile (most steps of a
-build are short), its end, which carries its start time, reports both in one request. Log chunks
-carry sequence numbers, so a batch resent after a lost reply is stored once. When the
-server refuses (the try's lease was lost, the job has ended), nothing more is sent.
+What the job does is queued in order and sent by one task (`pump`) in reports: the first
+thing queued waits up to `LINGER` for what follows (a step's end, more lines), and all of
+it goes in one request (`POST .../report`, one transaction on the server). What is still
+queued when the job ends goes in the job's finish message instead: a short job (its steps
+and log within `LINGER`) costs the claim and the finish, two requests. Every message is
+retried until the server takes it, so log lines are never dropped because the network
+failed for a while; log chunks carry sequence numbers, so a report resent after a lost
+reply is stored once. When the server refuses (the try's lease was lost, the job has
+ended), nothing more is sent.
 """
 
 from __future__ import annotations
@@ -14,22 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from datetime import UTC, datetime
 
 from shipline.domain.status import Status
 from shipline.runner.model import JobResult, StepResult
 from shipline.runner.remote.connection import Connection, Refused
-from shipline.runner.remote.protocol import JobOut, LogChunkIn, StepIn
+from shipline.runner.remote.protocol import JobOut, LogChunkIn, ReportIn, StepIn
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 FLUSH_DELAY = 0.2
-# Log chunks sent in one request at most.
+# Log chunks and steps sent in one message at most.
 BATCH = 100
-# How long a step's start waits for its end before it is sent on its own.
-STEP_GRACE = 0.2
-_GRACE_TICK = 0.02
+# How long the first message queued waits for more before a report is sent.
+LINGER = 0.2
+
+Item = LogChunkIn | StepIn
 
 
 def _now() -> datetime:
@@ -49,20 +54,27 @@ class RemoteObserver:
         self.current_step: int | None = None
         self.buffer: list[str] = []
         self.size = 0
-        self.queue: asyncio.Queue[LogChunkIn | StepIn | None] = asyncio.Queue()
+        self.pending: deque[Item] = deque()
+        self.closing = False
         self.refused: Refused | None = None
+        self._arrived = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._pump: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._pump = asyncio.ensure_future(self.pump())
 
-    async def close(self) -> None:
-        """Send everything queued, then stop."""
+    async def close(self) -> ReportIn:
+        """Stop sending; what was not sent (at most `BATCH` items), for the job's finish
+        message (nothing once the server refused)."""
         self.flush()
-        self.queue.put_nowait(None)
+        self.closing = True
+        self._arrived.set()
         if self._pump is not None:
             await self._pump
+        left = list(self.pending) if self.refused is None else []
+        self.pending.clear()
+        return _report(left)
 
     # -- JobObserver -------------------------------------------------------------------
 
@@ -75,7 +87,7 @@ class RemoteObserver:
         self.step_index[step_key] = index
         self.current_step = index
         self.started_at[index] = _now()
-        self.queue.put_nowait(
+        self._put(
             StepIn(
                 index=index,
                 key=step_key,
@@ -105,7 +117,7 @@ class RemoteObserver:
             index = self.first_step + len(self.step_index)
             self.step_index[result.key] = index
         now = _now()
-        self.queue.put_nowait(
+        self._put(
             StepIn(
                 index=index,
                 key=result.key,
@@ -123,6 +135,10 @@ class RemoteObserver:
 
     # -- sending -----------------------------------------------------------------------
 
+    def _put(self, item: Item) -> None:
+        self.pending.append(item)
+        self._arrived.set()
+
     def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -132,57 +148,47 @@ class RemoteObserver:
         text = "\n".join(self.buffer) + "\n"
         self.buffer = []
         self.size = 0
-        self.queue.put_nowait(LogChunkIn(seq=self.seq, step=self.current_step, text=text))
+        self._put(LogChunkIn(seq=self.seq, step=self.current_step, text=text))
         self.seq += 1
 
     async def pump(self) -> None:
-        """Send queued messages in order (consecutive log chunks in one request)."""
+        """Send what is queued in reports of at most `BATCH` items, in order; leave the
+        rest to the finish message once the job is closing."""
+        loop = asyncio.get_running_loop()
         while True:
-            item = await self.queue.get()
-            if item is None:
-                return
             if self.refused is not None:
+                self.pending.clear()
+            if not self.pending:
+                if self.closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
                 continue
+            deadline = loop.time() + LINGER
+            while not self.closing and len(self.pending) < BATCH:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), left)
+            if self.closing and len(self.pending) <= BATCH:
+                return  # the finish message carries them
+            items = [self.pending.popleft() for _ in range(min(BATCH, len(self.pending)))]
             try:
-                if isinstance(item, StepIn):
-                    if item.status is Status.IN_PROGRESS and await self._ends_soon(item.index):
-                        continue  # its end, queued already, reports the start too
-                    await self._send("steps", item.model_dump(mode="json"))
-                    continue
-                chunks = [item]
-                while len(chunks) < BATCH and isinstance(self._peek(), LogChunkIn):
-                    chunks.append(self.queue.get_nowait())  # type: ignore[arg-type]
-                body = {"chunks": [c.model_dump(mode="json") for c in chunks]}
-                await self._send("logs", body)
+                await self.conn.call(
+                    "POST",
+                    f"/runner/jobs/{self.job.job_id}/report",
+                    token=self.job.token,
+                    json=_report(items).model_dump(mode="json"),
+                )
             except Refused as exc:
                 log.warning("job %s: the server refused a message: %s", self.job.job_id, exc)
                 self.refused = exc
 
-    async def _ends_soon(self, index: int) -> bool:
-        """Whether step `index` ends within `STEP_GRACE` (its end is then in the queue)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STEP_GRACE
-        while True:
-            items = self.queue._queue  # type: ignore[attr-defined]
-            for queued in items:
-                if queued is None:  # closing: the job is over, send what there is
-                    return False
-                if (
-                    isinstance(queued, StepIn)
-                    and queued.index == index
-                    and queued.status is Status.COMPLETED
-                ):
-                    return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(_GRACE_TICK)
 
-    def _peek(self) -> LogChunkIn | StepIn | None:
-        # asyncio.Queue has no peek: look at its deque (stable since Python 3.4).
-        items = self.queue._queue  # type: ignore[attr-defined]
-        return items[0] if items else None
-
-    async def _send(self, what: str, body: object) -> None:
-        await self.conn.call(
-            "POST", f"/runner/jobs/{self.job.job_id}/{what}", token=self.job.token, json=body
-        )
+def _report(items: list[Item]) -> ReportIn:
+    return ReportIn(
+        chunks=[i for i in items if isinstance(i, LogChunkIn)],
+        steps=[i for i in items if isinstance(i, StepIn)],
+    )

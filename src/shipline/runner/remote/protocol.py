@@ -147,14 +147,40 @@ class StepIn(_In):
     finished_at: datetime | None = None
 
 
-class FinishIn(_In):
-    """How the job ended."""
+class ReportIn(_In):
+    """What a job did since its last message: log chunks (numbered, stored once) and
+    steps (started or ended, in the order they happened), stored in one transaction."""
+
+    chunks: list[LogChunkIn] = Field(default_factory=list, max_length=1000)
+    steps: list[StepIn] = Field(default_factory=list, max_length=1000)
+
+
+# The header of a finish message that asks for the runner's next job: the runner's own
+# credential (the job token cannot claim: a step might hold it).
+RUNNER_HEADER = "X-Shipline-Runner"
+
+
+class NextJobIn(_In):
+    """With a finish: claim the runner's next job at once, as `POST .../request` with
+    `wait=0` would (the runner credential in the `RUNNER_HEADER` header)."""
+
+    labels: list[Label] | None = Field(default=None, max_length=64)
+    version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    slots: int | None = Field(default=None, ge=1, le=1024)
+
+
+class FinishIn(ReportIn):
+    """How the job ended, with what the runner had not sent yet (its last log chunks and
+    steps: for a short job, everything it did), all stored with the end in one
+    transaction."""
 
     conclusion: Conclusion
     outputs: dict[Annotated[str, StringConstraints(max_length=255)], str] = Field(
         default_factory=dict, max_length=1000
     )
     error: Annotated[str, StringConstraints(max_length=65536)] | None = None
+    # Ask for the next job in the same request (the answer is then the job, or 204).
+    next: NextJobIn | None = None
 
 
 class ArtifactFileIn(_In):

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from shipline.domain.artifacts import ArtifactRecord, CacheEntry
 from shipline.engine.errors import NotFound
 from shipline.engine.remote_files import JobFiles
 from shipline.runner.remote.protocol import (
+    RUNNER_HEADER,
     ArtifactFileOut,
     ArtifactIn,
     ArtifactOut,
@@ -29,11 +30,13 @@ from shipline.runner.remote.protocol import (
     CacheLookupIn,
     CacheSaveIn,
     FinishIn,
+    JobOut,
     LogBatchIn,
+    ReportIn,
     StepIn,
 )
 from shipline.server.api import API_PREFIX
-from shipline.server.api.runners import remote_jobs
+from shipline.server.api.runners import next_job, remote_jobs
 from shipline.server.deps import JobCaller, Services, ServicesDep
 from shipline.server.schemas import ErrorOut
 
@@ -79,6 +82,13 @@ def _cache_out(entry: CacheEntry | None) -> CacheEntryOut | None:
     return CacheEntryOut(key=entry.key, version=entry.version, sha256=entry.blob, size=entry.size)
 
 
+@router.post("/{job_id}/report", summary="Report log chunks and steps")
+def report(job_id: JobId, body: ReportIn, caller: JobCaller, svc: ServicesDep) -> StoredOut:
+    """What the job did since its last message, stored in one transaction: numbered log
+    chunks (one stored already, a resend, is skipped) and steps started or ended."""
+    return StoredOut(stored=remote_jobs(svc).report(caller, job_id, body.chunks, body.steps))
+
+
 @router.post("/{job_id}/logs", summary="Append log chunks")
 def append_logs(job_id: JobId, body: LogBatchIn, caller: JobCaller, svc: ServicesDep) -> StoredOut:
     """Numbered chunks; one stored already (a resend) is skipped."""
@@ -91,10 +101,38 @@ def report_step(job_id: JobId, body: StepIn, caller: JobCaller, svc: ServicesDep
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{job_id}/finish", status_code=status.HTTP_204_NO_CONTENT, summary="End the job")
-def finish(job_id: JobId, body: FinishIn, caller: JobCaller, svc: ServicesDep) -> Response:
-    """The job's conclusion, outputs and error; the job token dies with it."""
+@router.post(
+    "/{job_id}/finish",
+    summary="End the job (and claim the runner's next one)",
+    responses={
+        200: {"model": JobOut, "description": "the runner's next job (`next` was given)"},
+        204: {"description": "ended (no next job asked for, or none)"},
+    },
+    response_model=None,
+)
+def finish(
+    job_id: JobId,
+    body: FinishIn,
+    caller: JobCaller,
+    svc: ServicesDep,
+    request: Request,
+    runner_token: Annotated[
+        str | None,
+        Header(
+            alias=RUNNER_HEADER,
+            description="the runner's credential, when `next` asks for its next job",
+        ),
+    ] = None,
+) -> JobOut | Response:
+    """The job's conclusion, outputs and error, with the log chunks and steps the runner
+    had not reported yet (stored with the end, in one transaction); the job token dies
+    with it. With `next` and the runner's credential, the runner's next job is claimed
+    at once and is the answer (saving the runner its next request)."""
     remote_jobs(svc).finish(caller, job_id, body)
+    if body.next is not None:
+        job = next_job(svc, runner_token, body.next, request)
+        if job is not None:
+            return job
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

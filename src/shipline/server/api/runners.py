@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from shipline.domain.runners import RunnerRecord
-from shipline.engine.errors import NotFound, Unauthenticated
+from shipline.engine.errors import Forbidden, NotFound, Unauthenticated
 from shipline.engine.remote import RemoteJobs
 from shipline.engine.runners import RunnerService, RunnerView
 from shipline.runner.remote.protocol import (
@@ -23,6 +23,7 @@ from shipline.runner.remote.protocol import (
     HeartbeatOut,
     JobOut,
     JobRequestIn,
+    NextJobIn,
     RegisterIn,
     RegisterOut,
 )
@@ -207,13 +208,35 @@ async def request_job(
     when none came within `wait` seconds. `labels` narrows the runner's registered labels
     (403 for one it was not registered with); `version`, `slots` update its record."""
     service = runner_service(svc)
-    runner = await run_in_threadpool(_runner, svc, token, request)
-    labels = service.labels_for(runner, body.labels)
-    runner = await run_in_threadpool(service.seen, runner, version=body.version, slots=body.slots)
-    job = await remote_jobs(svc).request(runner, body.wait, labels)
+
+    def first() -> tuple[RunnerRecord, frozenset[str], JobOut | None]:
+        # One trip to a worker thread for what comes first (a claim answers most asks
+        # on a busy queue): authenticate, note the runner alive, claim.
+        runner = _runner(svc, token, request)
+        labels = service.labels_for(runner, body.labels)
+        runner = service.seen(runner, version=body.version, slots=body.slots)
+        return runner, labels, remote_jobs(svc).claim(runner, labels)
+
+    runner, labels, job = await run_in_threadpool(first)
+    if job is None and body.wait > 0:
+        # Claims again before it waits: a job queued meanwhile is not missed.
+        job = await remote_jobs(svc).request(runner, body.wait, labels)
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return job
+
+
+def next_job(svc: Services, token: str | None, ask: NextJobIn, request: Request) -> JobOut | None:
+    """The runner's next job, claimed now for a finish message that asked for one (None:
+    none, or the runner may not have one: its next request is refused with the reason)."""
+    service = runner_service(svc)
+    try:
+        runner = _runner(svc, token, request)
+        labels = service.labels_for(runner, ask.labels)
+    except (Unauthenticated, Forbidden):
+        return None
+    runner = service.seen(runner, version=ask.version, slots=ask.slots)
+    return remote_jobs(svc).claim(runner, labels)
 
 
 @router.post("/runner/heartbeat", summary="Renew job leases (runner credential; long poll)")
