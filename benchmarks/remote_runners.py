@@ -21,6 +21,7 @@ B   bare baselines in the same run: 8 threads spawning `bash -c true` N times (w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -81,6 +82,15 @@ def request_counts(server: Server) -> dict[str, float]:
     return counts
 
 
+def fleet_requests(fleet: list[Server]) -> dict[str, float]:
+    """`request_counts` summed over the servers."""
+    total: dict[str, float] = {}
+    for server in fleet:
+        for route, n in request_counts(server).items():
+            total[route] = total.get(route, 0.0) + n
+    return total
+
+
 def transactions(url: str) -> int:
     """Transactions the database committed or rolled back so far (all its clients)."""
     import psycopg
@@ -118,10 +128,15 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SHIPLINE_")}
 
 
-def register(client: httpx.Client, server: Server, config: Path, name: str) -> None:
+def register(
+    client: httpx.Client, server: Server, config: Path, name: str, others: tuple[str, ...] = ()
+) -> None:
+    """A runner's config registered with `server`, given `others` (other servers' URLs,
+    tried after the first) too."""
     reg = check(client.post("/api/v1/runners/registration-tokens", json={}), "registration")
+    urls = [arg for url in (server.url, *others) for arg in ("--url", url)]
     subprocess.run(
-        [sys.executable, "-m", "shipline", "runner", "register", "--url", server.url,
+        [sys.executable, "-m", "shipline", "runner", "register", *urls,
          "--config", str(config), "--name", name],
         env={**clean_env(), "SHIPLINE_REGISTRATION_TOKEN": reg["token"]},
         check=True, capture_output=True,
@@ -204,23 +219,32 @@ def drain_embedded(tmp: Path, jobs: int) -> list[Row]:
     ]
 
 
-def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
+def drain_remote(tmp: Path, jobs: int, executor: str, servers: int = 1) -> list[Row]:
     token = admin_token()
     repo = make_repo(tmp / "repo-r2", {"wide.yml": workflow("self-hosted")})
     with (
         database("postgresql", tmp / "state-r2") as url,
         Server(tmp / "state-r2", url, slots=0, admin_token=token) as server,
+        contextlib.ExitStack() as more,
         api_client(server, token, timeout=120) as client,
     ):
+        # Further servers on the same database (the production layout of docs/runners.md):
+        # runner i asks server i % N first, the others after it.
+        fleet = [server] + [
+            more.enter_context(Server(tmp / f"state-r2-{n}", url, slots=0, admin_token=token))
+            for n in range(1, servers)
+        ]
         create_project(client, "bench", repo)
         runs = queue_runs(client, jobs)
         configs = [tmp / f"runner-{i}.json" for i in range(4)]
         for i, config in enumerate(configs):
-            register(client, server, config, f"bench-{i}")
+            first = fleet[i % len(fleet)]
+            others = tuple(s.url for s in fleet if s is not first)
+            register(client, first, config, f"bench-{i}", others)
         probe = Probe(client, server)
-        requests0 = request_counts(server)
+        requests0 = fleet_requests(fleet)
         xacts0 = transactions(url)
-        cpu0 = cpu_seconds(server.proc.pid)
+        cpu0 = sum(cpu_seconds(s.proc.pid) for s in fleet)
         start = time.monotonic()
         procs = []
         for i, config in enumerate(configs):
@@ -236,11 +260,11 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
         try:
             wait_all(client, runs)
             elapsed = time.monotonic() - start
-            cpu_server = cpu_seconds(server.proc.pid) - cpu0
+            cpu_server = sum(cpu_seconds(s.proc.pid) for s in fleet) - cpu0
             runner_cpu = sum(cpu_seconds(p.pid) for p in procs)
             time.sleep(1)  # the statistics of the last transactions reach pg_stat_database
             xacts = transactions(url) - xacts0
-            requests1 = request_counts(server)
+            requests1 = fleet_requests(fleet)
         finally:
             probe.stop()
             for proc in procs:
@@ -250,7 +274,8 @@ def drain_remote(tmp: Path, jobs: int, executor: str) -> list[Row]:
     done = len(runs) * CELLS - len(times)  # the runners' jobs only
     rate = done / elapsed
     cpu = cpu_server + runner_cpu
-    what = f"{done} jobs, 4 remote runners x 2 slots ({executor}), PostgreSQL"
+    where = f"{servers} servers, " if servers > 1 else ""
+    what = f"{done} jobs, 4 remote runners x 2 slots ({executor}), {where}PostgreSQL"
     total = len(runs) * CELLS  # the probe's jobs too: their requests are counted
     per_route = {
         route: (n - requests0.get(route, 0.0)) / total
@@ -414,7 +439,7 @@ def bench(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
     if kind == "sqlite" and "R1" in only:
         rows += drain_embedded(tmp, args.jobs)
     if kind == "postgresql" and "R2" in only:
-        rows += drain_remote(tmp, args.jobs, args.executor)
+        rows += drain_remote(tmp, args.jobs, args.executor, args.servers)
     if kind == "postgresql" and "R3" in only:
         rows += claim_depth(tmp, args.claims)
     if kind == "postgresql" and "B" in only:
@@ -433,6 +458,12 @@ def main() -> int:
         default="auto",
         help="the remote runners' executor (R2): auto (the sandbox here, as the embedded "
         "runner of R1 by default), sandbox or shell",
+    )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="R2: server processes on the one database (runners spread over them)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
