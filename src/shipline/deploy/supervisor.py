@@ -269,6 +269,10 @@ class Supervisor:
             code = await inst.process.wait()
             if inst.state in ("stopping", "stopped"):
                 return
+            # What the instance's shell started may outlive it (the shell was killed, its
+            # service was not): untracked, it would keep the port and run on. Nothing of
+            # the old group survives into the restart.
+            _signal_group(inst.process.pid, signal.SIGKILL)
             if time.monotonic() - inst.started_at > _STABLE_AFTER:
                 backoff = _BACKOFF_START
             inst.state = "backoff"

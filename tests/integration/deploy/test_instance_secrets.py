@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from shipline.deploy.controller import RolloutController
+from shipline.deploy.supervisor import group_alive
 from shipline.deploy.types import Outcome
 from shipline.spec.environment import load_environment
 from tests.integration.deploy.helpers import make_release, port_block
@@ -88,6 +89,9 @@ traffic:
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the restarted instance does not have the secret")
+            # The killed instance's shell had started the service: nothing of its process
+            # group runs on beside the restarted instance.
+            assert not group_alive(victim.pid)
             needle = canary.encode()
             assert commands_containing(needle) == []
             assert files_containing(state, needle, set()) == []
