@@ -227,6 +227,7 @@ class GateService:
         self-review, decided already). `decide` checks again whatever this says."""
         waiting = self.pending(actor)
         files: dict[tuple[int, str], EnvironmentFile | str] = {}
+        fetched: set[int] = set()  # one fetch of a project's repository per page
         out: list[Approval] = []
         with self._store.transaction(write=False) as tx:
             facts = [
@@ -247,7 +248,9 @@ class GateService:
             key = (project.id, gate.environment)
             if key not in files:
                 try:
-                    files[key] = self._files.read(project, gate.environment)
+                    fetch = project.id not in fetched
+                    fetched.add(project.id)
+                    files[key] = self._files.read(project, gate.environment, fetch=fetch)
                 except EnvironmentError as exc:
                     files[key] = str(exc)
             file = files[key]
