@@ -63,11 +63,12 @@ def workflow(labels: str, cells: int = CELLS) -> str:
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a live process and of the children it has reaped (its steps)."""
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """CPU time of a live process and (unless `children` is false) of the children it has
+    reaped (its steps)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return sum(int(f) for f in fields[11:15]) / _TICK
+    return sum(int(f) for f in fields[11 : 15 if children else 13]) / _TICK
 
 
 def request_counts(server: Server) -> dict[str, float]:
@@ -195,27 +196,30 @@ class Probe:
         self.http.close()
 
 
-def drain_embedded(tmp: Path, jobs: int) -> list[Row]:
+def drain_embedded(tmp: Path, jobs: int, executor: str) -> list[Row]:
     token = admin_token()
     repo = make_repo(tmp / "repo-r1", {"wide.yml": workflow("self-hosted")})
     with (
         database("sqlite", tmp / "state-r1") as url,
-        Server(tmp / "state-r1", url, slots=8, admin_token=token) as server,
+        Server(tmp / "state-r1", url, slots=8, admin_token=token, executor=executor) as server,
         api_client(server, token, timeout=120) as client,
     ):
         create_project(client, "bench", repo)
-        cpu0 = cpu_seconds(server.proc.pid)
+        pid = server.proc.pid
+        cpu0, own0 = cpu_seconds(pid), cpu_seconds(pid, children=False)
         start = time.monotonic()
         runs = queue_runs(client, jobs)
         wait_all(client, runs)
         elapsed = time.monotonic() - start
-        cpu = cpu_seconds(server.proc.pid) - cpu0
+        cpu = cpu_seconds(pid) - cpu0
+        own = cpu_seconds(pid, children=False) - own0
     done = len(runs) * CELLS
     rate = done / elapsed
-    what = f"{done} jobs, embedded runner x 8 slots (auto), SQLite"
+    what = f"{done} jobs, embedded runner x 8 slots ({executor}), SQLite"
     return [
         Row("R1", what, f"{rate:.1f} jobs/s", rate, unit="jobs/s"),
         Row("R1", "CPU per job (server + steps)", ms(cpu / done), cpu / done * 1e3, unit="ms"),
+        Row("R1", "  of which the server's own", ms(own / done), own / done * 1e3, unit="ms"),
     ]
 
 
@@ -437,7 +441,7 @@ def bench(kind: str, tmp: Path, args: argparse.Namespace) -> list[Row]:
     only = set(args.only.split(",")) if args.only else {"R1", "R2", "R3", "B"}
     rows = []
     if kind == "sqlite" and "R1" in only:
-        rows += drain_embedded(tmp, args.jobs)
+        rows += drain_embedded(tmp, args.jobs, args.executor)
     if kind == "postgresql" and "R2" in only:
         rows += drain_remote(tmp, args.jobs, args.executor, args.servers)
     if kind == "postgresql" and "R3" in only:
@@ -456,8 +460,8 @@ def main() -> int:
     parser.add_argument(
         "--executor",
         default="auto",
-        help="the remote runners' executor (R2): auto (the sandbox here, as the embedded "
-        "runner of R1 by default), sandbox or shell",
+        help="the executor of R1's embedded runner and of R2's remote runners: auto (the "
+        "sandbox where it works), sandbox or shell",
     )
     parser.add_argument(
         "--servers",

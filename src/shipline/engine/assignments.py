@@ -11,12 +11,11 @@ from datetime import datetime, timedelta
 
 from shipline.domain.records import JobRecord, RunRecord, TokenRecord, Trust
 from shipline.domain.status import Conclusion, combine
-from shipline.engine.job_tokens import NO_SCOPES, issue_job_token, scopes_for
+from shipline.engine.job_tokens import NO_SCOPES, issue_for, scopes_for
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
 from shipline.runner.model import JobAssignment
-from shipline.security.tokens import hash_secret
 from shipline.store.ports import Store, Transaction
 
 # A job token outlives the job's own timeout by this much (it dies with the job anyway).
@@ -114,10 +113,8 @@ def issue_token(
     scopes = NO_SCOPES
     if found is not None and run is not None:
         scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
-    token = issue_job_token(tx, job.id, expires, now=now, scopes=scopes)
-    record = tx.tokens.find(hash_secret(token))
-    assert record is not None
-    return token, record
+    project_id = run.project_id if run is not None else None
+    return issue_for(tx, job, project_id, expires, now=now, scopes=scopes)
 
 
 def continue_on_error(store: Store, runs: RunService, run: RunRecord, job: JobRecord) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shipline.domain.records import TokenKind, Trust
+from shipline.domain.records import JobRecord, TokenKind, TokenRecord, Trust
 from shipline.domain.status import Status
 from shipline.engine.errors import Invalid, NotFound
 from shipline.engine.principal import job_project, utc
@@ -54,20 +54,34 @@ def issue_job_token(
     """A new token for job `job_id`, valid until `expires`, with `scopes` (`scopes_for`;
     none given: the defaults); returns its plaintext (hand it to the runner that holds
     the job, never store or log it)."""
-    if utc(expires) <= now:
-        raise Invalid("a job token must expire in the future", field="expires")
     job = tx.jobs.get(job_id)
     if job is None:
         raise NotFound("no such job")
+    return issue_for(tx, job, job_project(tx, job_id), expires, now=now, scopes=scopes)[0]
+
+
+def issue_for(
+    tx: Transaction,
+    job: JobRecord,
+    project_id: int | None,
+    expires: datetime,
+    *,
+    now: datetime,
+    scopes: tuple[str, ...] = (),
+) -> tuple[str, TokenRecord]:
+    """`issue_job_token` for a job the caller has read (with its project): the plaintext
+    and the token's record."""
+    if utc(expires) <= now:
+        raise Invalid("a job token must expire in the future", field="expires")
     if job.status is Status.COMPLETED:
         raise Invalid("the job has completed", field="job_id")
     plaintext, digest = new_token(TokenKind.JOB)
     record = tx.tokens.create(
         TokenKind.JOB,
-        f"job-{job_id}",
+        f"job-{job.id}",
         digest,
         now=now,
-        job_id=job_id,
+        job_id=job.id,
         scopes=scopes,
         expires_at=expires,
     )
@@ -76,20 +90,23 @@ def issue_job_token(
         actor=SYSTEM_ACTOR,
         action="token.issue_job",
         now=now,
-        project_id=job_project(tx, job_id),
-        target=f"job:{job_id}",
+        project_id=project_id,
+        target=f"job:{job.id}",
         data={"token_id": record.id, "scopes": granted if scopes else "default"},
     )
-    return plaintext
+    return plaintext, record
 
 
-def revoke_job_tokens(tx: Transaction, job_id: int, *, now: datetime) -> None:
-    """Revoke every token of job `job_id`; from then on they are refused."""
+def revoke_job_tokens(
+    tx: Transaction, job_id: int, *, now: datetime, project_id: int | None = None
+) -> None:
+    """Revoke every token of job `job_id`; from then on they are refused. `project_id`:
+    the job's project, when the caller knows it (else it is read)."""
     tx.tokens.revoke_for_job(job_id, now=now)
     tx.audit.append(
         actor=SYSTEM_ACTOR,
         action="token.revoke_job",
         now=now,
-        project_id=job_project(tx, job_id),
+        project_id=job_project(tx, job_id) if project_id is None else project_id,
         target=f"job:{job_id}",
     )

@@ -690,7 +690,7 @@ class RunService:
             data={"conclusion": str(conclusion)},
         )
         if had_token:  # after the job's row, as the event feed's lock (SECURITY-CASES 20)
-            revoke_job_tokens(tx, job.id, now=now)
+            revoke_job_tokens(tx, job.id, now=now, project_id=run.project_id)
         if replay is None:  # a job of an earlier attempt: nothing to advance
             return job
         _note(replay, job)

@@ -23,6 +23,8 @@ MAX_DFA_PATTERN_CHARS = 64 * 1024
 # Forms per detecting automaton (see `Masker._build`), and how many such automata at most.
 DETECT_GROUP = 64
 MAX_DETECT_GROUPS = 8
+# Up to this many forms (a secret or two) are looked for one by one, without automata.
+FEW_FORMS = 24
 # Shorter values would turn ordinary words of the log into `***`.
 MIN_LENGTH = 3
 
@@ -103,6 +105,9 @@ class Masker:
 
     def __init__(self, values: list[str] | None = None) -> None:
         self._forms: set[str] = set()
+        # The forms sorted, and as UTF-8: kept current by `_register`.
+        self._sorted: list[str] = []
+        self._encoded: list[bytes] = []
         self._automaton: AhoCorasick | None = None
         # The same forms as UTF-8 in groups of at most `DETECT_GROUP`, to tell whether a
         # block of raw output holds any form at all (`may_match`, `lines_of`).
@@ -110,25 +115,33 @@ class Masker:
         self._built = 0  # how many forms the automata were built with
         for v in values or []:
             self._register(v)
-        self._build()
 
     def add(self, value: str) -> bool:
         """Register a value; False when it is too short to be masked safely."""
-        if not self._register(value):
-            return False
-        self._build()
-        return True
+        return self._register(value)
 
     def _register(self, value: str) -> bool:
         if len(value.strip()) < MIN_LENGTH:
             return False
-        self._forms |= encoded_forms(value)
+        forms = encoded_forms(value)
+        if not forms <= self._forms:
+            self._forms |= forms
+            self._sorted = sorted(self._forms)
+            self._encoded = [f.encode("utf-8", errors="surrogatepass") for f in self._sorted]
         return True
 
-    def _build(self) -> None:
-        forms = sorted(self._forms)
+    def _few(self) -> bool:
+        """Whether the forms are few enough to look for one by one (`in`), which costs
+        less than building automata: a job's masker usually holds only its own token,
+        which its output usually never shows, so the automata are never needed."""
+        return len(self._sorted) <= FEW_FORMS
+
+    def _build(self) -> AhoCorasick | None:
+        """The automaton of the forms registered so far (built when first needed, and
+        again after `add` brought new forms)."""
+        forms = self._sorted
         if not forms or (self._automaton is not None and len(forms) == self._built):
-            return
+            return self._automaton
         self._built = len(forms)
         # A DFA searches fastest but grows with the patterns: large values (long PEM
         # keys, many add-masks) get the compact NFA instead.
@@ -137,7 +150,7 @@ class Masker:
         self._automaton = AhoCorasick(
             forms, matchkind=MatchKind.LeftmostLongest, implementation=implementation
         )
-        encoded = [f.encode("utf-8", errors="surrogatepass") for f in forms]
+        encoded = self._encoded
         # Up to 64 patterns the automaton is preceded by a SIMD prefilter (Teddy) that
         # skips text no pattern can start in: several such passes cost less than one
         # pass of a DFA over all forms (20 secrets: 140 forms, 3 passes ~7x faster).
@@ -153,18 +166,27 @@ class Masker:
             )
             for i in range(0, len(encoded), size)
         ]
+        return self._automaton
 
     def may_match(self, data: bytes) -> bool:
         """Whether a form may be in `data`, UTF-8 output; False means none is."""
+        if self._few():
+            return any(form in data for form in self._encoded)
+        self._build()
         return any(d.find_matches_as_indexes(data) for d in self._detectors)
 
     def __bool__(self) -> bool:
-        return self._automaton is not None
+        return bool(self._sorted)
+
+    def _search(self, text: str) -> list[tuple[int, int, int]]:
+        """The forms found in `text` (leftmost-longest): (form, start, end)."""
+        if self._few() and not any(form in text for form in self._sorted):
+            return []
+        automaton = self._build()
+        return [] if automaton is None else automaton.find_matches_as_indexes(text)
 
     def mask(self, text: str) -> str:
-        if self._automaton is None:
-            return text
-        found = self._automaton.find_matches_as_indexes(text)
+        found = self._search(text)
         if not found:
             return text
         parts: list[str] = []
@@ -181,9 +203,7 @@ class Masker:
         each masked on its own as `mask` would: the block is searched once, and only the
         lines a form touches are masked again line by line. Far faster than a search per
         line when, as usual, nothing matches."""
-        if self._automaton is None:
-            return lines
-        found = self._automaton.find_matches_as_indexes(block)
+        found = self._search(block)
         if not found:
             return lines
         # A form a search of the block skipped overlaps one it found, so lies on a line
@@ -210,7 +230,7 @@ class Masker:
         lines = text.split("\n")
         if "\r" in text:
             lines = [line.rstrip("\r") for line in lines]
-        if self._automaton is None:
+        if not self._sorted:
             return lines
         if "\ufffd" not in text and not self.may_match(block):
             return lines

@@ -223,8 +223,8 @@ def test_a_large_value_is_masked_too() -> None:
 def test_may_match_finds_every_form_and_nothing_in_clean_text() -> None:
     secrets = [f"{i:02d}-{SECRET}" for i in range(30)]
     masker = Masker(secrets)
-    assert len(masker._detectors) > 1
     assert not masker.may_match(b"nothing to see here\n" * 1000)
+    assert len(masker._detectors) > 1  # built by the first search
     for form in sorted(masker._forms):
         assert masker.may_match(b"x " + form.encode() + b" y")
 
@@ -238,3 +238,21 @@ def test_lines_of_equals_mask_lines_of_the_decoded_block() -> None:
     assert found == masker.mask_lines(text, lines)
     assert found[:3] == ["a ***", "***", "c"]
     assert found[3].startswith("***") and SECRET not in found[3]
+
+
+def test_a_few_forms_are_looked_for_without_automata_until_one_is_there() -> None:
+    """A job's masker (its token, a secret or two) builds no automaton for clean output;
+    once a form is there it masks exactly as the automaton does."""
+    from shipline.security.masking import FEW_FORMS
+
+    masker = Masker([SECRET])
+    assert 0 < len(masker._forms) <= FEW_FORMS
+    assert masker.mask("clean line") == "clean line"
+    assert not masker.may_match(b"clean block\n" * 100)
+    assert masker.lines_of(b"a\nb") == ["a", "b"]
+    assert masker._automaton is None
+    assert masker.mask(f"x {SECRET} y") == "x *** y"
+    assert masker._automaton is not None
+    for form in sorted(masker._forms):
+        assert masker.may_match(f"x {form} y".encode())
+        assert MASK in Masker([SECRET]).mask(f"x {form} y")

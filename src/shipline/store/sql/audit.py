@@ -34,6 +34,14 @@ from shipline.store.sql.signals import CHANNEL
 FEED_LOCK = 0x5348_4645
 _ITERATE_BATCH = 1000
 _NOTIFY = text("SELECT pg_notify(:channel, :signal)")
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# The hot statements, built once (a statement built per call costs its construction and
+# its cache key every time).
+_HEAD = select(audit_events.c.id, audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
+_APPEND = insert(audit_events)
+_PUBLISH = insert(events).returning(events.c.id)
+# Where a connection notes the transaction whose feed lock it holds.
+_LOCKED_IN = "shipline_feed_locked_in"
 
 
 def _plain(data: JSON | None) -> JSON:
@@ -45,9 +53,17 @@ def _plain(data: JSON | None) -> JSON:
 
 
 def _lock_feed(conn: Connection) -> None:
-    """Hold the feed's lock until this transaction ends (taking it again is free)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
+    """Hold the feed's lock until this transaction ends. Asked once per transaction: taken
+    outside a savepoint, the lock is this transaction's until it ends (inside one, a
+    rollback to the savepoint would release it, so it is asked for again each time)."""
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    if transaction is not None and conn.info.get(_LOCKED_IN) is transaction:
+        return
+    conn.execute(_LOCK, {"key": FEED_LOCK})
+    if conn.get_nested_transaction() is None:
+        conn.info[_LOCKED_IN] = transaction
 
 
 def _audit(row: Row[Any]) -> AuditRecord:
@@ -93,11 +109,7 @@ class SqlAuditStore:
         data: JSON | None = None,
     ) -> AuditRecord:
         _lock_feed(self._conn)
-        head = self._conn.execute(
-            select(audit_events.c.id, audit_events.c.hash)
-            .order_by(audit_events.c.id.desc())
-            .limit(1)
-        ).first()
+        head = self._conn.execute(_HEAD).first()
         unhashed = AuditRecord(
             id=1 if head is None else head.id + 1,
             at=utc(now),
@@ -112,7 +124,7 @@ class SqlAuditStore:
             prev_hash="" if head is None else head.hash,
         )
         record = dataclasses.replace(unhashed, hash=chain_hash(unhashed.prev_hash, unhashed))
-        self._conn.execute(insert(audit_events).values(dataclasses.asdict(record)))
+        self._conn.execute(_APPEND, dataclasses.asdict(record))
         return record
 
     def page(
@@ -173,9 +185,7 @@ class SqlEventStore:
         plain = _plain(data)
         _lock_feed(self._conn)
         event_id = self._conn.execute(
-            insert(events)
-            .values(at=now, kind=kind, run_id=run_id, job_id=job_id, data=plain)
-            .returning(events.c.id)
+            _PUBLISH, {"at": now, "kind": kind, "run_id": run_id, "job_id": job_id, "data": plain}
         ).scalar_one()
         signal = SIGNALLED_EVENTS.get(kind)
         if signal is not None and signal not in self._pending:
