@@ -320,7 +320,8 @@ class EmbeddedRunner:
         except Exception:
             await asyncio.to_thread(observer.flush)  # the log is kept whatever happens next
             raise
-        await asyncio.to_thread(scan_log, self.store, self.clock, job.id)
+        # The log as written, when this observer wrote all of it: nothing is read back.
+        await asyncio.to_thread(scan_log, self.store, self.clock, job.id, observer.texts())
 
     async def _watch_cancel(self) -> None:
         """Stop running jobs when the service publishes `job.cancel` for them or their run

@@ -36,6 +36,8 @@ from shipline.store.ports import Store, Transaction
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+# A job's log up to this size is kept in memory for the credential scan at its end.
+KEEP_FOR_SCAN = 1024 * 1024
 FLUSH_DELAY = 0.2
 
 
@@ -93,6 +95,15 @@ class StoreObserver:
         self._pending_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writing: asyncio.Future[None] | None = None
+        # The chunks of this observer, in order, while they are the job's whole log and
+        # small: the credential scan at the job's end then reads nothing back (`texts`).
+        self._texts: list[bytes] | None = [] if self.seq == 0 else None
+        self._texts_size = 0
+
+    def texts(self) -> list[bytes] | None:
+        """The job's whole log as written by this observer, or None when it is not all
+        here (an earlier try wrote some, or it is larger than `KEEP_FOR_SCAN`)."""
+        return self._texts
 
     def _last_seq(self) -> int:
         with self.store.transaction(write=False) as tx:
@@ -194,6 +205,12 @@ class StoreObserver:
         data += b"\n"
         self.buffer = []
         self.size = 0
+        if self._texts is not None:
+            self._texts_size += len(data)
+            if self._texts_size <= KEEP_FOR_SCAN:
+                self._texts.append(data)
+            else:
+                self._texts = None
         with self._pending_lock:
             self._pending.append(_Chunk(self.seq, data, self.current_step, self.clock.now()))
         self.seq += 1

@@ -6,12 +6,23 @@ the same `seq`; the insert is `ON CONFLICT DO NOTHING`, so the log never holds i
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Insert, func, select
+from sqlalchemy import Connection, Insert, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipline.domain.records import LogChunk
 from shipline.store.sql._common import guarded
 from shipline.store.sql.schema import log_chunks
+
+# Built once per dialect (see `_append`), and the reads.
+_APPEND: dict[str, Insert] = {
+    "postgresql": postgresql.insert(log_chunks)
+    .on_conflict_do_nothing(index_elements=["job_id", "seq"])
+    .returning(log_chunks.c.id),
+    "sqlite": sqlite.insert(log_chunks)
+    .on_conflict_do_nothing(index_elements=["job_id", "seq"])
+    .returning(log_chunks.c.id),
+}
+_LAST_SEQ = select(func.max(log_chunks.c.seq)).where(log_chunks.c.job_id == bindparam("job_id"))
 
 
 class SqlLogStore:
@@ -22,21 +33,9 @@ class SqlLogStore:
 
     def append(self, job_id: int, seq: int, data: bytes, step_index: int | None = None) -> bool:
         values = {"job_id": job_id, "seq": seq, "step_index": step_index, "data": data}
-        query: Insert
-        if self._conn.dialect.name == "postgresql":
-            query = (
-                postgresql.insert(log_chunks)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["job_id", "seq"])
-            )
-        else:
-            query = (
-                sqlite.insert(log_chunks)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["job_id", "seq"])
-            )
+        query = _APPEND[self._conn.dialect.name]
         with guarded(self._conn, f"log chunk {seq} of job {job_id}"):
-            inserted = self._conn.execute(query.returning(log_chunks.c.id)).first()
+            inserted = self._conn.execute(query, values).first()
         return inserted is not None
 
     def read(self, job_id: int, *, after_seq: int = -1, limit: int | None = None) -> list[LogChunk]:
@@ -53,7 +52,5 @@ class SqlLogStore:
         ]
 
     def last_seq(self, job_id: int) -> int:
-        found = self._conn.execute(
-            select(func.max(log_chunks.c.seq)).where(log_chunks.c.job_id == job_id)
-        ).scalar_one()
+        found = self._conn.execute(_LAST_SEQ, {"job_id": job_id}).scalar_one()
         return -1 if found is None else int(found)

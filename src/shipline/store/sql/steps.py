@@ -18,6 +18,12 @@ _FOR_JOBS = (
     .where(steps.c.job_id.in_(bindparam("job_ids", expanding=True)))
     .order_by(steps.c.job_id, steps.c.index)
 )
+# Built once. The step's key is bound as `at_job`/`at_index` (an UPDATE reserves the
+# columns' own names for its SET clause, which its parameters give).
+_WHERE = (steps.c.job_id == bindparam("at_job"), steps.c.index == bindparam("at_index"))
+_LOCK = select(steps).where(*_WHERE).with_for_update()
+_INSERT = insert(steps)
+_UPDATE = update(steps).where(*_WHERE)
 
 
 def _record(row: Row[Any]) -> StepRecord:
@@ -44,8 +50,8 @@ class SqlStepStore:
         """Insert a step or move it on. A status change is checked against the transition
         table; writing the same status again updates the other fields, except that a
         completed step is final."""
-        where = (steps.c.job_id == step.job_id, steps.c.index == step.index)
-        row = self._conn.execute(select(steps).where(*where).with_for_update()).first()
+        at = {"at_job": step.job_id, "at_index": step.index}
+        row = self._conn.execute(_LOCK, at).first()
         values = {
             "key": step.key,
             "name": step.name,
@@ -62,9 +68,7 @@ class SqlStepStore:
                     f"{what}: a conclusion goes with completed, and only with it"
                 )
             with guarded(self._conn, what):
-                self._conn.execute(
-                    insert(steps).values(job_id=step.job_id, index=step.index, **values)
-                )
+                self._conn.execute(_INSERT, {"job_id": step.job_id, "index": step.index, **values})
             return
         current = _record(row)
         if current == step:
@@ -76,7 +80,7 @@ class SqlStepStore:
                 raise InvalidTransition(f"{what}: only completed carries a conclusion")
         else:
             check_transition(what, current.status, step.status, step.conclusion)
-        self._conn.execute(update(steps).where(*where).values(values))
+        self._conn.execute(_UPDATE, {**at, **values})
 
     def for_job(self, job_id: int) -> list[StepRecord]:
         query = select(steps).where(steps.c.job_id == job_id).order_by(steps.c.index)

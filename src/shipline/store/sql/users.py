@@ -19,6 +19,7 @@ from shipline.store.sql.schema import memberships, tokens, users
 
 # The queries of every authenticated request, built once.
 _USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_CREATE_TOKEN = insert(tokens).returning(*tokens.c)
 _TOKEN_BY_HASH = select(tokens).where(tokens.c.secret_hash == bindparam("secret_hash"))
 _ROLE = select(memberships.c.role).where(
     memberships.c.project_id == bindparam("project_id"),
@@ -157,21 +158,18 @@ class SqlTokenStore:
         scopes: tuple[str, ...] = (),
         expires_at: datetime | None = None,
     ) -> TokenRecord:
-        query = insert(tokens).values(
-            kind=kind.value,
-            name=name,
-            secret_hash=secret_hash,
-            user_id=user_id,
-            job_id=job_id,
-            scopes=list(scopes),
-            created_at=now,
-            expires_at=expires_at,
-        )
+        values = {
+            "kind": kind.value,
+            "name": name,
+            "secret_hash": secret_hash,
+            "user_id": user_id,
+            "job_id": job_id,
+            "scopes": list(scopes),
+            "created_at": now,
+            "expires_at": expires_at,
+        }
         with guarded(self._conn, f"token {name!r}"):
-            token_id = self._conn.execute(query.returning(tokens.c.id)).scalar_one()
-        found = self.get(token_id)
-        assert found is not None
-        return found
+            return _token(self._conn.execute(_CREATE_TOKEN, values).one())
 
     def find(self, secret_hash: str) -> TokenRecord | None:
         row = self._conn.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
