@@ -15,6 +15,7 @@ from shipline.engine.job_tokens import NO_SCOPES, issue_for, scopes_for
 from shipline.engine.secrets import SecretService
 from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
+from shipline.plan.compile import Plan, PlannedJob
 from shipline.runner.model import JobAssignment
 from shipline.store.ports import Store, Transaction
 
@@ -47,23 +48,68 @@ def prepare(
     (`issue_token`, made when the job was claimed), which its steps see as
     `github.token` and `secrets.GITHUB_TOKEN`."""
     with store.transaction(write=False) as tx:
-        run = tx.runs.get(job.run_id)
-        if run is None:
-            raise LookupError(f"run {job.run_id} of job {job.id} is gone")
-        project = tx.projects.get_by_id(run.project_id)
-        if project is None:
-            raise LookupError(f"the project of run {run.id} is gone")
-        found = runs.planned(tx, run, job.key)
-        if found is None:
-            raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
-        planned, plan = found
-        github = runs.github(tx, run)
-        siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
-        last_seq = tx.logs.last_seq(job.id)
-        text = tx.runs.definition(run.id)[0] if with_text else ""
+        read = read_assignment(tx, runs, job, with_text=with_text)
+    return finish_assignment(read, secrets=secrets, token=token)
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRead:
+    """What `read_assignment` read of a claimed job (`finish_assignment` completes it)."""
+
+    job: JobRecord
+    run: RunRecord
+    project_name: str
+    default_branch: str
+    planned: PlannedJob
+    plan: Plan
+    github: dict[str, object]
+    siblings: list[JobRecord]
+    last_seq: int
+    text: str
+
+
+def read_assignment(
+    tx: Transaction, runs: RunService, job: JobRecord, *, with_text: bool = False
+) -> AssignmentRead:
+    """The reads of `prepare`, in the caller's transaction (a claim's, say). A job on its
+    first try has no log yet: its last seq is not read."""
+    run = tx.runs.get(job.run_id)
+    if run is None:
+        raise LookupError(f"run {job.run_id} of job {job.id} is gone")
+    project = tx.projects.get_by_id(run.project_id)
+    if project is None:
+        raise LookupError(f"the project of run {run.id} is gone")
+    found = runs.planned(tx, run, job.key)
+    if found is None:
+        raise LookupError(f"job {job.key!r} is not in the plan of run {run.id}")
+    planned, plan = found
+    github = runs.github(tx, run)
+    siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
+    last_seq = tx.logs.last_seq(job.id) if job.tries != 1 else -1
+    text = tx.runs.definition(run.id)[0] if with_text else ""
+    return AssignmentRead(
+        job,
+        run,
+        project.name,
+        project.default_branch,
+        planned,
+        plan,
+        github,
+        siblings,
+        last_seq,
+        text,
+    )
+
+
+def finish_assignment(
+    read: AssignmentRead, *, secrets: SecretService | None = None, token: str | None = None
+) -> Prepared:
+    """`prepare` from what `read_assignment` read: the needs, the secrets (opened now, in
+    their own transaction: their delivery is audited) and the cache scopes."""
+    job, run, planned, plan = read.job, read.run, read.planned, read.plan
     needs: dict[str, object] = {}
     for need in planned.needs:
-        records = [s for s in siblings if s.job_id == need]
+        records = [s for s in read.siblings if s.job_id == need]
         outputs: dict[str, object] = {}
         for record in records:
             if isinstance(record.outputs, dict):
@@ -78,14 +124,17 @@ def prepare(
     # saves caches as untrusted runs do, whatever its run's trust (SECURITY-CASES 3).
     unsafe = planned.spec.unsafe_execute_untrusted_code
     cache_scope, restore_scopes = cache_scopes(
-        project.name, run.ref, project.default_branch, Trust.UNTRUSTED if unsafe else run.trust
+        read.project_name,
+        run.ref,
+        read.default_branch,
+        Trust.UNTRUSTED if unsafe else run.trust,
     )
     assignment = JobAssignment(
         run_id=str(run.id),
         planned=planned,
         workflow=plan.workflow,
         event=plan.event,
-        github=github,
+        github=read.github,
         needs=needs,
         inputs=inputs,
         trust=run.trust,
@@ -95,7 +144,7 @@ def prepare(
     )
     if token is not None:
         assignment = replace(assignment, token=token)
-    return Prepared(assignment, run, text, last_seq)
+    return Prepared(assignment, run, read.text, read.last_seq)
 
 
 def issue_token(

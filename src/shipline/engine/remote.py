@@ -26,7 +26,13 @@ from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRec
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
 from shipline.engine.access import AccessService, Principal
-from shipline.engine.assignments import continue_on_error, issue_token, prepare
+from shipline.engine.assignments import (
+    AssignmentRead,
+    continue_on_error,
+    finish_assignment,
+    issue_token,
+    read_assignment,
+)
 from shipline.engine.errors import Conflict
 from shipline.engine.joblog import JobMaskers, mask_text, scan_log
 from shipline.engine.leases import LeasePolicy, remote_owner
@@ -208,13 +214,21 @@ class RemoteJobs:
             assignment = tx.runners.assign(
                 runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
             )
-            next_seq = tx.logs.last_seq(job.id) + 1
-            # A retried job keeps its earlier tries' steps; this try's follow them.
-            first_step = len(tx.steps.for_job(job.id))
+            # A retried job keeps its earlier tries' steps and log; this try's follow them
+            # (a first try has none).
+            next_seq = tx.logs.last_seq(job.id) + 1 if job.tries != 1 else 0
+            first_step = len(tx.steps.for_job(job.id)) if job.tries != 1 else 0
+            # What the runner is handed, read in this transaction; a failure to read it
+            # fails the job once the claim is committed (below), not the claim.
+            read: AssignmentRead | Exception
+            try:
+                read = read_assignment(tx, self.runs, job, with_text=True)
+            except Exception as exc:
+                read = exc
         try:
-            prepared = prepare(
-                self.store, self.runs, job, secrets=self.secrets, with_text=True, token=token
-            )
+            if isinstance(read, Exception):
+                raise read
+            prepared = finish_assignment(read, secrets=self.secrets, token=token)
         except Exception as exc:
             log.exception("cannot prepare job %s", job.id)
             self._end(assignment, AssignmentState.FINISHED)
