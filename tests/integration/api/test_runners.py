@@ -454,3 +454,27 @@ def test_every_job_endpoint_is_for_its_own_jobs_token_while_the_job_runs(
         for method, rest, body in JOB_ENDPOINTS:
             status = call(env, method, f"{own}/{rest}", token_b, body)
             assert status == 401, (rest, wait, status)
+
+
+def test_a_job_whose_assignment_cannot_be_read_fails_with_the_reason_once_claimed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's transaction reads what the runner is handed; when that read fails (a
+    job missing from its run's plan, say), the claim still commits and the job fails with
+    the reason, rather than going back to the queue to fail again for every runner."""
+    from shipline.engine import remote
+
+    def unreadable(*_args: object, **_kwargs: object) -> None:
+        raise LookupError("job 'build' is not in the plan of the run")
+
+    monkeypatch.setattr(remote, "read_assignment", unreadable)
+    runner = env.runner("r", ["ubuntu-latest"])
+    run_id = env.trigger()
+    assert env.claim(runner) is None
+    monkeypatch.undo()
+    shown = env.client.get(f"/api/v1/runs/{run_id}", headers=env.auth(env.admin)).json()
+    build = next(j for j in shown["jobs"] if j["name"] == "build")
+    assert (build["status"], build["conclusion"]) == ("completed", "failure")
+    assert "cannot prepare the job" in build["error"]
+    assert "not in the plan" in build["error"]
+    assert env.claim(runner) is None  # not queued again
