@@ -142,6 +142,32 @@ def test_without_a_launcher_each_step_runs_in_a_sandbox_of_its_own(job: JobEnv) 
     assert want in first.splitlines() and want in quiet.splitlines()
 
 
+def test_a_job_of_one_step_gets_a_sandbox_of_its_own_and_no_launcher(job: JobEnv) -> None:
+    """`JobEnv.processes == 1`: the step's own sandbox is the job's (same isolation, no
+    launcher started, nothing said before the step's output); a job of more steps, or
+    whose count is unknown, gets the launcher."""
+    from dataclasses import replace
+
+    single = replace(job, processes=1)
+    executor = SandboxExecutor(kill_grace=0.5)
+
+    async def body() -> tuple[str, StepExit]:
+        out = await step(executor, single, "id -u; echo $HOME; ls /proc | grep -c '^[0-9]'")
+        assert executor._sandboxes == {}  # no launcher was started for it
+        return out
+
+    out, ended = in_job(executor, single, body)
+
+    assert ended.exit_code == 0
+    uid, home, processes = out.split()
+    assert uid == (str(STEP_UID) if os.geteuid() == 0 else str(os.geteuid()))
+    assert home == str(single.root / "home")
+    assert int(processes) <= 4  # its own PID namespace: the sandbox's init, sh, ls, grep
+    assert "one sandbox for the job's one step" in executor.describe(single)[0]
+    for other in (replace(job, processes=2), job):
+        assert "one sandbox per job" in executor.describe(other)[0]
+
+
 @as_root
 def test_a_workspace_of_many_files_is_not_walked_per_step(
     job: JobEnv, monkeypatch: pytest.MonkeyPatch

@@ -59,6 +59,9 @@ class JobEnv:
     (RUNNER_TEMP, also where step scripts and command files go) and `tool_cache`.
     `isolation` is what the runner's policy and the job's `sandbox:` key allow its steps.
     `event` is the event payload file (GITHUB_EVENT_PATH) its steps may read, if any.
+    `processes` is how many step processes the job starts at most, when the runner knows
+    (a job of `run` steps only: one per step); an executor may spare a job of one step
+    machinery that only pays off across steps (the sandbox's per-job launcher).
     """
 
     key: str
@@ -68,6 +71,7 @@ class JobEnv:
     tool_cache: Path
     isolation: Isolation = Isolation()
     event: Path | None = None
+    processes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

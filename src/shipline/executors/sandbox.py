@@ -22,7 +22,9 @@ One sandbox per job (`jobsandbox.py`): started with the job's first step, with a
 in it (`launcher.py`, run by the sandbox's python3) that starts each step as a fresh
 process group; steps of a job share its /tmp, home and background processes, as in a job
 container. `destroy` kills the sandbox: the kernel ends its whole PID namespace. Where the
-launcher cannot run, each step gets a sandbox of its own, composed on the shell executor:
+launcher cannot run, and for a job of one step (`JobEnv.processes`: nothing to share, and
+the launcher's Python would cost more than the step), each step gets a sandbox of its own,
+composed on the shell executor:
 the bwrap process is the step's process group, and when it ends `--die-with-parent` kills
 the sandbox's init and with it the namespace. `wait`, `kill` and `destroy` return only
 once the step's processes are gone.
@@ -131,11 +133,12 @@ class SandboxExecutor:
     def describe(self, job: JobEnv) -> list[str]:
         who = f"uid {STEP_UID} (nobody)" if self._drop else "the runner's uid in its own namespaces"
         network = "on" if job.isolation.network else "off (loopback only)"
-        how = (
-            "one sandbox per job, each step a fresh process in it"
-            if self.per_step is None
-            else f"one sandbox per step ({self.per_step})"
-        )
+        if self.per_step is not None:
+            how = f"one sandbox per step ({self.per_step})"
+        elif _one_step(job):
+            how = "one sandbox for the job's one step"
+        else:
+            how = "one sandbox per job, each step a fresh process in it"
         return [
             f"Executor sandbox (bubblewrap): {how}; steps run as {who}, with a private /tmp, "
             "read-only system directories and only the job's own directories writable; "
@@ -148,7 +151,7 @@ class SandboxExecutor:
         home.mkdir(mode=0o700, exist_ok=True)
         if job.key not in self._cgroups:
             self._cgroups[job.key] = self.limiter.prepare(job.key, job.isolation)
-        if self.per_step is None and job.key not in self._sandboxes:
+        if self.per_step is None and not _one_step(job) and job.key not in self._sandboxes:
             # Started now, used by the first step: its start-up overlaps with the runner's
             # work until then (a checkout, say).
             self._sandboxes[job.key] = asyncio.ensure_future(self._open(job, None))
@@ -189,7 +192,7 @@ class SandboxExecutor:
         """The job's sandbox (started with its first step). Else the step runs alone: None
         when the job log says so already, else why (once per job, for the step's output)."""
         opening = self._sandboxes.get(job.key)
-        if opening is None and self.per_step is not None:
+        if opening is None and (self.per_step is not None or _one_step(job)):
             return None
         if opening is not None and opening.done():
             old = opening.result()
@@ -384,6 +387,12 @@ class SandboxExecutor:
                 await asyncio.to_thread(_give, _writable(job), os.geteuid(), os.getegid())
         # Nothing a step wrote into its home survives the job.
         shutil.rmtree(home_of(job), ignore_errors=True)
+
+
+def _one_step(job: JobEnv) -> bool:
+    """Whether the job starts one step process at most: a sandbox of its own for that
+    step is the job's sandbox, without the launcher's start (a Python) to pay for."""
+    return job.processes is not None and job.processes <= 1
 
 
 def _writable(job: JobEnv) -> tuple[Path, ...]:

@@ -93,6 +93,10 @@ class _JobRun:
             root / "tool_cache",
             isolation,
             Path(event) if event else None,
+            # A `uses:` step may start processes of its own (before and after it too).
+            len(job.planned.spec.steps)
+            if all(step.uses is None for step in job.planned.spec.steps)
+            else None,
         )
         self.state = JobState(workspace=self.env.workspace)
         # The job's token is a secret like the others: masked in every line and error.
