@@ -69,11 +69,18 @@ class AssignmentRead:
 
 
 def read_assignment(
-    tx: Transaction, runs: RunService, job: JobRecord, *, with_text: bool = False
+    tx: Transaction,
+    runs: RunService,
+    job: JobRecord,
+    *,
+    with_text: bool = False,
+    run: RunRecord | None = None,
 ) -> AssignmentRead:
-    """The reads of `prepare`, in the caller's transaction (a claim's, say). A job on its
-    first try has no log yet: its last seq is not read."""
-    run = tx.runs.get(job.run_id)
+    """The reads of `prepare`, in the caller's transaction (a claim's, say; `run`: the
+    job's run, when it read it). A job on its first try has no log yet: its last seq is
+    not read."""
+    if run is None or run.id != job.run_id:
+        run = tx.runs.get(job.run_id)
     if run is None:
         raise LookupError(f"run {job.run_id} of job {job.id} is gone")
     project = tx.projects.get_by_id(run.project_id)
@@ -148,16 +155,23 @@ def finish_assignment(
 
 
 def issue_token(
-    tx: Transaction, runs: RunService, job: JobRecord, *, now: datetime
+    tx: Transaction,
+    runs: RunService,
+    job: JobRecord,
+    *,
+    now: datetime,
+    run: RunRecord | None = None,
 ) -> tuple[str, TokenRecord]:
     """The token of a job being claimed, in the claiming transaction (the embedded runner
     and remote runners alike): `(plaintext, record)`. Its scopes are the job's
     `permissions:` (capped at read for a run that is not trusted; a job missing from its
     plan gets none); it expires with the job's timeout (plus `TOKEN_MARGIN`), is revoked
     when the job completes, and acts on the job's own project only (SECURITY-CASES 20-22).
-    Only its hash is stored; hand the plaintext to the job and nowhere else."""
+    Only its hash is stored; hand the plaintext to the job and nowhere else. `run`: the
+    job's run, when the caller has read it in this transaction."""
     expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
-    run = tx.runs.get(job.run_id)
+    if run is None or run.id != job.run_id:
+        run = tx.runs.get(job.run_id)
     found = runs.planned(tx, run, job.key) if run is not None else None
     scopes = NO_SCOPES
     if found is not None and run is not None:

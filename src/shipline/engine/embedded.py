@@ -221,11 +221,12 @@ class EmbeddedRunner:
                 if job is None:
                     break
                 claimed.append(job)
-            self.runs.started(tx, *claimed)
+            runs = self.runs.started(tx, *claimed)
             # After the runs' rows: a token's audit record takes the event feed's lock
             # (PostgreSQL), which is always taken last.
             for job in claimed:
-                tokens[job.id] = issue_token(tx, self.runs, job, now=self.clock.now())[0]
+                run = runs.get(job.run_id)
+                tokens[job.id] = issue_token(tx, self.runs, job, now=self.clock.now(), run=run)[0]
         self._tokens.update(tokens)
         return claimed
 
@@ -316,6 +317,7 @@ class EmbeddedRunner:
                 outputs=result.outputs,
                 error=error,
                 before=observer.write_pending,
+                run_id=job.run_id,
             )
         except Exception:
             await asyncio.to_thread(observer.flush)  # the log is kept whatever happens next

@@ -206,9 +206,9 @@ class RemoteJobs:
                 return None
             # The run is in progress from this commit on (its row locked before the event
             # feed's lock, which the job token's audit record takes, as everywhere).
-            self.runs.started(tx, job)
+            run = self.runs.started(tx, job).get(job.run_id)
             # The job's token, as the embedded runner's jobs get theirs (`issue_token`).
-            token, record = issue_token(tx, self.runs, job, now=now)
+            token, record = issue_token(tx, self.runs, job, now=now, run=run)
             # Handed out now: its first messages need not write `last_used_at` again.
             tx.tokens.touch(record.id, now=now)
             assignment = tx.runners.assign(
@@ -222,7 +222,7 @@ class RemoteJobs:
             # fails the job once the claim is committed (below), not the claim.
             read: AssignmentRead | Exception
             try:
-                read = read_assignment(tx, self.runs, job, with_text=True)
+                read = read_assignment(tx, self.runs, job, with_text=True, run=run)
             except Exception as exc:
                 read = exc
         try:

@@ -603,18 +603,23 @@ class RunService:
                 raise NotFound(f"no job {job_id}")
             self.started(tx, job)
 
-    def started(self, tx: Transaction, *jobs: JobRecord) -> None:
+    def started(self, tx: Transaction, *jobs: JobRecord) -> dict[int, RunRecord]:
         """`job_started` for claimed jobs, inside the caller's transaction (the one that
-        claimed them). The runs change first and the events follow, so that the event
-        feed's lock (PostgreSQL) is taken after the runs' rows, as everywhere else."""
+        claimed them); returns their runs as read (by id). The runs change first and the
+        events follow, so that the event feed's lock (PostgreSQL) is taken after the runs'
+        rows, as everywhere else."""
         now = self.clock.now()
         started: list[int] = []
+        read: dict[int, RunRecord] = {}
         for run_id in sorted({job.run_id for job in jobs}):
             run = tx.runs.get(run_id)
-            if run is None or run.status is not Status.QUEUED:
+            if run is None:
+                continue
+            read[run_id] = run
+            if run.status is not Status.QUEUED:
                 continue
             try:  # `set_status` locks the run: of two jobs starting at once, one moves it
-                tx.runs.set_status(run_id, Status.IN_PROGRESS, now=now)
+                read[run_id] = tx.runs.set_status(run_id, Status.IN_PROGRESS, now=now)
                 started.append(run_id)
             except InvalidTransition:
                 pass  # another job of the run started at the same moment: it is running
@@ -622,6 +627,7 @@ class RunService:
             tx.events.publish("run.started", now=now, run_id=run_id)
         for job in jobs:
             tx.events.publish("job.started", now=now, run_id=job.run_id, job_id=job.id)
+        return read
 
     def job_finished(
         self,
@@ -631,28 +637,32 @@ class RunService:
         outputs: Mapping[str, str] | None = None,
         error: str | None = None,
         before: Callable[[Transaction], None] | None = None,
+        run_id: int | None = None,
     ) -> JobRecord:
         """A job ended: store it, apply fail-fast, and advance its run.
 
         `before` writes what the job's runner still holds (its last steps and log lines)
-        in the same transaction, first.
+        in the same transaction, first. `run_id`: the job's run, when the caller knows it
+        (the job is then read once, under the run's lock).
         """
-        run_id: int | None = None
         try:
             with self.store.transaction() as tx:
-                job = tx.jobs.get(job_id)
-                if job is None:
-                    raise NotFound(f"no job {job_id}")
-                run_id = job.run_id
-                run = tx.runs.lock(job.run_id)  # one change of a run at a time
-                assert run is not None
+                if run_id is None:
+                    found = tx.jobs.get(job_id)
+                    if found is None:
+                        raise NotFound(f"no job {job_id}")
+                    run_id = found.run_id
+                run = tx.runs.lock(run_id)  # one change of a run at a time
+                if run is None:
+                    raise NotFound(f"no run {run_id}")
                 if before is not None:  # after the run's lock: events take the feed's
                     before(tx)
                 job = tx.jobs.get(job_id)
-                assert job is not None
+                if job is None or job.run_id != run_id:
+                    raise NotFound(f"no job {job_id} in run {run_id}")
                 if job.status is Status.COMPLETED:
                     return job  # a repeated report changes nothing
-                return self._finish_in(tx, job, conclusion, outputs=outputs, error=error)
+                return self._finish_in(tx, job, conclusion, outputs=outputs, error=error, run=run)
         except BaseException:
             if run_id is not None:
                 self._forget(run_id)
@@ -666,11 +676,14 @@ class RunService:
         *,
         outputs: Mapping[str, str] | None,
         error: str | None,
+        run: RunRecord | None = None,
     ) -> JobRecord:
         """Complete `job` in the caller's transaction (which holds its run's lock when the
-        run may change elsewhere), apply fail-fast and advance the run."""
+        run may change elsewhere), apply fail-fast and advance the run. `run`: the job's
+        run as read under that lock, if the caller has it."""
         now = self.clock.now()
-        run = tx.runs.get(job.run_id)
+        if run is None:
+            run = tx.runs.get(job.run_id)
         assert run is not None
         replay = self.live(tx, run) if job.attempt == run.attempt else None
         had_token = job.status is Status.IN_PROGRESS  # a claimed job: its token dies with it

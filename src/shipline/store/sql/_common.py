@@ -76,11 +76,15 @@ def guarded(conn: Connection, what: str) -> Iterator[None]:
     """Run inserts/updates in a savepoint; map constraint violations to store errors.
 
     The savepoint keeps the surrounding transaction usable after a `Conflict` (PostgreSQL
-    aborts a whole transaction on an error otherwise).
+    aborts a whole transaction on an error otherwise). SQLite needs none: a statement that
+    violates a constraint is undone alone, and its transaction goes on.
     """
     try:
-        with conn.begin_nested():
+        if conn.dialect.name == "sqlite":
             yield
+        else:
+            with conn.begin_nested():
+                yield
     except IntegrityError as exc:
         kind = _violation(exc)
         if kind == "unique":
