@@ -458,7 +458,7 @@ def test_each_job_gets_its_own_token_masked_and_stored_only_as_a_hash(world: Wor
     """The embedded runner's jobs get a job token (SECURITY-CASES 20-22): a step sees it
     only where the workflow references it, every printed form is masked, an output holding
     it is dropped, it is stored nowhere in plain text (only its hash), and it is revoked
-    once the job ends."""
+    once the job ends. A job none of whose steps can reach it is issued none."""
     add_workflow(world, "token.yml", JOB_TOKEN)
     run = run_to_end(world, "push", "token.yml")
     assert run.conclusion is Conclusion.SUCCESS, run.error
@@ -492,4 +492,7 @@ def test_each_job_gets_its_own_token_masked_and_stored_only_as_a_hash(world: Wor
     assert jobs["uses"].outputs == {}
     assert record is not None and record.job_id == jobs["uses"].id
     assert record.secret_hash != token and record.revoked_at is not None
-    assert {a.target for a in issued} == {f"job:{j.id}" for j in jobs.values()}
+    assert [a.target for a in issued] == [f"job:{jobs['uses'].id}"]
+    with world.store.transaction() as tx:
+        revoked = [a.target for a in tx.audit.iterate() if a.action == "token.revoke_job"]
+    assert revoked == [f"job:{jobs['uses'].id}"]

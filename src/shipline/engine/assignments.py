@@ -6,6 +6,7 @@ both run a job with the same contexts and the same kind of token (`issue_token`)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from shipline.engine.service import RunService
 from shipline.engine.trust import cache_scopes
 from shipline.plan.compile import Plan, PlannedJob
 from shipline.runner.model import JobAssignment
+from shipline.spec.secret_refs import may_reach_job_token
 from shipline.store.ports import Store, Transaction
 
 # A job token outlives the job's own timeout by this much (it dies with the job anyway).
@@ -178,6 +180,33 @@ def issue_token(
         scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
     project_id = run.project_id if run is not None else None
     return issue_for(tx, job, project_id, expires, now=now, scopes=scopes)
+
+
+# Whether a planned job can reach its token, by the identity of its spec (kept with the run
+# service's plans, so the jobs of a matrix ask once); bounded, oldest first out.
+_REACHABLE: dict[int, tuple[object, bool]] = {}
+_REACHABLE_SIZE = 4096
+_REACHABLE_LOCK = threading.Lock()
+
+
+def token_reachable(tx: Transaction, runs: RunService, run: RunRecord, job: JobRecord) -> bool:
+    """Whether a step of `job` may read its job token (`may_reach_job_token`); a job
+    missing from its run's plan counts as one that may."""
+    found = runs.planned(tx, run, job.key)
+    if found is None:
+        return True
+    planned, plan = found
+    spec = planned.spec
+    with _REACHABLE_LOCK:
+        known = _REACHABLE.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    reachable = may_reach_job_token(plan.workflow, spec)
+    with _REACHABLE_LOCK:
+        if len(_REACHABLE) >= _REACHABLE_SIZE:
+            del _REACHABLE[next(iter(_REACHABLE))]
+        _REACHABLE[id(spec)] = (spec, reachable)
+    return reachable
 
 
 def continue_on_error(store: Store, runs: RunService, run: RunRecord, job: JobRecord) -> bool:

@@ -25,7 +25,12 @@ from datetime import timedelta
 from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
-from shipline.engine.assignments import continue_on_error, issue_token, prepare
+from shipline.engine.assignments import (
+    continue_on_error,
+    issue_token,
+    prepare,
+    token_reachable,
+)
 from shipline.engine.job_tokens import revoke_job_tokens
 from shipline.engine.joblog import StoreObserver, scan_log
 from shipline.engine.leases import REMOTE_OWNER
@@ -223,10 +228,13 @@ class EmbeddedRunner:
                 claimed.append(job)
             runs = self.runs.started(tx, *claimed)
             # After the runs' rows: a token's audit record takes the event feed's lock
-            # (PostgreSQL), which is always taken last.
+            # (PostgreSQL), which is always taken last. A job none of whose steps can
+            # reach its token gets none (this runner needs none to report for it).
             for job in claimed:
                 run = runs.get(job.run_id)
-                tokens[job.id] = issue_token(tx, self.runs, job, now=self.clock.now(), run=run)[0]
+                if run is None or token_reachable(tx, self.runs, run, job):
+                    token = issue_token(tx, self.runs, job, now=self.clock.now(), run=run)
+                    tokens[job.id] = token[0]
         self._tokens.update(tokens)
         return claimed
 

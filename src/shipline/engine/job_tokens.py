@@ -101,8 +101,10 @@ def revoke_job_tokens(
     tx: Transaction, job_id: int, *, now: datetime, project_id: int | None = None
 ) -> None:
     """Revoke every token of job `job_id`; from then on they are refused. `project_id`:
-    the job's project, when the caller knows it (else it is read)."""
-    tx.tokens.revoke_for_job(job_id, now=now)
+    the job's project, when the caller knows it (else it is read). Audited when there was
+    one to revoke (the embedded runner issues none to a job that cannot reach it)."""
+    if not tx.tokens.revoke_for_job(job_id, now=now):
+        return
     tx.audit.append(
         actor=SYSTEM_ACTOR,
         action="token.revoke_job",

@@ -1,4 +1,5 @@
-"""Which secrets a job's definition names: the only ones the server will deliver to it.
+"""Which secrets a job's definition names: the only ones the server will deliver to it;
+and whether it may reach its job token at all (`may_reach_job_token`).
 
 Every string of the job (its steps' `run`, `env`, `with`, `if`, names, working
 directories; the job's `env`, `outputs`, `if`; the workflow's `env`) is read as a template
@@ -14,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from shipline.spec.expressions import (
+    Expr,
     ExpressionError,
     parse_expression,
     parse_template,
@@ -78,3 +80,43 @@ def job_secret_references(workflow: WorkflowSpec, job: JobSpec) -> SecretReferen
                 else:
                     dynamic = True
     return SecretReferences(frozenset(names - JOB_TOKEN_NAMES), dynamic)
+
+
+def _expressions(text: str, conditions: list[str | None]) -> list[Expr] | None:
+    """The expressions of one string of a job (a bare `if:` is one); None when they do
+    not parse."""
+    try:
+        if text in conditions and "${{" not in text:
+            return [parse_expression(text)]
+        return [p.expr for p in parse_template(text).parts if p.expr is not None]
+    except ExpressionError:
+        return None
+
+
+def may_reach_job_token(workflow: WorkflowSpec, job: JobSpec) -> bool:
+    """Whether `job`'s steps may see its job token: a `uses:` step (an action may take
+    the token itself, as `shipline/deploy` does), or an expression that names
+    `github.token` or `secrets.GITHUB_TOKEN`, or reads `github` or `secrets` whole or by
+    a key known only at run time (`toJSON(github)`, `secrets[name]`). One that does not
+    parse counts too. Where none of these is there, nothing of the job can read the token,
+    and a runner that needs none for itself (the embedded one) need not issue it."""
+    if any(step.uses is not None for step in job.steps):
+        return True
+    conditions = [job.if_, *(step.if_ for step in job.steps)]
+    for text in _strings(workflow.env) + _strings(job):
+        lowered = text.lower()
+        if "github" not in lowered and "secrets" not in lowered:
+            continue
+        exprs = _expressions(text, conditions)
+        if exprs is None:
+            return True
+        for expr in exprs:
+            for ref in references(expr):
+                if ref.context not in ("github", "secrets"):
+                    continue
+                if not ref.path or ref.path[0] is None or ref.path[0] == "*":
+                    return True
+                name = ref.path[0]
+                if (ref.context, name) == ("github", "token") or name.upper() in JOB_TOKEN_NAMES:
+                    return True
+    return False

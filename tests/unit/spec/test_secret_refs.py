@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from shipline.spec.secret_refs import job_secret_references
+import pytest
+
+from shipline.spec.secret_refs import job_secret_references, may_reach_job_token
 from shipline.spec.workflow import load_workflow
 
 
@@ -78,3 +80,56 @@ def test_a_job_without_secrets_names_none() -> None:
         """
     )
     assert (names, dynamic) == (set(), False)
+
+
+@pytest.mark.parametrize(
+    ("steps", "reachable"),
+    [
+        ('- run: echo "${{ github.sha }} ${{ secrets.DEPLOY_KEY }}"', False),
+        ("- run: make\n  if: github.event_name == 'push'", False),
+        ('- run: echo "${{ github.token }}"', True),
+        ("- run: echo \"${{ github['TOKEN'] }}\"", True),
+        ("- run: echo hi\n  env: {T: '${{ secrets.GITHUB_TOKEN }}'}", True),
+        ("- run: echo hi\n  env: {T: '${{ secrets.github_token }}'}", True),
+        ('- run: echo "${{ toJSON(github) }}"', True),
+        ('- run: echo "${{ toJSON(secrets) }}"', True),
+        ('- run: echo "${{ secrets[matrix.name] }}"', True),
+        ('- run: echo "${{ github[matrix.key] }}"', True),
+        ("- uses: actions/checkout@v4", True),
+        ("- uses: shipline/deploy@v1\n  with: {environment: prod}", True),
+    ],
+)
+def test_a_job_may_reach_its_token_only_through_an_action_or_an_expression(
+    steps: str, reachable: bool
+) -> None:
+    """The embedded runner issues no job token to a job that cannot reach one."""
+    body = textwrap.indent(steps, " " * 6)
+    text = f"on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n{body}\n"
+    spec, diagnostics = load_workflow(text, "ci.yml")
+    assert spec is not None, [d.format() for d in diagnostics]
+    job = spec.job("j")
+    assert job is not None
+    assert may_reach_job_token(spec, job) is reachable
+
+
+def test_the_workflow_env_and_a_job_output_can_reach_the_token_too() -> None:
+    for text in (
+        """
+        on: push
+        env: {T: "${{ github.token }}"}
+        jobs: {j: {runs-on: x, steps: [{run: "echo $T"}]}}
+        """,
+        """
+        on: push
+        jobs:
+          j:
+            runs-on: x
+            outputs: {t: "${{ secrets.GITHUB_TOKEN }}"}
+            steps: [{run: "true"}]
+        """,
+    ):
+        spec, diagnostics = load_workflow(textwrap.dedent(text), "ci.yml")
+        assert spec is not None, [d.format() for d in diagnostics]
+        job = spec.job("j")
+        assert job is not None
+        assert may_reach_job_token(spec, job)

@@ -20,6 +20,9 @@ from shipline.store.sql.schema import memberships, tokens, users
 # The queries of every authenticated request, built once.
 _USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 _CREATE_TOKEN = insert(tokens).returning(*tokens.c)
+_REVOKE_FOR_JOB = update(tokens).where(
+    tokens.c.job_id == bindparam("at_job"), tokens.c.revoked_at.is_(None)
+)
 _TOKEN_BY_HASH = select(tokens).where(tokens.c.secret_hash == bindparam("secret_hash"))
 _ROLE = select(memberships.c.role).where(
     memberships.c.project_id == bindparam("project_id"),
@@ -191,12 +194,9 @@ class SqlTokenStore:
             .values(revoked_at=now)
         )
 
-    def revoke_for_job(self, job_id: int, *, now: datetime) -> None:
-        self._conn.execute(
-            update(tokens)
-            .where(tokens.c.job_id == job_id, tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    def revoke_for_job(self, job_id: int, *, now: datetime) -> int:
+        done = self._conn.execute(_REVOKE_FOR_JOB, {"at_job": job_id, "revoked_at": now})
+        return int(done.rowcount)
 
     def touch(self, token_id: int, *, now: datetime) -> None:
         self._conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
