@@ -688,12 +688,31 @@ def test_concurrent_audit_appends_keep_one_chain(store: SqlStore) -> None:
     assert verify(records) is None
 
 
+def test_events_published_are_read_back_in_their_transaction(store: SqlStore) -> None:
+    """Events are written together at the end of their transaction, or before the
+    transaction reads the feed itself."""
+    with store.transaction() as tx:
+        tx.events.publish("job.cancel", now=T0, job_id=3)
+        assert [e.job_id for e in tx.events.since(0)] == [3]
+        tx.events.publish("job.cancel", now=T0, job_id=4)
+        assert tx.events.last_id() == 2
+    with store.transaction() as tx:
+        tx.events.publish("log", now=T0, job_id=4)
+    with store.transaction(write=False) as tx:
+        assert [e.kind for e in tx.events.since(0)] == ["job.cancel", "job.cancel", "log"]
+
+
 def test_events_since_an_id(store: SqlStore) -> None:
     with store.transaction() as tx:
         assert tx.events.last_id() == 0
-        run = tx.events.publish("run.updated", now=T0, run_id=1, data={"status": "queued"})
-        job = tx.events.publish("job.updated", now=T0, run_id=1, job_id=7)
-        other = tx.events.publish("run.updated", now=T0, run_id=2)
+        tx.events.publish("run.updated", now=T0, run_id=1, data={"status": "queued"})
+        tx.events.publish("job.updated", now=T0, run_id=1, job_id=7)
+        tx.events.publish("run.updated", now=T0, run_id=2)
+    with store.transaction(write=False) as tx:
+        run, job, other = tx.events.since(0)
+    assert (run.kind, run.run_id, run.job_id) == ("run.updated", 1, None)
+    assert (job.kind, job.job_id, other.run_id) == ("job.updated", 7, 2)
+    assert run.id < job.id < other.id
     assert run.data == {"status": "queued"} and job.data == {} and run.at == T0
     with store.transaction(write=False) as tx:
         assert tx.events.since(0) == [run, job, other]
@@ -726,7 +745,8 @@ def test_a_follower_misses_no_event_published_concurrently(store: SqlStore) -> N
     def publish(i: int) -> None:
         for _ in range(10):
             with store.transaction() as tx:
-                published.append(tx.events.publish("log", now=T0, job_id=i).id)
+                tx.events.publish("log", now=T0, job_id=i)
+                published.append(tx.events.last_id())  # ours: the feed's lock is held
 
     try:
         in_threads(publish)

@@ -616,7 +616,11 @@ class EventStore(Protocol):
         run_id: int | None = None,
         job_id: int | None = None,
         data: JSON | None = None,
-    ) -> EventRecord: ...
+    ) -> None:
+        """Add an event to the feed. It gets its id, in publishing order, when the
+        transaction's events are written: at its end, or before the transaction reads the
+        feed (`since`, `last_id`)."""
+        ...
 
     def since(
         self,

@@ -39,7 +39,7 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 # its cache key every time).
 _HEAD = select(audit_events.c.id, audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
 _APPEND = insert(audit_events)
-_PUBLISH = insert(events).returning(events.c.id)
+_PUBLISH = insert(events)
 # Where a connection notes the transaction whose feed lock it holds.
 _LOCKED_IN = "shipline_feed_locked_in"
 
@@ -172,6 +172,8 @@ class SqlEventStore:
     def __init__(self, conn: Connection, pending: set[str] | None = None) -> None:
         self._conn = conn
         self._pending = pending if pending is not None else set()
+        # Published in this transaction, not written yet (`flush`).
+        self._queued: list[dict[str, object]] = []
 
     def publish(
         self,
@@ -181,18 +183,24 @@ class SqlEventStore:
         run_id: int | None = None,
         job_id: int | None = None,
         data: JSON | None = None,
-    ) -> EventRecord:
-        plain = _plain(data)
-        _lock_feed(self._conn)
-        event_id = self._conn.execute(
-            _PUBLISH, {"at": now, "kind": kind, "run_id": run_id, "job_id": job_id, "data": plain}
-        ).scalar_one()
+    ) -> None:
+        self._queued.append(
+            {"at": now, "kind": kind, "run_id": run_id, "job_id": job_id, "data": _plain(data)}
+        )
         signal = SIGNALLED_EVENTS.get(kind)
         if signal is not None and signal not in self._pending:
             self._pending.add(signal)
             if self._conn.dialect.name == "postgresql":
                 self._conn.execute(_NOTIFY, {"channel": CHANNEL, "signal": signal})
-        return EventRecord(event_id, utc(now), kind, run_id, job_id, plain)
+
+    def flush(self) -> None:
+        """Write the events published so far, in one statement, under the feed's lock
+        (taken after every row lock of the transaction, as the module says)."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
+        _lock_feed(self._conn)
+        self._conn.execute(_PUBLISH, queued)
 
     def since(
         self,
@@ -202,6 +210,7 @@ class SqlEventStore:
         job_id: int | None = None,
         limit: int = 500,
     ) -> list[EventRecord]:
+        self.flush()
         query = select(events).where(events.c.id > after_id)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
@@ -211,5 +220,6 @@ class SqlEventStore:
         return [_event(row) for row in rows]
 
     def last_id(self) -> int:
+        self.flush()
         found = self._conn.execute(select(func.max(events.c.id))).scalar_one()
         return 0 if found is None else int(found)

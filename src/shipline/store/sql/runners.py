@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,8 +48,10 @@ def _assignment(row: Row[Any]) -> AssignmentRecord:
 class SqlRunnerStore:
     """Registered runners and their job assignments."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, flush_events: Callable[[], None] | None = None) -> None:
         self._conn = conn
+        # Writes the events this transaction published, before a read of the feed.
+        self._flush_events = flush_events
 
     def create(
         self,
@@ -194,6 +196,8 @@ class SqlRunnerStore:
                 ),
             )
         ).scalars()
+        if self._flush_events is not None:
+            self._flush_events()
         told = self._conn.execute(
             select(events.c.job_id)
             .join(

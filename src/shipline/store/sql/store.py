@@ -101,6 +101,7 @@ class SqlTransaction:
     @classmethod
     def on(cls, conn: Connection, pending: set[str] | None = None) -> SqlTransaction:
         """The repositories on `conn`; the queue signals its events raise go to `pending`."""
+        events = SqlEventStore(conn, pending)
         return cls(
             projects=SqlProjectStore(conn),
             runs=SqlRunStore(conn),
@@ -111,9 +112,9 @@ class SqlTransaction:
             members=SqlMembershipStore(conn),
             tokens=SqlTokenStore(conn),
             audit=SqlAuditStore(conn),
-            events=SqlEventStore(conn, pending),
+            events=events,
             secrets=SqlSecretStore(conn),
-            runners=SqlRunnerStore(conn),
+            runners=SqlRunnerStore(conn, events.flush),
             schedules=SqlScheduleStore(conn),
             polls=SqlPollStore(conn),
             protections=SqlProtectionStore(conn),
@@ -170,7 +171,10 @@ class SqlStore:
         conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
         pending: set[str] = set()
         with conn, conn.begin():
-            yield SqlTransaction.on(conn, pending)
+            tx = SqlTransaction.on(conn, pending)
+            yield tx
+            assert isinstance(tx.events, SqlEventStore)
+            tx.events.flush()  # the transaction's events, in one statement, before commit
         if pending:  # committed: tell this process (PostgreSQL told the others at commit)
             self.signals.fire(sorted(pending))
 
