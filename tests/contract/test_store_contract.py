@@ -445,6 +445,35 @@ def test_claim_looks_past_many_jobs_of_other_labels(store: SqlStore) -> None:
     assert job is not None and job.id == linux
 
 
+def test_claim_many_takes_the_oldest_that_fit_past_other_labels(store: SqlStore) -> None:
+    queued_jobs(store, 30, ("macos",))
+    linux = queued_jobs(store, 3, ("linux",))
+    with store.transaction() as tx:
+        two = tx.jobs.claim_many("l", frozenset({"linux"}), 2, lease_seconds=60, now=T0)
+        rest = tx.jobs.claim_many("l", frozenset({"linux"}), 5, lease_seconds=60, now=T0)
+        none = tx.jobs.claim_many("l", frozenset({"linux"}), 5, lease_seconds=60, now=T0)
+    assert [j.id for j in two] == linux[:2] and [j.id for j in rest] == linux[2:]
+    assert none == []
+    assert all(j.status is Status.IN_PROGRESS and j.lease_owner == "l" for j in two + rest)
+    assert all(j.tries == 1 and j.started_at == T0 for j in two + rest)
+
+
+def test_no_job_is_claimed_twice_by_concurrent_claims_of_many(store: SqlStore) -> None:
+    jobs = queued_jobs(store, 60)
+    claimed: list[int] = []
+
+    def claim_all(i: int) -> None:
+        while True:
+            with store.transaction() as tx:
+                got = tx.jobs.claim_many(f"runner-{i}", None, 3, lease_seconds=60, now=T0)
+            if not got:
+                return
+            claimed.extend(job.id for job in got)
+
+    in_threads(claim_all)
+    assert sorted(claimed) == jobs
+
+
 def test_no_job_is_claimed_twice_under_concurrency(store: SqlStore) -> None:
     jobs = queued_jobs(store, 50)
     claimed: list[tuple[int, str]] = []

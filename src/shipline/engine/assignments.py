@@ -6,7 +6,6 @@ both run a job with the same contexts and the same kind of token (`issue_token`)
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -182,13 +181,6 @@ def issue_token(
     return issue_for(tx, job, project_id, expires, now=now, scopes=scopes)
 
 
-# Whether a planned job can reach its token, by the identity of its spec (kept with the run
-# service's plans, so the jobs of a matrix ask once); bounded, oldest first out.
-_REACHABLE: dict[int, tuple[object, bool]] = {}
-_REACHABLE_SIZE = 4096
-_REACHABLE_LOCK = threading.Lock()
-
-
 def token_reachable(tx: Transaction, runs: RunService, run: RunRecord, job: JobRecord) -> bool:
     """Whether a step of `job` may read its job token (`may_reach_job_token`); a job
     missing from its run's plan counts as one that may."""
@@ -196,17 +188,7 @@ def token_reachable(tx: Transaction, runs: RunService, run: RunRecord, job: JobR
     if found is None:
         return True
     planned, plan = found
-    spec = planned.spec
-    with _REACHABLE_LOCK:
-        known = _REACHABLE.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
-    reachable = may_reach_job_token(plan.workflow, spec)
-    with _REACHABLE_LOCK:
-        if len(_REACHABLE) >= _REACHABLE_SIZE:
-            del _REACHABLE[next(iter(_REACHABLE))]
-        _REACHABLE[id(spec)] = (spec, reachable)
-    return reachable
+    return may_reach_job_token(plan.workflow, planned.spec)
 
 
 def continue_on_error(store: Store, runs: RunService, run: RunRecord, job: JobRecord) -> bool:

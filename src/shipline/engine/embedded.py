@@ -216,16 +216,11 @@ class EmbeddedRunner:
     def _claim(self, free: int) -> list[JobRecord]:
         """Up to `free` queued jobs, claimed, their tokens issued and their runs marked
         started, in one transaction."""
-        claimed: list[JobRecord] = []
         tokens: dict[int, str] = {}
         with self.store.transaction() as tx:
-            for _ in range(free):
-                job = tx.jobs.claim(
-                    self.owner, None, lease_seconds=self.lease_seconds, now=self.clock.now()
-                )
-                if job is None:
-                    break
-                claimed.append(job)
+            claimed = tx.jobs.claim_many(
+                self.owner, None, free, lease_seconds=self.lease_seconds, now=self.clock.now()
+            )
             runs = self.runs.started(tx, *claimed)
             # After the runs' rows: a token's audit record takes the event feed's lock
             # (PostgreSQL), which is always taken last. A job none of whose steps can

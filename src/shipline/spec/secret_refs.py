@@ -12,7 +12,10 @@ names literally.
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from shipline.spec.expressions import (
     Expr,
@@ -54,8 +57,34 @@ def _strings(value: object) -> list[str]:
     return found
 
 
+T = TypeVar("T")
+# Answers by the identity of the (immutable) workflow and job specs: a run's plan keeps its
+# specs, so the jobs of a matrix are read once. Bounded; the oldest go first.
+_ANSWERS: dict[tuple[str, int, int], tuple[WorkflowSpec, JobSpec, object]] = {}
+_ANSWERS_SIZE = 4096
+_ANSWERS_LOCK = threading.Lock()
+
+
+def _remembered(what: str, workflow: WorkflowSpec, job: JobSpec, compute: Callable[[], T]) -> T:
+    key = (what, id(workflow), id(job))
+    with _ANSWERS_LOCK:
+        known = _ANSWERS.get(key)
+    if known is not None and known[0] is workflow and known[1] is job:
+        return cast(T, known[2])
+    answer = compute()
+    with _ANSWERS_LOCK:
+        if len(_ANSWERS) >= _ANSWERS_SIZE:
+            del _ANSWERS[next(iter(_ANSWERS))]
+        _ANSWERS[key] = (workflow, job, answer)
+    return answer
+
+
 def job_secret_references(workflow: WorkflowSpec, job: JobSpec) -> SecretReferences:
     """The secrets `job` of `workflow` references (see the module's docstring)."""
+    return _remembered("secrets", workflow, job, lambda: _secret_references(workflow, job))
+
+
+def _secret_references(workflow: WorkflowSpec, job: JobSpec) -> SecretReferences:
     names: set[str] = set()
     dynamic = False
     texts = _strings(workflow.env) + _strings(job)
@@ -100,6 +129,10 @@ def may_reach_job_token(workflow: WorkflowSpec, job: JobSpec) -> bool:
     a key known only at run time (`toJSON(github)`, `secrets[name]`). One that does not
     parse counts too. Where none of these is there, nothing of the job can read the token,
     and a runner that needs none for itself (the embedded one) need not issue it."""
+    return _remembered("token", workflow, job, lambda: _reaches_token(workflow, job))
+
+
+def _reaches_token(workflow: WorkflowSpec, job: JobSpec) -> bool:
     if any(step.uses is not None for step in job.steps):
         return True
     conditions = [job.if_, *(step.if_ for step in job.steps)]

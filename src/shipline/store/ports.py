@@ -230,6 +230,18 @@ class JobStore(Protocol):
         many servers (FOR UPDATE SKIP LOCKED on PostgreSQL): no job is claimed twice."""
         ...
 
+    def claim_many(
+        self,
+        owner: str,
+        labels: frozenset[str] | None,
+        count: int,
+        *,
+        lease_seconds: float,
+        now: datetime,
+    ) -> list[JobRecord]:
+        """`claim` up to `count` jobs at once, oldest first (fewer when fewer fit)."""
+        ...
+
     def renew_lease(self, job_id: int, owner: str, *, lease_seconds: float, now: datetime) -> bool:
         """Extend the lease; False when `owner` no longer holds the job."""
         ...

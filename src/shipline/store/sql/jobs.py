@@ -41,6 +41,24 @@ _PROGRESS = select(
 ).where(jobs.c.run_id == bindparam("run_id"), jobs.c.attempt == bindparam("attempt"))
 
 
+# The queue's statements (the claim's candidates, lock and lease).
+_CANDIDATES = (
+    select(jobs.c.id, jobs.c.runs_on)
+    .where(jobs.c.status == bindparam("queued"), jobs.c.id > bindparam("after"))
+    .order_by(jobs.c.id)
+    .limit(bindparam("limit"))
+)
+_LOCK_QUEUED = (
+    select(jobs.c.id)
+    .where(jobs.c.id == bindparam("at_id"), jobs.c.status == bindparam("queued"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = update(jobs).where(jobs.c.id == bindparam("at_id")).values(tries=jobs.c.tries + 1)
+_BY_IDS = (
+    select(*_COLUMNS).where(jobs.c.id.in_(bindparam("ids", expanding=True))).order_by(jobs.c.id)
+)
+
+
 def _record(row: Row[Any]) -> JobRecord:
     values = dict(zip(_NAMES, row, strict=True))
     values["status"] = Status(values["status"])
@@ -155,43 +173,59 @@ class SqlJobStore:
     def claim(
         self, owner: str, labels: frozenset[str] | None, *, lease_seconds: float, now: datetime
     ) -> JobRecord | None:
+        taken = self.claim_many(owner, labels, 1, lease_seconds=lease_seconds, now=now)
+        return taken[0] if taken else None
+
+    def claim_many(
+        self,
+        owner: str,
+        labels: frozenset[str] | None,
+        count: int,
+        *,
+        lease_seconds: float,
+        now: datetime,
+    ) -> list[JobRecord]:
+        taken: list[int] = []
         after = 0
-        while True:
+        # A few candidates first (the oldest usually fit), then whole batches.
+        limit = min(_CLAIM_BATCH, max(8, 2 * count))
+        while len(taken) < count:
             candidates = self._conn.execute(
-                select(jobs.c.id, jobs.c.runs_on)
-                .where(jobs.c.status == Status.QUEUED.value, jobs.c.id > after)
-                .order_by(jobs.c.id)
-                .limit(_CLAIM_BATCH)
+                _CANDIDATES, {"queued": Status.QUEUED.value, "after": after, "limit": limit}
             ).all()
             for candidate in candidates:
                 if _fits(candidate.runs_on, labels) and self._take(
                     candidate.id, owner, lease_seconds, now
                 ):
-                    return self.get(candidate.id)
-            if len(candidates) < _CLAIM_BATCH:
-                return None
+                    taken.append(candidate.id)
+                    if len(taken) == count:
+                        break
+            if len(candidates) < limit:
+                break
             after = candidates[-1].id
+            limit = _CLAIM_BATCH
+        if not taken:
+            return []
+        found = self._conn.execute(_BY_IDS, {"ids": taken})
+        return [_record(row) for row in found]
 
     def _take(self, job_id: int, owner: str, lease_seconds: float, now: datetime) -> bool:
         """Lock one queued job (skipping it if another claimer holds it) and lease it."""
         locked = self._conn.execute(
-            select(jobs.c.id)
-            .where(jobs.c.id == job_id, jobs.c.status == Status.QUEUED.value)
-            .with_for_update(skip_locked=True)
+            _LOCK_QUEUED, {"at_id": job_id, "queued": Status.QUEUED.value}
         ).first()
         if locked is None:
             return False
         check_transition(f"job {job_id}", Status.QUEUED, Status.IN_PROGRESS)
         self._conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(
-                status=Status.IN_PROGRESS.value,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                tries=jobs.c.tries + 1,
-                started_at=now,
-            )
+            _LEASE,
+            {
+                "at_id": job_id,
+                "status": Status.IN_PROGRESS.value,
+                "lease_owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                "started_at": now,
+            },
         )
         return True
 
