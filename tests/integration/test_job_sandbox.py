@@ -235,3 +235,35 @@ def test_a_step_gets_default_signal_dispositions_and_a_missing_program_says_so(
     assert piped[0] == "y\n141\n"
     assert refused[0] == "shipline: cannot start step: ./not-executable.sh: Permission denied\n"
     assert refused[1] == StepExit(exit_code=126)
+
+
+@as_root
+def test_a_job_gets_the_cgroups_of_the_limits_it_has_and_they_go_with_it(job: JobEnv) -> None:
+    """cgroup v1: a job limited in processes only gets a pids cgroup (no memory one to make
+    and remove); a job with both gets both; none is left once the job ends."""
+    from dataclasses import replace
+
+    from shipline.executors.base import Isolation
+    from shipline.executors.limits import Limiter
+
+    limiter = Limiter("auto")
+    hierarchy = limiter.hierarchy
+    if hierarchy is None or hierarchy.version != 1:
+        pytest.skip("needs cgroup v1 (separate memory and pids hierarchies)")
+    for isolation, controllers in (
+        (Isolation(processes=64), ["pids"]),
+        (Isolation(memory=256 * 1024 * 1024, processes=64), ["memory", "pids"]),
+    ):
+        cgroup = limiter.prepare(job.key, isolation)
+        assert cgroup is not None
+        roots = {"memory": hierarchy.memory, "pids": hierarchy.pids}
+        assert [d.parent for d in cgroup.directories] == [roots[c] for c in controllers]
+        assert all(d.is_dir() for d in cgroup.directories)
+        assert cgroup.counters() == (0, 0)
+        cgroup.release()
+        assert not any(d.exists() for d in cgroup.directories)
+
+    executor = SandboxExecutor(kill_grace=0.5)
+    limited = replace(job, isolation=Isolation(processes=64), processes=1)
+    out, ended = in_job(executor, limited, lambda: step(executor, limited, "echo ok"))
+    assert (out, ended.exit_code) == ("ok\n", 0)

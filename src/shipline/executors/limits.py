@@ -120,21 +120,24 @@ class JobCgroup:
 
     @property
     def memory_dir(self) -> Path:
+        """The directory of the memory controller (the first; the only one on v2)."""
         return self.directories[0]
 
     @property
     def pids_dir(self) -> Path:
+        """The directory of the pids controller (the last; the only one on v2)."""
         return self.directories[-1]
 
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.directories]
 
     def counters(self) -> tuple[int, int]:
-        """(out-of-memory kills, forks refused at the process limit) so far."""
+        """(out-of-memory kills, forks refused at the process limit) so far (0 for a
+        limit the job does not have)."""
         events = "memory.events" if self.hierarchy.version == 2 else "memory.oom_control"
         return (
-            _counter(self.memory_dir / events, "oom_kill"),
-            _counter(self.pids_dir / "pids.events", "max"),
+            _counter(self.memory_dir / events, "oom_kill") if self.memory is not None else 0,
+            _counter(self.pids_dir / "pids.events", "max") if self.processes is not None else 0,
         )
 
     def reason(self, before: tuple[int, int]) -> str | None:
@@ -238,7 +241,14 @@ class Limiter:
             return None
         name = f"{_PREFIX}{os.getpid()}-{next(_names)}"
         h = self.hierarchy
-        dirs = (h.memory / name,) if h.memory == h.pids else (h.memory / name, h.pids / name)
+        if h.memory == h.pids:  # v2: one cgroup, both controllers
+            dirs: tuple[Path, ...] = (h.memory / name,)
+        else:  # v1: a cgroup in each hierarchy whose limit the job has
+            dirs = tuple(
+                root / name
+                for root, limit in ((h.memory, isolation.memory), (h.pids, isolation.processes))
+                if limit is not None
+            )
         for directory in dirs:
             directory.mkdir()
         cgroup = JobCgroup(h, dirs, isolation.memory, isolation.processes)

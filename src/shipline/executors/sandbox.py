@@ -147,10 +147,14 @@ class SandboxExecutor:
 
     async def setup(self, job: JobEnv) -> None:
         await self._shell.setup(job)
-        home = home_of(job)
-        home.mkdir(mode=0o700, exist_ok=True)
+        # In a worker thread, as the shell executor makes the job's directories: cgroup
+        # directories especially take milliseconds to make, and the event loop runs
+        # every other slot's steps meanwhile.
+        await asyncio.to_thread(home_of(job).mkdir, mode=0o700, exist_ok=True)
         if job.key not in self._cgroups:
-            self._cgroups[job.key] = self.limiter.prepare(job.key, job.isolation)
+            self._cgroups[job.key] = await asyncio.to_thread(
+                self.limiter.prepare, job.key, job.isolation
+            )
         if self.per_step is None and not _one_step(job) and job.key not in self._sandboxes:
             # Started now, used by the first step: its start-up overlaps with the runner's
             # work until then (a checkout, say).
@@ -381,12 +385,12 @@ class SandboxExecutor:
             await _namespace_gone(step)
         cgroup = self._cgroups.pop(job.key, None)
         if cgroup is not None:
-            cgroup.release()
+            await asyncio.to_thread(cgroup.release)
         if self._drop:
             with contextlib.suppress(OSError):  # setup may have failed
                 await asyncio.to_thread(_give, _writable(job), os.geteuid(), os.getegid())
         # Nothing a step wrote into its home survives the job.
-        shutil.rmtree(home_of(job), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, home_of(job), ignore_errors=True)
 
 
 def _one_step(job: JobEnv) -> bool:
