@@ -72,15 +72,17 @@ def _violation(exc: IntegrityError) -> str:
 
 
 @contextmanager
-def guarded(conn: Connection, what: str) -> Iterator[None]:
+def guarded(conn: Connection, what: str, *, savepoint: bool = True) -> Iterator[None]:
     """Run inserts/updates in a savepoint; map constraint violations to store errors.
 
     The savepoint keeps the surrounding transaction usable after a `Conflict` (PostgreSQL
     aborts a whole transaction on an error otherwise). SQLite needs none: a statement that
-    violates a constraint is undone alone, and its transaction goes on.
+    violates a constraint is undone alone, and its transaction goes on. `savepoint=False`
+    is for a statement whose violation no caller recovers from (its transaction fails with
+    the store error): it spares PostgreSQL two round trips.
     """
     try:
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name == "sqlite" or not savepoint:
             yield
         else:
             with conn.begin_nested():

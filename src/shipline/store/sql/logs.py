@@ -34,7 +34,9 @@ class SqlLogStore:
     def append(self, job_id: int, seq: int, data: bytes, step_index: int | None = None) -> bool:
         values = {"job_id": job_id, "seq": seq, "step_index": step_index, "data": data}
         query = _APPEND[self._conn.dialect.name]
-        with guarded(self._conn, f"log chunk {seq} of job {job_id}"):
+        # A chunk stored already is skipped (ON CONFLICT); a job that is gone fails the
+        # message's transaction, which no caller goes on with.
+        with guarded(self._conn, f"log chunk {seq} of job {job_id}", savepoint=False):
             inserted = self._conn.execute(query, values).first()
         return inserted is not None
 

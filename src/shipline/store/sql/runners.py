@@ -45,6 +45,9 @@ def _assignment(row: Row[Any]) -> AssignmentRecord:
     )
 
 
+_ASSIGN = insert(runner_jobs).returning(*runner_jobs.c)
+
+
 class SqlRunnerStore:
     """Registered runners and their job assignments."""
 
@@ -129,21 +132,20 @@ class SqlRunnerStore:
         *,
         now: datetime,
     ) -> AssignmentRecord:
-        with guarded(self._conn, f"assignment of job {job_id}"):
-            assignment_id = self._conn.execute(
-                insert(runner_jobs)
-                .values(
-                    runner_id=runner_id,
-                    job_id=job_id,
-                    try_number=try_number,
-                    token_id=token_id,
-                    state=AssignmentState.RUNNING.value,
-                    event_id=event_id,
-                    claimed_at=now,
-                )
-                .returning(runner_jobs.c.id)
-            ).scalar_one()
-        row = self._conn.execute(select(runner_jobs).where(runner_jobs.c.id == assignment_id)).one()
+        # Made in the claim that locked the job: no caller recovers from a conflict here.
+        with guarded(self._conn, f"assignment of job {job_id}", savepoint=False):
+            row = self._conn.execute(
+                _ASSIGN,
+                {
+                    "runner_id": runner_id,
+                    "job_id": job_id,
+                    "try_number": try_number,
+                    "token_id": token_id,
+                    "state": AssignmentState.RUNNING.value,
+                    "event_id": event_id,
+                    "claimed_at": now,
+                },
+            ).one()
         return _assignment(row)
 
     def assignment_by_token(self, token_id: int) -> AssignmentRecord | None:

@@ -171,7 +171,9 @@ class SqlTokenStore:
             "created_at": now,
             "expires_at": expires_at,
         }
-        with guarded(self._conn, f"token {name!r}"):
+        # A job token is made by the server (its hash, of 256 random bits, cannot clash)
+        # inside a claim that nothing recovers from a failure of: no savepoint for it.
+        with guarded(self._conn, f"token {name!r}", savepoint=kind is not TokenKind.JOB):
             return _token(self._conn.execute(_CREATE_TOKEN, values).one())
 
     def find(self, secret_hash: str) -> TokenRecord | None:
