@@ -348,6 +348,7 @@ def build_server(
             caches=server_caches(settings, store),
         ),
         owner=server_owner(state_dir),
+        signals=store.signals,
         secrets=SecretService(store, clock, keys.keyring, projects),
         deployer=lambda job_id, token: ServerDeployer(deployments, access, job_id, token),
     )

@@ -40,7 +40,7 @@ from shipline.runner.job import JobRunner
 from shipline.runner.model import JobAssignment, JobObserver
 from shipline.runner.ports import Deployer
 from shipline.security.masking import Masker
-from shipline.store.ports import Store
+from shipline.store.ports import SIGNAL_QUEUED, QueueSignals, Store
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class EmbeddedRunner:
         listeners: list[Callable[[str, float], None]] | None = None,
         secrets: SecretService | None = None,
         deployer: MakeDeployer | None = None,
+        signals: QueueSignals | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -90,6 +91,9 @@ class EmbeddedRunner:
         self.secrets = secrets
         # The deployment controller for a job's `shipline/deploy` steps (None: none).
         self.deployer = deployer
+        # Wake-ups after commits that queued jobs, here and on other servers (None: the
+        # run service's own wake-ups and polling only).
+        self.signals = signals
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         # The tokens of jobs claimed and not yet started (plaintext, in memory only).
         self._tokens: dict[int, str] = {}
@@ -155,10 +159,21 @@ class EmbeddedRunner:
 
         self._listener = wake
         self.runs.queued_listeners.append(wake)
+        # The run service wakes this runner from inside the transaction that queues jobs;
+        # on PostgreSQL a claim made then may not see them yet. The store's signal comes
+        # after the commit (and from the other servers sharing the database).
+        unlisten = (
+            self.signals.listen(lambda signal: wake() if signal == SIGNAL_QUEUED else None)
+            if self.signals is not None
+            else None
+        )
         watcher = asyncio.ensure_future(self._watch_cancel())
         try:
             while not self._stopping.is_set():
                 started = False
+                # Cleared before the claim, not before the sleep: a wake-up that comes
+                # while the claim runs makes the next round claim again at once.
+                self._wake.clear()
                 if self.busy < self.slots:
                     try:
                         jobs = await asyncio.to_thread(self._claim, self.slots - self.busy)
@@ -176,6 +191,8 @@ class EmbeddedRunner:
         finally:
             watcher.cancel()
             self._unlisten()
+            if unlisten is not None:
+                unlisten()
 
     def _unlisten(self) -> None:
         """Stop being woken by the run service: a stopped runner must not stay in its
@@ -185,8 +202,7 @@ class EmbeddedRunner:
             self.runs.queued_listeners.remove(listener)
 
     async def _sleep(self, seconds: float) -> None:
-        """Until woken, stopped, or `seconds` passed."""
-        self._wake.clear()
+        """Until woken (since the last claim), stopped, or `seconds` passed."""
         waits = [
             asyncio.ensure_future(self._stopping.wait()),
             asyncio.ensure_future(self._wake.wait()),
