@@ -8,9 +8,10 @@ any server) resolves: the job is retried once, or failed with the reason, and ne
 twice at the same time.
 
 A job costs three transactions when nothing goes wrong: the claim (which also marks the
-run started and issues the job's token, as a remote runner's claim does; free slots are
-filled in one claim), a read of what the job needs, and its end (its last steps and log
-lines, its result, the run moving on, its token revoked). One watcher polls the
+run started and issues the job's token, as a remote runner's claim does, when a step of
+the job can reach it; free slots are filled in one claim), a read of what the job needs,
+and its end (its last steps and log lines, its result, the run moving on, its token
+revoked). One watcher polls the
 store for cancellations of all running jobs.
 """
 
