@@ -92,13 +92,8 @@ def _secret_references(workflow: WorkflowSpec, job: JobSpec) -> SecretReferences
     for text in texts:
         if "secrets" not in text.lower():
             continue
-        exprs = []
-        try:
-            if text in conditions and "${{" not in text:
-                exprs = [parse_expression(text)]
-            else:
-                exprs = [p.expr for p in parse_template(text).parts if p.expr is not None]
-        except ExpressionError:
+        exprs = _expressions(text, conditions)
+        if exprs is None:
             continue  # lint reports it; the job fails when it evaluates it
         for expr in exprs:
             for ref in references(expr):

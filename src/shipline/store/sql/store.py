@@ -99,9 +99,10 @@ class SqlTransaction:
     caches: CacheIndexStore
 
     @classmethod
-    def on(cls, conn: Connection, pending: set[str] | None = None) -> SqlTransaction:
-        """The repositories on `conn`; the queue signals its events raise go to `pending`."""
-        events = SqlEventStore(conn, pending)
+    def on(cls, conn: Connection, events: SqlEventStore | None = None) -> SqlTransaction:
+        """The repositories on `conn`, with `events` (the caller writes what they hold at
+        the transaction's end: `SqlEventStore.flush`)."""
+        events = events if events is not None else SqlEventStore(conn)
         return cls(
             projects=SqlProjectStore(conn),
             runs=SqlRunStore(conn),
@@ -171,10 +172,9 @@ class SqlStore:
         conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
         pending: set[str] = set()
         with conn, conn.begin():
-            tx = SqlTransaction.on(conn, pending)
-            yield tx
-            assert isinstance(tx.events, SqlEventStore)
-            tx.events.flush()  # the transaction's events, in one statement, before commit
+            events = SqlEventStore(conn, pending)
+            yield SqlTransaction.on(conn, events)
+            events.flush()  # the transaction's events, in one statement, before commit
         if pending:  # committed: tell this process (PostgreSQL told the others at commit)
             self.signals.fire(sorted(pending))
 
