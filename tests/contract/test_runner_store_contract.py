@@ -63,7 +63,7 @@ def test_an_assignment_ends_once(store: SqlStore) -> None:
     (job_id,) = queued_jobs(store, 1)
     token_id = a_token(store, job_id)
     with store.transaction() as tx:
-        made = tx.runners.assign(runner_id, job_id, 1, token_id, 0, now=T0)
+        made = tx.runners.assign(runner_id, job_id, 1, token_id, now=T0)
         assert tx.runners.assignment_by_token(token_id) == made
         assert made.state is AssignmentState.RUNNING
     results: list[bool] = []
@@ -84,14 +84,14 @@ def test_cancelled_names_jobs_told_to_stop_after_their_claim(store: SqlStore) ->
     runner_id = a_runner(store)
     a, b, c = queued_jobs(store, 3)
     with store.transaction() as tx:
-        # a cancel published before the claim (an earlier try) does not count
+        # a cancel published before the claim (for an earlier try) does not count
         tx.events.publish("job.cancel", now=T0, job_id=a)
+    with store.transaction() as tx:
         for _ in (a, b, c):
             tx.jobs.claim("runner:1", None, lease_seconds=30, now=T0)
-        after = tx.events.last_id()
         for n, job_id in enumerate((a, b, c)):
             token = tx.tokens.create(TokenKind.JOB, "j", f"h{n}", now=T0, job_id=job_id)
-            tx.runners.assign(runner_id, job_id, 1, token.id, after, now=T0)
+            tx.runners.assign(runner_id, job_id, 1, token.id, now=T0)
         assert tx.runners.cancelled([a, b, c]) == set()
         tx.events.publish("job.cancel", now=T0, job_id=b)
         tx.jobs.set_status(c, Status.COMPLETED, Conclusion.CANCELLED, now=T0)
@@ -111,7 +111,7 @@ def test_each_job_is_claimed_and_assigned_once_under_concurrency(store: SqlStore
                 if job is None:
                     return
                 token = tx.tokens.create(TokenKind.JOB, "j", f"t{job.id}", now=T0, job_id=job.id)
-                tx.runners.assign(runner_id, job.id, job.tries, token.id, 0, now=T0)
+                tx.runners.assign(runner_id, job.id, job.tries, token.id, now=T0)
             got.append(job.id)
 
     in_threads(claim)

@@ -661,8 +661,8 @@ def test_tokens(store: SqlStore) -> None:
 def test_audit_appends_form_a_chain_that_verifies(store: SqlStore) -> None:
     web = a_project(store, "web")
     with store.transaction() as tx:
-        first = tx.audit.append(actor="alice", action="project.create", now=T0, project_id=web)
-        second = tx.audit.append(
+        tx.audit.append(actor="alice", action="project.create", now=T0, project_id=web)
+        tx.audit.append(
             actor="bob",
             action="run.cancel",
             now=T0 + timedelta(seconds=1),
@@ -673,6 +673,10 @@ def test_audit_appends_form_a_chain_that_verifies(store: SqlStore) -> None:
             data={"run": 1, "at": T0},
         )
         tx.audit.append(actor="eve", action="token.create", now=T0, decision="denied")
+        # Read in the appending transaction: linked already.
+        assert [r.actor for r in tx.audit.page(limit=3).items] == ["eve", "bob", "alice"]
+    with store.transaction(write=False) as tx:
+        first, second = list(tx.audit.iterate())[:2]
     assert first.prev_hash == "" and second.prev_hash == first.hash
     assert second.data == {"run": 1, "at": str(T0)}
     with store.transaction(write=False) as tx:

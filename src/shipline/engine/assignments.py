@@ -94,7 +94,7 @@ def read_assignment(
     github = runs.github(tx, run)
     siblings = tx.jobs.for_run(run.id, run.attempt) if planned.needs else []
     last_seq = tx.logs.last_seq(job.id) if job.tries != 1 else -1
-    text = tx.runs.definition(run.id)[0] if with_text else ""
+    text = runs.workflow_text(tx, run) if with_text else ""
     return AssignmentRead(
         job,
         run,
@@ -162,6 +162,7 @@ def issue_token(
     *,
     now: datetime,
     run: RunRecord | None = None,
+    handed_out: bool = False,
 ) -> tuple[str, TokenRecord]:
     """The token of a job being claimed, in the claiming transaction (the embedded runner
     and remote runners alike): `(plaintext, record)`. Its scopes are the job's
@@ -169,7 +170,8 @@ def issue_token(
     plan gets none); it expires with the job's timeout (plus `TOKEN_MARGIN`), is revoked
     when the job completes, and acts on the job's own project only (SECURITY-CASES 20-22).
     Only its hash is stored; hand the plaintext to the job and nowhere else. `run`: the
-    job's run, when the caller has read it in this transaction."""
+    job's run, when the caller has read it in this transaction; `handed_out`: it leaves
+    the server now (`issue_for`)."""
     expires = now + timedelta(minutes=job.timeout_minutes) + TOKEN_MARGIN
     if run is None or run.id != job.run_id:
         run = tx.runs.get(job.run_id)
@@ -178,7 +180,7 @@ def issue_token(
     if found is not None and run is not None:
         scopes = scopes_for(found[1].workflow, found[0].spec, run.trust)
     project_id = run.project_id if run is not None else None
-    return issue_for(tx, job, project_id, expires, now=now, scopes=scopes)
+    return issue_for(tx, job, project_id, expires, now=now, scopes=scopes, handed_out=handed_out)
 
 
 def token_reachable(tx: Transaction, runs: RunService, run: RunRecord, job: JobRecord) -> bool:

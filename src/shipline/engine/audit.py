@@ -50,13 +50,14 @@ class AuditTrail:
             if not page.items or page.items[0].action == CHECKPOINT_ACTION:
                 return None
             head = page.items[0]
-            return tx.audit.append(
+            tx.audit.append(
                 actor="shipline",
                 action=CHECKPOINT_ACTION,
                 now=clock.now(),
                 target=f"audit:{head.id}",
                 data=sign_checkpoint(key, head.id, head.hash),
             )
+            return tx.audit.page(limit=1).items[0]
 
     def export(self, since: datetime | None = None) -> list[AuditRecord]:
         """Every record (at or after `since`), oldest first."""

@@ -68,9 +68,11 @@ def issue_for(
     *,
     now: datetime,
     scopes: tuple[str, ...] = (),
+    handed_out: bool = False,
 ) -> tuple[str, TokenRecord]:
     """`issue_job_token` for a job the caller has read (with its project): the plaintext
-    and the token's record."""
+    and the token's record. `handed_out`: the token leaves the server now (to a remote
+    runner), which counts as its first use."""
     if utc(expires) <= now:
         raise Invalid("a job token must expire in the future", field="expires")
     if job.status is Status.COMPLETED:
@@ -84,6 +86,7 @@ def issue_for(
         job_id=job.id,
         scopes=scopes,
         expires_at=expires,
+        last_used_at=now if handed_out else None,
     )
     granted = [s for s in scopes if not s.endswith(":none")]
     tx.audit.append(

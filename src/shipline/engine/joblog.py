@@ -292,7 +292,8 @@ class JobMaskers:
 
     The masker of a job handed out by this process masks the values it delivered; a job
     this process did not hand out (several servers, a restart) gets one of every secret
-    of its project (`open_project`). At most `size` jobs are kept, the oldest dropped.
+    of its project (`open_project`). A job handed out here also keeps its run's id
+    (`run_id`), which its end needs. At most `size` jobs are kept, the oldest dropped.
     """
 
     def __init__(
@@ -300,30 +301,36 @@ class JobMaskers:
     ) -> None:
         self._open_project = open_project
         self._size = size
-        self._maskers: OrderedDict[int, Masker] = OrderedDict()
+        self._maskers: OrderedDict[int, tuple[Masker, int | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, job_id: int, values: list[str]) -> None:
-        self._put(job_id, Masker(values))
+    def remember(self, job_id: int, values: list[str], run_id: int | None = None) -> None:
+        self._put(job_id, Masker(values), run_id)
 
     def get(self, job_id: int, project_id: Callable[[], int | None]) -> Masker:
         with self._lock:
             found = self._maskers.get(job_id)
         if found is not None:
-            return found
+            return found[0]
         project = project_id() if self._open_project is not None else None
         values = self._open_project(project) if self._open_project and project else ()
         masker = Masker(list(values))
-        self._put(job_id, masker)
+        self._put(job_id, masker, None)
         return masker
+
+    def run_id(self, job_id: int) -> int | None:
+        """The run of a job handed out here (None: not known here)."""
+        with self._lock:
+            found = self._maskers.get(job_id)
+        return None if found is None else found[1]
 
     def forget(self, job_id: int) -> None:
         with self._lock:
             self._maskers.pop(job_id, None)
 
-    def _put(self, job_id: int, masker: Masker) -> None:
+    def _put(self, job_id: int, masker: Masker, run_id: int | None) -> None:
         with self._lock:
-            self._maskers[job_id] = masker
+            self._maskers[job_id] = (masker, run_id)
             while len(self._maskers) > self._size:
                 self._maskers.popitem(last=False)
 

@@ -208,12 +208,9 @@ class RemoteJobs:
             # feed's lock, which the job token's audit record takes, as everywhere).
             run = self.runs.started(tx, job).get(job.run_id)
             # The job's token, as the embedded runner's jobs get theirs (`issue_token`).
-            token, record = issue_token(tx, self.runs, job, now=now, run=run)
-            # Handed out now: its first messages need not write `last_used_at` again.
-            tx.tokens.touch(record.id, now=now)
-            assignment = tx.runners.assign(
-                runner.id, job.id, job.tries, record.id, tx.events.last_id(), now=now
-            )
+            # Handed out now (its `last_used_at`): its first messages need not write it.
+            token, record = issue_token(tx, self.runs, job, now=now, run=run, handed_out=True)
+            assignment = tx.runners.assign(runner.id, job.id, job.tries, record.id, now=now)
             # A retried job keeps its earlier tries' steps and log; this try's follow them
             # (a first try has none).
             next_seq = tx.logs.last_seq(job.id) + 1 if job.tries != 1 else 0
@@ -237,7 +234,7 @@ class RemoteJobs:
             )
             return None
         a = prepared.assignment
-        self.maskers.remember(job.id, [*a.secrets.values(), token])
+        self.maskers.remember(job.id, [*a.secrets.values(), token], job.run_id)
         ev = a.event
         return JobOut(
             job_id=job.id,
@@ -470,7 +467,7 @@ class RemoteJobs:
         whole_log: list[bool] = []
 
         def before(tx: Transaction) -> None:
-            """In `job_finished`'s transaction, after the run's lock: the hold check, the
+            """In `job_finished`'s transaction, before the run's lock: the hold check, the
             message's log and steps, the try's end."""
             assignment = tx.runners.assignment_by_token(principal.token_id)
             if assignment is None or assignment.state is AssignmentState.LOST:
@@ -481,9 +478,14 @@ class RemoteJobs:
             if job is None:
                 raise Conflict(f"this runner no longer holds job {job_id}")
             # Scanned when this report ends it (not when the server ended it already).
-            if job.status is not Status.COMPLETED:
+            if job.status is not Status.COMPLETED and not result.chunks:
                 whole_log.append(tx.logs.last_seq(job_id) < 0)
-            self._write(tx, job, masker, result.chunks, result.steps)
+            stored = self._write(tx, job, masker, result.chunks, result.steps)
+            if job.status is not Status.COMPLETED and result.chunks:
+                # A runner sends its chunks in order, each until it is stored: when this
+                # message's chunks were all new and start the log, none came before them.
+                seqs = {chunk.seq for chunk in result.chunks}
+                whole_log.append(0 in seqs and stored == len(seqs))
             if not tx.runners.end_assignment(
                 assignment.id, AssignmentState.FINISHED, now=self.clock.now()
             ):
@@ -494,7 +496,12 @@ class RemoteJobs:
         try:
             finished = _again(
                 lambda: self.runs.job_finished(
-                    job_id, conclusion, outputs=outputs, error=error, before=before
+                    job_id,
+                    conclusion,
+                    outputs=outputs,
+                    error=error,
+                    before=before,
+                    run_id=self.maskers.run_id(job_id),
                 )
             )
         except InvalidTransition as exc:

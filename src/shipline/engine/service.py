@@ -89,6 +89,16 @@ APPROVAL_KEY = "shipline_approval"
 PLAN_CACHE = 512
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What never changes in a run, kept per run id: its compiled plan, its `github`
+    context (without the attempt) and its workflow file's text."""
+
+    plan: Plan
+    github: dict[str, object]
+    text: str
+
+
 @dataclass(slots=True)
 class _Live:
     """A run's replayed state kept between changes (see `RunService.live`), with the
@@ -112,7 +122,7 @@ class RunService:
         self.store = store
         self.clock = clock
         self.repositories = repositories
-        self._plans: OrderedDict[int, tuple[Plan, dict[str, object]]] = OrderedDict()
+        self._plans: OrderedDict[int, _Kept] = OrderedDict()
         self._live: OrderedDict[int, _Live] = OrderedDict()
         self._plans_lock = threading.Lock()
         # Called when jobs were queued (the embedded runner wakes up to claim them).
@@ -303,7 +313,8 @@ class RunService:
         if spec is not None:  # the workflow is parsed once: the run's plan is kept
             with suppress(PlanError):  # `state` reports it
                 plan = compile_plan(spec, run_event(run, project, new.event_payload))
-                self._cache_plan(run.id, plan, github_context(run, project, new.event_payload))
+                github = github_context(run, project, new.event_payload)
+                self._cache_plan(run.id, _Kept(plan, github, new.workflow_text))
         tx.audit.append(
             actor=new.actor,
             action="run.trigger",
@@ -403,20 +414,24 @@ class RunService:
 
     def state(self, tx: Transaction, run: RunRecord) -> tuple[RunState, Plan]:
         """A fresh `RunState` for the run's plan (nothing recorded yet)."""
-        plan, github = self._plan(tx, run)
+        kept = self._plan(tx, run)
+        plan = kept.plan
         inputs = run.inputs if isinstance(run.inputs, dict) else {}
-        github = {**github, "run_attempt": str(run.attempt)}
+        github = {**kept.github, "run_attempt": str(run.attempt)}
         return RunState(plan, github=github, inputs=inputs), plan
 
     def github(self, tx: Transaction, run: RunRecord) -> dict[str, object]:
         """The run's `github` context (kept with its plan)."""
-        _, github = self._plan(tx, run)
-        return {**github, "run_attempt": str(run.attempt)}
+        return {**self._plan(tx, run).github, "run_attempt": str(run.attempt)}
 
-    def _plan(self, tx: Transaction, run: RunRecord) -> tuple[Plan, dict[str, object]]:
-        """The run's compiled plan and `github` context.
+    def workflow_text(self, tx: Transaction, run: RunRecord) -> str:
+        """The run's workflow file as it was at its commit (kept with its plan)."""
+        return self._plan(tx, run).text
 
-        A run's definition never changes, so both are kept (per run id, the most recent
+    def _plan(self, tx: Transaction, run: RunRecord) -> _Kept:
+        """The run's compiled plan, `github` context and workflow text.
+
+        A run's definition never changes, so they are kept (per run id, the most recent
         runs): parsing the workflow at every job's start and end made a run's cost
         quadratic in its jobs.
         """
@@ -433,13 +448,13 @@ class RunService:
             if spec is None:
                 raise Invalid(f"run {run.id}: its workflow no longer loads")
             plan = compile_plan(spec, run_event(run, project, payload))
-            cached = (plan, github_context(run, project, payload))
-            self._cache_plan(run.id, *cached)
+            cached = _Kept(plan, github_context(run, project, payload), text)
+            self._cache_plan(run.id, cached)
         return cached
 
-    def _cache_plan(self, run_id: int, plan: Plan, github: dict[str, object]) -> None:
+    def _cache_plan(self, run_id: int, kept: _Kept) -> None:
         with self._plans_lock:
-            self._plans[run_id] = (plan, github)
+            self._plans[run_id] = kept
             while len(self._plans) > PLAN_CACHE:
                 self._plans.popitem(last=False)
 
@@ -642,8 +657,11 @@ class RunService:
         """A job ended: store it, apply fail-fast, and advance its run.
 
         `before` writes what the job's runner still holds (its last steps and log lines)
-        in the same transaction, first. `run_id`: the job's run, when the caller knows it
-        (the job is then read once, under the run's lock).
+        in the same transaction, first: rows of the job's own (never its run's or its
+        job row), written before the run's lock is taken, which is then held for the
+        run's change alone (the jobs of a wide matrix end one after another under it).
+        `run_id`: the job's run, when the caller knows it (the job is then read once,
+        under the run's lock).
         """
         try:
             with self.store.transaction() as tx:
@@ -652,11 +670,11 @@ class RunService:
                     if found is None:
                         raise NotFound(f"no job {job_id}")
                     run_id = found.run_id
+                if before is not None:  # its events and audit records are written last
+                    before(tx)
                 run = tx.runs.lock(run_id)  # one change of a run at a time
                 if run is None:
                     raise NotFound(f"no run {run_id}")
-                if before is not None:  # after the run's lock: events take the feed's
-                    before(tx)
                 job = tx.jobs.get(job_id)
                 if job is None or job.run_id != run_id:
                     raise NotFound(f"no job {job_id} in run {run_id}")

@@ -315,7 +315,10 @@ class TokenStore(Protocol):
         job_id: int | None = None,
         scopes: tuple[str, ...] = (),
         expires_at: datetime | None = None,
-    ) -> TokenRecord: ...
+        last_used_at: datetime | None = None,
+    ) -> TokenRecord:
+        """`last_used_at`: for a token handed out as it is made (a remote job's)."""
+        ...
 
     def find(self, secret_hash: str) -> TokenRecord | None: ...
 
@@ -345,9 +348,10 @@ class AuditStore(Protocol):
         reason: str = "",
         request_id: str = "",
         data: JSON | None = None,
-    ) -> AuditRecord:
-        """Append to the hash chain (the previous record's hash is read in the same
-        transaction, serialised so that concurrent appends cannot fork the chain)."""
+    ) -> None:
+        """Append to the hash chain. The record is linked when the transaction ends (the
+        previous record's hash read then, serialised so that concurrent appends cannot
+        fork the chain); this transaction's reads of the trail see it."""
         ...
 
     def page(
@@ -690,10 +694,13 @@ class RunnerStore(Protocol):
         job_id: int,
         try_number: int,
         token_id: int,
-        event_id: int,
         *,
         now: datetime,
-    ) -> AssignmentRecord: ...
+    ) -> AssignmentRecord:
+        """A try of a job handed to a runner. It notes the event feed's head as committed
+        when it is made: a `job.cancel` after that is for this try (`cancelled`); one from
+        an earlier transaction is not."""
+        ...
 
     def assignment_by_token(self, token_id: int) -> AssignmentRecord | None: ...
 

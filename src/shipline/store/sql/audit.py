@@ -90,10 +90,17 @@ def _event(row: Row[Any]) -> EventRecord:
 
 
 class SqlAuditStore:
-    """The append-only, hash-chained audit trail."""
+    """The append-only, hash-chained audit trail.
+
+    A transaction's records are linked and written together at its end (`flush`, which
+    `SqlStore` calls before the commit, or before this store reads): the feed's lock is
+    then held from the last statement to the commit, not from the first record on.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # Appended in this transaction, not linked and written yet (`flush`).
+        self._queued: list[dict[str, Any]] = []
 
     def append(
         self,
@@ -107,25 +114,38 @@ class SqlAuditStore:
         reason: str = "",
         request_id: str = "",
         data: JSON | None = None,
-    ) -> AuditRecord:
+    ) -> None:
+        self._queued.append(
+            {
+                "at": utc(now),
+                "actor": actor,
+                "action": action,
+                "decision": decision,
+                "project_id": project_id,
+                "target": target,
+                "reason": reason,
+                "request_id": request_id,
+                "data": _plain(data),
+            }
+        )
+
+    def flush(self) -> None:
+        """Link the records appended so far after the chain's head and write them, in one
+        statement, under the feed's lock (which keeps two transactions from linking to
+        the same head)."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
         _lock_feed(self._conn)
         head = self._conn.execute(_HEAD).first()
-        unhashed = AuditRecord(
-            id=1 if head is None else head.id + 1,
-            at=utc(now),
-            actor=actor,
-            action=action,
-            decision=decision,
-            project_id=project_id,
-            target=target,
-            reason=reason,
-            request_id=request_id,
-            data=_plain(data),
-            prev_hash="" if head is None else head.hash,
-        )
-        record = dataclasses.replace(unhashed, hash=chain_hash(unhashed.prev_hash, unhashed))
-        self._conn.execute(_APPEND, dataclasses.asdict(record))
-        return record
+        next_id, prev = (1, "") if head is None else (head.id + 1, head.hash)
+        rows: list[dict[str, Any]] = []
+        for values in queued:
+            unhashed = AuditRecord(id=next_id, prev_hash=prev, **values)
+            prev = chain_hash(prev, unhashed)
+            rows.append(dataclasses.asdict(dataclasses.replace(unhashed, hash=prev)))
+            next_id += 1
+        self._conn.execute(_APPEND, rows)
 
     def page(
         self,
@@ -135,6 +155,7 @@ class SqlAuditStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[AuditRecord]:
+        self.flush()
         query = select(audit_events)
         if project_id is not None:
             query = query.where(audit_events.c.project_id == project_id)
@@ -146,6 +167,7 @@ class SqlAuditStore:
 
     def iterate(self) -> Iterator[AuditRecord]:
         """Every record in chain order, read in batches (consume it inside the transaction)."""
+        self.flush()
         after = 0
         while True:
             rows = self._conn.execute(

@@ -48,14 +48,26 @@ _CANDIDATES = (
     .order_by(jobs.c.id)
     .limit(bindparam("limit"))
 )
-_LOCK_QUEUED = (
-    select(jobs.c.id)
-    .where(jobs.c.id == bindparam("at_id"), jobs.c.status == bindparam("queued"))
-    .with_for_update(skip_locked=True)
+
+_CURRENT = (
+    select(jobs.c.status, jobs.c.started_at)
+    .where(jobs.c.id == bindparam("at_id"))
+    .with_for_update()
 )
-_LEASE = update(jobs).where(jobs.c.id == bindparam("at_id")).values(tries=jobs.c.tries + 1)
-_BY_IDS = (
-    select(*_COLUMNS).where(jobs.c.id.in_(bindparam("ids", expanding=True))).order_by(jobs.c.id)
+_candidate = jobs.alias("candidate")
+# Lock one queued job, skipping it when another claimer holds it, lease it and read it
+# back: one statement (the lock is a sub-select's, which SQLite, one writer, has no use for).
+_LEASE = (
+    update(jobs)
+    .where(
+        jobs.c.id
+        == select(_candidate.c.id)
+        .where(_candidate.c.id == bindparam("at_id"), _candidate.c.status == bindparam("queued"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(tries=jobs.c.tries + 1)
+    .returning(*_COLUMNS)
 )
 
 
@@ -143,9 +155,7 @@ class SqlJobStore:
         outputs: JSON | None = None,
         error: str | None = None,
     ) -> JobRecord:
-        row = self._conn.execute(
-            select(jobs.c.status, jobs.c.started_at).where(jobs.c.id == job_id).with_for_update()
-        ).first()
+        row = self._conn.execute(_CURRENT, {"at_id": job_id}).first()
         current = one_or_missing(row, f"job {job_id}")
         check_transition(f"job {job_id}", Status(current.status), status, conclusion)
         values: dict[str, Any] = {
@@ -165,10 +175,8 @@ class SqlJobStore:
             values["outputs"] = outputs
         if error is not None:
             values["error"] = error
-        self._conn.execute(update(jobs).where(jobs.c.id == job_id).values(values))
-        got = self.get(job_id)
-        assert got is not None
-        return got
+        changed = update(jobs).where(jobs.c.id == job_id).values(values).returning(*_COLUMNS)
+        return _record(self._conn.execute(changed).one())
 
     def claim(
         self, owner: str, labels: frozenset[str] | None, *, lease_seconds: float, now: datetime
@@ -185,7 +193,7 @@ class SqlJobStore:
         lease_seconds: float,
         now: datetime,
     ) -> list[JobRecord]:
-        taken: list[int] = []
+        taken: list[JobRecord] = []
         after = 0
         # A few candidates first (the oldest usually fit), then whole batches.
         limit = min(_CLAIM_BATCH, max(8, 2 * count))
@@ -194,40 +202,37 @@ class SqlJobStore:
                 _CANDIDATES, {"queued": Status.QUEUED.value, "after": after, "limit": limit}
             ).all()
             for candidate in candidates:
-                if _fits(candidate.runs_on, labels) and self._take(
-                    candidate.id, owner, lease_seconds, now
-                ):
-                    taken.append(candidate.id)
+                if not _fits(candidate.runs_on, labels):
+                    continue
+                job = self._take(candidate.id, owner, lease_seconds, now)
+                if job is not None:
+                    taken.append(job)
                     if len(taken) == count:
                         break
             if len(candidates) < limit:
                 break
             after = candidates[-1].id
             limit = _CLAIM_BATCH
-        if not taken:
-            return []
-        found = self._conn.execute(_BY_IDS, {"ids": taken})
-        return [_record(row) for row in found]
+        return taken
 
-    def _take(self, job_id: int, owner: str, lease_seconds: float, now: datetime) -> bool:
-        """Lock one queued job (skipping it if another claimer holds it) and lease it."""
-        locked = self._conn.execute(
-            _LOCK_QUEUED, {"at_id": job_id, "queued": Status.QUEUED.value}
-        ).first()
-        if locked is None:
-            return False
+    def _take(
+        self, job_id: int, owner: str, lease_seconds: float, now: datetime
+    ) -> JobRecord | None:
+        """Lock one queued job and lease it; None when another claimer holds it or took
+        it already."""
         check_transition(f"job {job_id}", Status.QUEUED, Status.IN_PROGRESS)
-        self._conn.execute(
+        row = self._conn.execute(
             _LEASE,
             {
                 "at_id": job_id,
+                "queued": Status.QUEUED.value,
                 "status": Status.IN_PROGRESS.value,
                 "lease_owner": owner,
                 "lease_expires_at": now + timedelta(seconds=lease_seconds),
                 "started_at": now,
             },
-        )
-        return True
+        ).first()
+        return None if row is None else _record(row)
 
     def renew_lease(self, job_id: int, owner: str, *, lease_seconds: float, now: datetime) -> bool:
         result = self._conn.execute(

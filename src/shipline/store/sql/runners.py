@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
 from shipline.domain.status import Status
@@ -45,7 +45,13 @@ def _assignment(row: Row[Any]) -> AssignmentRecord:
     )
 
 
-_ASSIGN = insert(runner_jobs).returning(*runner_jobs.c)
+# The feed's head as committed, read by the insert itself (no round trip of its own, and
+# no need to write the transaction's pending events first, as `events.last_id` would).
+_ASSIGN = (
+    insert(runner_jobs)
+    .values(event_id=select(func.coalesce(func.max(events.c.id), 0)).scalar_subquery())
+    .returning(*runner_jobs.c)
+)
 
 
 class SqlRunnerStore:
@@ -128,7 +134,6 @@ class SqlRunnerStore:
         job_id: int,
         try_number: int,
         token_id: int,
-        event_id: int,
         *,
         now: datetime,
     ) -> AssignmentRecord:
@@ -142,7 +147,6 @@ class SqlRunnerStore:
                     "try_number": try_number,
                     "token_id": token_id,
                     "state": AssignmentState.RUNNING.value,
-                    "event_id": event_id,
                     "claimed_at": now,
                 },
             ).one()

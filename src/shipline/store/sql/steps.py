@@ -67,7 +67,9 @@ class SqlStepStore:
                 raise InvalidTransition(
                     f"{what}: a conclusion goes with completed, and only with it"
                 )
-            with guarded(self._conn, what):
+            # Only a concurrent insert of the same step can clash (a message sent twice at
+            # once), which no caller recovers from: no savepoint for it.
+            with guarded(self._conn, what, savepoint=False):
                 self._conn.execute(_INSERT, {"job_id": step.job_id, "index": step.index, **values})
             return
         current = _record(row)

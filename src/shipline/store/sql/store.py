@@ -99,9 +99,14 @@ class SqlTransaction:
     caches: CacheIndexStore
 
     @classmethod
-    def on(cls, conn: Connection, events: SqlEventStore | None = None) -> SqlTransaction:
-        """The repositories on `conn`, with `events` (the caller writes what they hold at
-        the transaction's end: `SqlEventStore.flush`)."""
+    def on(
+        cls,
+        conn: Connection,
+        events: SqlEventStore | None = None,
+        audit: SqlAuditStore | None = None,
+    ) -> SqlTransaction:
+        """The repositories on `conn`, with `events` and `audit` (the caller writes what
+        they hold at the transaction's end: `flush`)."""
         events = events if events is not None else SqlEventStore(conn)
         return cls(
             projects=SqlProjectStore(conn),
@@ -112,7 +117,7 @@ class SqlTransaction:
             users=SqlUserStore(conn),
             members=SqlMembershipStore(conn),
             tokens=SqlTokenStore(conn),
-            audit=SqlAuditStore(conn),
+            audit=audit if audit is not None else SqlAuditStore(conn),
             events=events,
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn, events.flush),
@@ -173,8 +178,12 @@ class SqlStore:
         pending: set[str] = set()
         with conn, conn.begin():
             events = SqlEventStore(conn, pending)
-            yield SqlTransaction.on(conn, events)
-            events.flush()  # the transaction's events, in one statement, before commit
+            audit = SqlAuditStore(conn)
+            yield SqlTransaction.on(conn, events, audit)
+            # The transaction's audit records and events, one statement each, before the
+            # commit: the feed's lock they take is the transaction's last.
+            audit.flush()
+            events.flush()
         if pending:  # committed: tell this process (PostgreSQL told the others at commit)
             self.signals.fire(sorted(pending))
 
@@ -188,9 +197,13 @@ class SqlStore:
             return
         conn = self.engine.connect().execution_options(**{WRITE_OPTION: False})
         with conn, conn.begin():
-            self._local.reading = SqlTransaction.on(conn)
+            events = SqlEventStore(conn)
+            audit = SqlAuditStore(conn)
+            self._local.reading = SqlTransaction.on(conn, events, audit)
             try:
                 yield
+                audit.flush()  # a read may note a denial
+                events.flush()
             finally:
                 self._local.reading = None
 

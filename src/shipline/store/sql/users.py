@@ -160,6 +160,7 @@ class SqlTokenStore:
         job_id: int | None = None,
         scopes: tuple[str, ...] = (),
         expires_at: datetime | None = None,
+        last_used_at: datetime | None = None,
     ) -> TokenRecord:
         values = {
             "kind": kind.value,
@@ -170,6 +171,7 @@ class SqlTokenStore:
             "scopes": list(scopes),
             "created_at": now,
             "expires_at": expires_at,
+            "last_used_at": last_used_at,
         }
         # A job token is made by the server (its hash, of 256 random bits, cannot clash)
         # inside a claim that nothing recovers from a failure of: no savepoint for it.
