@@ -54,6 +54,8 @@ _CURRENT = (
     .where(jobs.c.id == bindparam("at_id"))
     .with_for_update()
 )
+# A job's change (`set_status`): the columns set are the parameters given.
+_SET = update(jobs).where(jobs.c.id == bindparam("at_id")).returning(*_COLUMNS)
 _candidate = jobs.alias("candidate")
 # Lock one queued job, skipping it when another claimer holds it, lease it and read it
 # back: one statement (the lock is a sub-select's, which SQLite, one writer, has no use for).
@@ -175,8 +177,7 @@ class SqlJobStore:
             values["outputs"] = outputs
         if error is not None:
             values["error"] = error
-        changed = update(jobs).where(jobs.c.id == job_id).values(values).returning(*_COLUMNS)
-        return _record(self._conn.execute(changed).one())
+        return _record(self._conn.execute(_SET, {"at_id": job_id, **values}).one())
 
     def claim(
         self, owner: str, labels: frozenset[str] | None, *, lease_seconds: float, now: datetime

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from shipline.domain.runners import AssignmentRecord, AssignmentState, RunnerRecord
 from shipline.domain.status import Status
@@ -45,8 +45,15 @@ def _assignment(row: Row[Any]) -> AssignmentRecord:
     )
 
 
-# The feed's head as committed, read by the insert itself (no round trip of its own, and
-# no need to write the transaction's pending events first, as `events.last_id` would).
+# The hot statements, built once.
+_BY_TOKEN = select(runners).where(runners.c.token_id == bindparam("at_token"))
+_ASSIGNMENT_BY_TOKEN = select(runner_jobs).where(runner_jobs.c.token_id == bindparam("at_token"))
+_END = update(runner_jobs).where(
+    runner_jobs.c.id == bindparam("at_id"),
+    runner_jobs.c.state == AssignmentState.RUNNING.value,
+)
+# An assignment reads the feed's head as committed in its insert (no round trip of its
+# own, and no need to write the transaction's pending events first, as `last_id` would).
 _ASSIGN = (
     insert(runner_jobs)
     .values(event_id=select(func.coalesce(func.max(events.c.id), 0)).scalar_subquery())
@@ -95,7 +102,7 @@ class SqlRunnerStore:
         return None if row is None else _runner(row)
 
     def by_token(self, token_id: int) -> RunnerRecord | None:
-        row = self._conn.execute(select(runners).where(runners.c.token_id == token_id)).first()
+        row = self._conn.execute(_BY_TOKEN, {"at_token": token_id}).first()
         return None if row is None else _runner(row)
 
     def all(self, *, include_removed: bool = False) -> list[RunnerRecord]:
@@ -153,9 +160,7 @@ class SqlRunnerStore:
         return _assignment(row)
 
     def assignment_by_token(self, token_id: int) -> AssignmentRecord | None:
-        row = self._conn.execute(
-            select(runner_jobs).where(runner_jobs.c.token_id == token_id)
-        ).first()
+        row = self._conn.execute(_ASSIGNMENT_BY_TOKEN, {"at_token": token_id}).first()
         return None if row is None else _assignment(row)
 
     def assignments(
@@ -176,12 +181,7 @@ class SqlRunnerStore:
 
     def end_assignment(self, assignment_id: int, state: AssignmentState, *, now: datetime) -> bool:
         result = self._conn.execute(
-            update(runner_jobs)
-            .where(
-                runner_jobs.c.id == assignment_id,
-                runner_jobs.c.state == AssignmentState.RUNNING.value,
-            )
-            .values(state=state.value, ended_at=now)
+            _END, {"at_id": assignment_id, "state": state.value, "ended_at": now}
         )
         return result.rowcount == 1
 
