@@ -36,7 +36,7 @@ from shipline.runner.remote.protocol import (
     StepIn,
 )
 from shipline.server.api import API_PREFIX
-from shipline.server.api.runners import next_job, remote_jobs
+from shipline.server.api.runners import job_response, next_job, remote_jobs
 from shipline.server.deps import JobCaller, Services, ServicesDep
 from shipline.server.schemas import ErrorOut
 
@@ -123,7 +123,7 @@ def finish(
             description="the runner's credential, when `next` asks for its next job",
         ),
     ] = None,
-) -> JobOut | Response:
+) -> Response:
     """The job's conclusion, outputs and error, with the log chunks and steps the runner
     had not reported yet (stored with the end, in one transaction); the job token dies
     with it. With `next` and the runner's credential, the runner's next job is claimed
@@ -132,7 +132,7 @@ def finish(
     if body.next is not None:
         job = next_job(svc, runner_token, body.next, request)
         if job is not None:
-            return job
+            return job_response(job)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

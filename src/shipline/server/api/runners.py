@@ -203,7 +203,7 @@ def register(body: RegisterIn, token: Bearer, svc: ServicesDep, request: Request
 )
 async def request_job(
     body: JobRequestIn, token: Bearer, svc: ServicesDep, request: Request
-) -> JobOut | Response:
+) -> Response:
     """A job whose `runs-on` labels the runner has, with a token for that job only; 204
     when none came within `wait` seconds. `labels` narrows the runner's registered labels
     (403 for one it was not registered with); `version`, `slots` update its record."""
@@ -223,7 +223,13 @@ async def request_job(
         job = await remote_jobs(svc).request(runner, body.wait, labels)
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return job
+    return job_response(job)
+
+
+def job_response(job: JobOut) -> Response:
+    """A handed-out job as JSON, serialised by pydantic at once (a returned model would
+    go through FastAPI's generic encoder first, at several times the cost)."""
+    return Response(job.model_dump_json(), media_type="application/json")
 
 
 def next_job(svc: Services, token: str | None, ask: NextJobIn, request: Request) -> JobOut | None:
