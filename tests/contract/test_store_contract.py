@@ -694,6 +694,19 @@ def test_audit_appends_form_a_chain_that_verifies(store: SqlStore) -> None:
         assert [r.id for r in rest.items] == [1] and rest.next_cursor is None
 
 
+def test_a_read_only_transaction_cannot_write_to_the_feed(store: SqlStore) -> None:
+    # On PostgreSQL it runs without BEGIN: it could not hold the feed's lock to its end.
+    refused = pytest.raises(RuntimeError, match="read-only")
+    with refused, store.transaction(write=False) as tx:
+        tx.audit.append(actor="alice", action="project.create", now=T0)
+    refused = pytest.raises(RuntimeError, match="read-only")
+    with refused, store.reading(), store.transaction(write=False) as tx:
+        tx.events.publish("run.started", now=T0, run_id=1)
+    with store.transaction(write=False) as tx:
+        assert tx.audit.page().items == []
+        assert tx.events.since(0) == []
+
+
 def test_an_audit_record_edited_in_the_database_is_found(store: SqlStore) -> None:
     with store.transaction() as tx:
         for i in range(5):

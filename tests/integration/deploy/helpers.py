@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import shutil
 import socket
 import threading
@@ -51,12 +52,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _ephemeral_start() -> int:
+    """Where the kernel's range of ports for outgoing connections starts."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def port_block(size: int = 40) -> int:
-    """The first port of `size` free consecutive ports (tests run in parallel)."""
+    """The first port of `size` free consecutive ports (tests run in parallel), below the
+    kernel's ephemeral range: a port found free there could become the source port of any
+    test's outgoing connection before the instance binds it (a flaky "not healthy")."""
+    high = _ephemeral_start() - size
     for _ in range(200):
-        first = free_port()
-        if first + size > 65000:
-            continue
+        first = random.randrange(max(1024, high - 12_000), high)
         ok = True
         for port in range(first, first + size):
             with socket.socket() as s:

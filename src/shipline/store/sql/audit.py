@@ -66,6 +66,13 @@ def _lock_feed(conn: Connection) -> None:
         conn.info[_LOCKED_IN] = transaction
 
 
+def _writable(writes: bool, what: str) -> None:
+    """A read-only transaction (`transaction(write=False)`, which runs without BEGIN on
+    PostgreSQL) cannot hold the feed's lock: writing there is a programming error."""
+    if not writes:
+        raise RuntimeError(f"{what} was written in a read-only transaction")
+
+
 def _audit(row: Row[Any]) -> AuditRecord:
     return AuditRecord(
         id=row.id,
@@ -97,8 +104,9 @@ class SqlAuditStore:
     then held from the last statement to the commit, not from the first record on.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, writes: bool = True) -> None:
         self._conn = conn
+        self._writes = writes
         # Appended in this transaction, not linked and written yet (`flush`).
         self._queued: list[dict[str, Any]] = []
 
@@ -135,6 +143,7 @@ class SqlAuditStore:
         the same head)."""
         if not self._queued:
             return
+        _writable(self._writes, "an audit record")
         queued, self._queued = self._queued, []
         _lock_feed(self._conn)
         head = self._conn.execute(_HEAD).first()
@@ -191,8 +200,11 @@ class SqlEventStore:
     it with NOTIFY, which PostgreSQL delivers to the other servers at commit.
     """
 
-    def __init__(self, conn: Connection, pending: set[str] | None = None) -> None:
+    def __init__(
+        self, conn: Connection, pending: set[str] | None = None, *, writes: bool = True
+    ) -> None:
         self._conn = conn
+        self._writes = writes
         self._pending = pending if pending is not None else set()
         # Published in this transaction, not written yet (`flush`).
         self._queued: list[dict[str, object]] = []
@@ -220,6 +232,7 @@ class SqlEventStore:
         (taken after every row lock of the transaction, as the module says)."""
         if not self._queued:
             return
+        _writable(self._writes, "an event")
         queued, self._queued = self._queued, []
         _lock_feed(self._conn)
         self._conn.execute(_PUBLISH, queued)

@@ -154,6 +154,13 @@ class SqlStore:
         # in order, instead of in SQLite's busy handler, which lets a waiter sleep up to
         # 100 ms after the lock is free. (Other processes still meet the busy timeout.)
         self._writer = threading.RLock() if is_sqlite(url) else None
+        # What a read-only transaction's connection runs with. On PostgreSQL, autocommit:
+        # under READ COMMITTED each statement of a transaction reads its own snapshot
+        # anyway, so BEGIN and COMMIT would add two round trips and nothing else (a
+        # request's authentication and query, a runner's claim, each read transaction).
+        self._reading: dict[str, object] = {WRITE_OPTION: False}
+        if not is_sqlite(url):
+            self._reading["isolation_level"] = "AUTOCOMMIT"
         # Wake-ups after commits that queued jobs or stopped them (`QueueSignals`).
         self.signals = SqlQueueSignals(url)
 
@@ -173,12 +180,16 @@ class SqlStore:
         else:
             yield from self._begin(write=write)
 
+    def _connect(self, *, write: bool) -> Connection:
+        options = {WRITE_OPTION: True} if write else self._reading
+        return self.engine.connect().execution_options(**options)
+
     def _begin(self, *, write: bool) -> Iterator[SqlTransaction]:
-        conn = self.engine.connect().execution_options(**{WRITE_OPTION: write})
+        conn = self._connect(write=write)
         pending: set[str] = set()
         with conn, conn.begin():
-            events = SqlEventStore(conn, pending)
-            audit = SqlAuditStore(conn)
+            events = SqlEventStore(conn, pending, writes=write)
+            audit = SqlAuditStore(conn, writes=write)
             yield SqlTransaction.on(conn, events, audit)
             # The transaction's audit records and events, one statement each, before the
             # commit: the feed's lock they take is the transaction's last.
@@ -195,14 +206,14 @@ class SqlStore:
         if getattr(self._local, "reading", None) is not None:
             yield
             return
-        conn = self.engine.connect().execution_options(**{WRITE_OPTION: False})
+        conn = self._connect(write=False)
         with conn, conn.begin():
-            events = SqlEventStore(conn)
-            audit = SqlAuditStore(conn)
+            events = SqlEventStore(conn, writes=False)
+            audit = SqlAuditStore(conn, writes=False)
             self._local.reading = SqlTransaction.on(conn, events, audit)
             try:
                 yield
-                audit.flush()  # a read may note a denial
+                audit.flush()
                 events.flush()
             finally:
                 self._local.reading = None
