@@ -416,7 +416,7 @@ def bare_claim(claims: int) -> list[Row]:
                 assert job is not None
                 _, digest = new_token(TokenKind.JOB)
                 record = tx.tokens.create(TokenKind.JOB, "j", digest, now=now, job_id=job.id)
-                tx.runners.assign(runner.id, job.id, job.tries, record.id, 0, now=now)
+                tx.runners.assign(runner.id, job.id, job.tries, record.id, now=now)
             times.append(time.perf_counter() - began)
         store.close()
     return [
