@@ -477,15 +477,15 @@ class RemoteJobs:
             job = tx.jobs.get(job_id)
             if job is None:
                 raise Conflict(f"this runner no longer holds job {job_id}")
-            # Scanned when this report ends it (not when the server ended it already).
-            if job.status is not Status.COMPLETED and not result.chunks:
-                whole_log.append(tx.logs.last_seq(job_id) < 0)
             stored = self._write(tx, job, masker, result.chunks, result.steps)
-            if job.status is not Status.COMPLETED and result.chunks:
-                # A runner sends its chunks in order, each until it is stored: when this
-                # message's chunks were all new and start the log, none came before them.
+            # Scanned when this report ends it (not when the server ended it already). A
+            # runner sends its chunks in order, each until it is stored: when this
+            # message's chunks were all new and start the log, none came before them.
+            if job.status is not Status.COMPLETED:
                 seqs = {chunk.seq for chunk in result.chunks}
-                whole_log.append(0 in seqs and stored == len(seqs))
+                whole_log.append(
+                    0 in seqs and stored == len(seqs) if seqs else tx.logs.last_seq(job_id) < 0
+                )
             if not tx.runners.end_assignment(
                 assignment.id, AssignmentState.FINISHED, now=self.clock.now()
             ):

@@ -99,15 +99,9 @@ class SqlTransaction:
     caches: CacheIndexStore
 
     @classmethod
-    def on(
-        cls,
-        conn: Connection,
-        events: SqlEventStore | None = None,
-        audit: SqlAuditStore | None = None,
-    ) -> SqlTransaction:
+    def on(cls, conn: Connection, events: SqlEventStore, audit: SqlAuditStore) -> SqlTransaction:
         """The repositories on `conn`, with `events` and `audit` (the caller writes what
-        they hold at the transaction's end: `flush`)."""
-        events = events if events is not None else SqlEventStore(conn)
+        they hold at the transaction's end: `_repositories`)."""
         return cls(
             projects=SqlProjectStore(conn),
             runs=SqlRunStore(conn),
@@ -117,7 +111,7 @@ class SqlTransaction:
             users=SqlUserStore(conn),
             members=SqlMembershipStore(conn),
             tokens=SqlTokenStore(conn),
-            audit=audit if audit is not None else SqlAuditStore(conn),
+            audit=audit,
             events=events,
             secrets=SqlSecretStore(conn),
             runners=SqlRunnerStore(conn, events.flush),
@@ -134,6 +128,21 @@ class SqlTransaction:
             gates=SqlGateStore(conn),
             caches=SqlCacheIndexStore(conn),
         )
+
+
+@contextmanager
+def _repositories(
+    conn: Connection, *, writes: bool, pending: set[str] | None = None
+) -> Iterator[SqlTransaction]:
+    """The repositories of the transaction on `conn`; when the block ends without an
+    error, its audit records and events are written, one statement each, before the
+    commit: the feed's lock they take is the transaction's last. `pending`: where its
+    events' queue signals are collected."""
+    events = SqlEventStore(conn, pending, writes=writes)
+    audit = SqlAuditStore(conn, writes=writes)
+    yield SqlTransaction.on(conn, events, audit)
+    audit.flush()
+    events.flush()
 
 
 class SqlStore:
@@ -187,14 +196,8 @@ class SqlStore:
     def _begin(self, *, write: bool) -> Iterator[SqlTransaction]:
         conn = self._connect(write=write)
         pending: set[str] = set()
-        with conn, conn.begin():
-            events = SqlEventStore(conn, pending, writes=write)
-            audit = SqlAuditStore(conn, writes=write)
-            yield SqlTransaction.on(conn, events, audit)
-            # The transaction's audit records and events, one statement each, before the
-            # commit: the feed's lock they take is the transaction's last.
-            audit.flush()
-            events.flush()
+        with conn, conn.begin(), _repositories(conn, writes=write, pending=pending) as tx:
+            yield tx
         if pending:  # committed: tell this process (PostgreSQL told the others at commit)
             self.signals.fire(sorted(pending))
 
@@ -207,14 +210,10 @@ class SqlStore:
             yield
             return
         conn = self._connect(write=False)
-        with conn, conn.begin():
-            events = SqlEventStore(conn, writes=False)
-            audit = SqlAuditStore(conn, writes=False)
-            self._local.reading = SqlTransaction.on(conn, events, audit)
+        with conn, conn.begin(), _repositories(conn, writes=False) as tx:
+            self._local.reading = tx
             try:
                 yield
-                audit.flush()
-                events.flush()
             finally:
                 self._local.reading = None
 
