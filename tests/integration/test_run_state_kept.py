@@ -4,13 +4,21 @@ database) is noticed."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from shipline.domain.records import ProjectRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
+from shipline.engine.errors import NotFound
 from shipline.engine.run_jobs import Replay
 from shipline.engine.service import RunService, TriggerRequest
 from shipline.scm.repository import GitRepository
+from shipline.store.ports import Transaction
 from shipline.store.sql.store import SqlStore
 from shipline.testing import FrozenClock
 from tests.integration.test_run_service import claim_all, source, world
@@ -114,3 +122,69 @@ def test_a_restarted_service_finishes_a_run_begun_before(world: World, tmp_path:
     restarted.job_finished(report, Conclusion.SUCCESS)
     done = current(store, run.id)
     assert done.status is Status.COMPLETED and done.conclusion is Conclusion.SUCCESS
+
+
+@pytest.mark.parametrize("stranger", [False, True])
+def test_ends_that_queue_behind_the_runs_lock_are_stored_together(
+    world: World, tmp_path: Path, stranger: bool
+) -> None:
+    """The matrix's cells end at once: the first holds the run, the two others queue and
+    are stored in one transaction (their `before` runs in one thread); the run moves on
+    as if they had ended one by one. A job that is not the run's, queued with them, makes
+    that transaction fail: each end is then stored alone, and the stranger's fails."""
+    service, store, project = world
+    run = ci_run(service, project)
+    (build,) = claim_all(store)
+    service.job_finished(build, Conclusion.SUCCESS, outputs={"version": "1"}, run_id=run.id)
+    first, second, third = claim_all(store)
+    threads: dict[int, list[int]] = {}
+    go = threading.Event()
+
+    def before(job_id: int) -> Callable[[Transaction], None]:
+        def write(tx: Transaction) -> None:
+            threads.setdefault(job_id, []).append(threading.get_ident())
+            if job_id == first:
+                assert go.wait(10)
+
+        return write
+
+    def end(job_id: int) -> object:
+        return service.job_finished(
+            job_id, Conclusion.SUCCESS, before=before(job_id), run_id=run.id
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        ends = [pool.submit(end, first)]
+        queue = service._ends._queues
+        wait_for(lambda: first in threads)
+        ends += [pool.submit(end, second), pool.submit(end, third)]
+        if stranger:
+            wrong = pool.submit(end, build + 10_000)  # no such job in the run
+        wait_for(lambda: len(queue[run.id].waiting) == 2 + stranger)
+        go.set()
+        for future in ends:
+            future.result(10)
+        if stranger:
+            with pytest.raises(NotFound):
+                wrong.result(10)
+    assert threads[second][0] == threads[third][0] != threads[first][0]  # combined
+    if stranger:  # that transaction was rolled back: each then alone, in its own thread
+        assert len(threads[second]) == len(threads[third]) == 2
+        assert threads[second][1] != threads[third][1]
+    else:
+        assert len(threads[second]) == len(threads[third]) == 1
+    fresh = another_server(store, tmp_path)
+    with store.transaction(write=False) as tx:
+        run = current(store, run.id)
+        assert summary(service.live(tx, run)) == summary(fresh.replay(tx, run))
+    (report,) = claim_all(store)  # created once, when the last cell ended
+    service.job_finished(report, Conclusion.SUCCESS, run_id=run.id)
+    done = current(store, run.id)
+    assert done.status is Status.COMPLETED and done.conclusion is Conclusion.SUCCESS
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)

@@ -24,6 +24,7 @@ from shipline.domain.deployments import GateState
 from shipline.domain.records import JobRecord, ProjectRecord, RunRecord, Trust
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition
+from shipline.engine.combine import Combiner
 from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.job_tokens import revoke_job_tokens
@@ -99,6 +100,17 @@ class _Kept:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class _End:
+    """A job's end, as `job_finished` was told it."""
+
+    job_id: int
+    conclusion: Conclusion
+    outputs: Mapping[str, str] | None
+    error: str | None
+    before: Callable[[Transaction], None] | None
+
+
 @dataclass(slots=True)
 class _Live:
     """A run's replayed state kept between changes (see `RunService.live`), with the
@@ -130,6 +142,7 @@ class RunService:
         # Holds jobs that target an environment until its protection rules pass (set by
         # `wiring`; None: such jobs queue like any other, as in `shipline run`).
         self.gatekeeper: Gatekeeper | None = None
+        self._ends: Combiner[int, _End, JobRecord] = Combiner(self._end_jobs)
 
     # -- triggering ----------------------------------------------------------------------
 
@@ -659,28 +672,52 @@ class RunService:
         `before` writes what the job's runner still holds (its last steps and log lines)
         in the same transaction, first: rows of the job's own (never its run's or its
         job row), written before the run's lock is taken, which is then held for the
-        run's change alone (the jobs of a wide matrix end one after another under it).
-        `run_id`: the job's run, when the caller knows it (the job is then read once,
-        under the run's lock).
+        run's change alone. `run_id`: the job's run, when the caller knows it; the ends of
+        the run's jobs that arrive while another holds its lock are then stored together,
+        in one transaction (`combine.py`: the jobs of a wide matrix end at once).
         """
+        end = _End(job_id, conclusion, outputs, error, before)
+        if run_id is None:
+            return self._end_jobs(None, [end])[0]
+        return self._ends.submit(run_id, end)
+
+    def _end_jobs(self, run_id: int | None, ends: Sequence[_End]) -> list[JobRecord]:
+        """`job_finished` for jobs of run `run_id` (None: the one job's run, read), in one
+        transaction holding the run's lock once; the run advances once, after them all."""
         try:
             with self.store.transaction() as tx:
                 if run_id is None:
-                    found = tx.jobs.get(job_id)
+                    found = tx.jobs.get(ends[0].job_id)
                     if found is None:
-                        raise NotFound(f"no job {job_id}")
+                        raise NotFound(f"no job {ends[0].job_id}")
                     run_id = found.run_id
-                if before is not None:  # its events and audit records are written last
-                    before(tx)
+                for end in ends:  # their events and audit records are written last
+                    if end.before is not None:
+                        end.before(tx)
                 run = tx.runs.lock(run_id)  # one change of a run at a time
                 if run is None:
                     raise NotFound(f"no run {run_id}")
-                job = tx.jobs.get(job_id)
-                if job is None or job.run_id != run_id:
-                    raise NotFound(f"no job {job_id} in run {run_id}")
-                if job.status is Status.COMPLETED:
-                    return job  # a repeated report changes nothing
-                return self._finish_in(tx, job, conclusion, outputs=outputs, error=error, run=run)
+                replay: Replay | None = None
+                ended: list[JobRecord] = []
+                for end in ends:
+                    job = tx.jobs.get(end.job_id)
+                    if job is None or job.run_id != run_id:
+                        raise NotFound(f"no job {end.job_id} in run {run_id}")
+                    if job.status is Status.COMPLETED:
+                        ended.append(job)  # a repeated report changes nothing
+                        continue
+                    current = job.attempt == run.attempt
+                    if current and replay is None:  # before the first change of the attempt
+                        replay = self.live(tx, run)
+                    ended.append(
+                        self._complete_in(
+                            tx, run, job, end.conclusion, end.outputs, end.error,
+                            replay if current else None,
+                        )
+                    )  # fmt: skip
+                if replay is not None:
+                    self._advance(tx, run, replay)
+                return ended
         except BaseException:
             if run_id is not None:
                 self._forget(run_id)
@@ -694,16 +731,30 @@ class RunService:
         *,
         outputs: Mapping[str, str] | None,
         error: str | None,
-        run: RunRecord | None = None,
     ) -> JobRecord:
         """Complete `job` in the caller's transaction (which holds its run's lock when the
-        run may change elsewhere), apply fail-fast and advance the run. `run`: the job's
-        run as read under that lock, if the caller has it."""
-        now = self.clock.now()
-        if run is None:
-            run = tx.runs.get(job.run_id)
+        run may change elsewhere), apply fail-fast and advance the run."""
+        run = tx.runs.get(job.run_id)
         assert run is not None
         replay = self.live(tx, run) if job.attempt == run.attempt else None
+        job = self._complete_in(tx, run, job, conclusion, outputs, error, replay)
+        if replay is not None:
+            self._advance(tx, run, replay)
+        return job
+
+    def _complete_in(
+        self,
+        tx: Transaction,
+        run: RunRecord,
+        job: JobRecord,
+        conclusion: Conclusion,
+        outputs: Mapping[str, str] | None,
+        error: str | None,
+        replay: Replay | None,
+    ) -> JobRecord:
+        """Complete `job` of `run` and apply fail-fast; `replay`: the run's state, which
+        learns it (None: a job of an earlier attempt). The caller advances the run."""
+        now = self.clock.now()
         had_token = job.status is Status.IN_PROGRESS  # a claimed job: its token dies with it
         job = tx.jobs.set_status(
             job.id,
@@ -722,12 +773,10 @@ class RunService:
         )
         if had_token:  # after the job's row, as the event feed's lock (SECURITY-CASES 20)
             revoke_job_tokens(tx, job.id, now=now, project_id=run.project_id)
-        if replay is None:  # a job of an earlier attempt: nothing to advance
-            return job
-        _note(replay, job)
-        if conclusion is Conclusion.FAILURE:
-            self._fail_fast(tx, run, job, replay)
-        self._advance(tx, run, replay)
+        if replay is not None:
+            _note(replay, job)
+            if conclusion is Conclusion.FAILURE:
+                self._fail_fast(tx, run, job, replay)
         return job
 
     def _fail_fast(
