@@ -329,21 +329,25 @@ class EmbeddedRunner:
             self._continue_on_error, run, job
         ):
             conclusion = Conclusion.SUCCESS
-        try:
-            await asyncio.to_thread(
-                self.runs.job_finished,
-                job.id,
-                conclusion,
-                outputs=result.outputs,
-                error=error,
-                before=observer.write_pending,
-                run_id=job.run_id,
-            )
-        except Exception:
-            await asyncio.to_thread(observer.flush)  # the log is kept whatever happens next
-            raise
-        # The log as written, when this observer wrote all of it: nothing is read back.
-        await asyncio.to_thread(scan_log, self.store, self.clock, job.id, observer.texts())
+
+        def end() -> None:
+            """The job's end, then the scan of its log, in one worker thread."""
+            try:
+                self.runs.job_finished(
+                    job.id,
+                    conclusion,
+                    outputs=result.outputs,
+                    error=error,
+                    before=observer.write_pending,
+                    run_id=job.run_id,
+                )
+            except Exception:
+                observer.flush()  # the log is kept whatever happens next
+                raise
+            # The log as written, when this observer wrote all of it: nothing is read back.
+            scan_log(self.store, self.clock, job.id, observer.texts())
+
+        await asyncio.to_thread(end)
 
     async def _watch_cancel(self) -> None:
         """Stop running jobs when the service publishes `job.cancel` for them or their run

@@ -55,7 +55,7 @@ from shipline.executors.jobsandbox import (
     with_info_fd,
 )
 from shipline.executors.limits import JobCgroup, Limiter
-from shipline.executors.shell import OutputPipe, ShellExecutor
+from shipline.executors.shell import OutputPipe, ShellExecutor, make_job_dirs
 
 # The unprivileged user and group steps run as when the runner is root.
 STEP_UID = 65534
@@ -146,22 +146,29 @@ class SandboxExecutor:
         ]
 
     async def setup(self, job: JobEnv) -> None:
-        await self._shell.setup(job)
-        # In a worker thread, as the shell executor makes the job's directories: cgroup
-        # directories especially take milliseconds to make, and the event loop runs
-        # every other slot's steps meanwhile.
-        await asyncio.to_thread(home_of(job).mkdir, mode=0o700, exist_ok=True)
-        if job.key not in self._cgroups:
-            self._cgroups[job.key] = await asyncio.to_thread(
-                self.limiter.prepare, job.key, job.isolation
-            )
+        # In one worker thread: the job's directories, its home and its cgroup (which
+        # takes milliseconds to make), given to the step user. The event loop runs every
+        # other slot's steps meanwhile.
+        cgroup = self._cgroups.get(job.key)
+        self._cgroups[job.key] = await asyncio.to_thread(
+            self._prepare, job, job.key not in self._cgroups, cgroup
+        )
         if self.per_step is None and not _one_step(job) and job.key not in self._sandboxes:
             # Started now, used by the first step: its start-up overlaps with the runner's
             # work until then (a checkout, say).
             self._sandboxes[job.key] = asyncio.ensure_future(self._open(job, None))
+
+    def _prepare(self, job: JobEnv, new: bool, cgroup: JobCgroup | None) -> JobCgroup | None:
+        """`setup`'s file work; `new`: the job has no cgroup yet (else `cgroup` is it)."""
+        make_job_dirs(job)
+        home_of(job).mkdir(mode=0o700, exist_ok=True)
+        if new:
+            cgroup = self.limiter.prepare(job.key, job.isolation)
         # The job's directories belong to the step user for the whole job; the runner,
         # root, works in them all the same (see `adopt` for what it writes there).
-        await self.adopt(job)
+        if self._drop:
+            _give(_writable(job), STEP_UID, STEP_GID)
+        return cgroup
 
     async def adopt(self, job: JobEnv) -> None:
         """Give what the runner wrote into the job's directories (checkouts, restored
@@ -383,14 +390,17 @@ class SandboxExecutor:
         await self._shell.destroy(job)
         for step in self._steps.pop(job.key, []):
             await _namespace_gone(step)
-        cgroup = self._cgroups.pop(job.key, None)
+        await asyncio.to_thread(self._clean, job, self._cgroups.pop(job.key, None))
+
+    def _clean(self, job: JobEnv, cgroup: JobCgroup | None) -> None:
+        """`destroy`'s file work, in one worker thread."""
         if cgroup is not None:
-            await asyncio.to_thread(cgroup.release)
+            cgroup.release()
         if self._drop:
             with contextlib.suppress(OSError):  # setup may have failed
-                await asyncio.to_thread(_give, _writable(job), os.geteuid(), os.getegid())
+                _give(_writable(job), os.geteuid(), os.getegid())
         # Nothing a step wrote into its home survives the job.
-        await asyncio.to_thread(shutil.rmtree, home_of(job), ignore_errors=True)
+        shutil.rmtree(home_of(job), ignore_errors=True)
 
 
 def _one_step(job: JobEnv) -> bool:

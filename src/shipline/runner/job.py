@@ -170,7 +170,7 @@ class _JobRun:
             obs.job_finished(self.result)
             return self.result
         try:
-            if self.r.ephemeral:
+            if self.r.ephemeral and os.path.lexists(self.env.root):  # left by a crash
                 await asyncio.to_thread(remove_job_dir, self.env.root)
             await self.r.executor.setup(self.env)
             for line in self.r.executor.describe(self.env):
