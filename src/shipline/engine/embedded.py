@@ -54,6 +54,9 @@ MAX_TRIES = 2
 # Events read per query by the cancellation watcher (the store's default page).
 EVENTS_BATCH = 500
 
+# What a claimed job's runner needs: its assignment, its run, and the job's last log seq.
+_Prepared = tuple[JobAssignment, RunRecord, int]
+
 
 class EmbeddedRunner:
     """`slots` jobs at once, claimed from the store under the lease owner `owner`.
@@ -181,8 +184,8 @@ class EmbeddedRunner:
                     except Exception:  # e.g. a deadlock PostgreSQL broke: nothing was claimed
                         log.exception("cannot claim jobs now")
                         jobs = []
-                    for job in jobs:
-                        self._start(job)
+                    for job, prepared in jobs:
+                        self._start(job, prepared)
                     started = bool(jobs)
                 if loop.time() - last_reap > self.lease_seconds / 3:
                     last_reap = loop.time()
@@ -230,9 +233,10 @@ class EmbeddedRunner:
 
     # -- one job ---------------------------------------------------------------------------
 
-    def _claim(self, free: int) -> list[JobRecord]:
+    def _claim(self, free: int) -> list[tuple[JobRecord, _Prepared | Exception]]:
         """Up to `free` queued jobs, claimed, their tokens issued and their runs marked
-        started, in one transaction."""
+        started, in one transaction; then what each job's runner needs (or why it cannot
+        be had), in the same worker thread."""
         tokens: dict[int, str] = {}
         with self.store.transaction() as tx:
             claimed = tx.jobs.claim_many(
@@ -248,7 +252,14 @@ class EmbeddedRunner:
                     token = issue_token(tx, self.runs, job, now=self.clock.now(), run=run)
                     tokens[job.id] = token[0]
         self._tokens.update(tokens)
-        return claimed
+        return [(job, self._prepare(job)) for job in claimed]
+
+    def _prepare(self, job: JobRecord) -> _Prepared | Exception:
+        try:
+            return self._assignment(job)
+        except Exception as exc:
+            log.exception("cannot prepare job %s", job.id)
+            return exc
 
     def _renew_and_reap(self) -> None:
         if self.running:
@@ -259,9 +270,9 @@ class EmbeddedRunner:
                     )
         self.reap()
 
-    def _start(self, job: JobRecord) -> None:
+    def _start(self, job: JobRecord, prepared: _Prepared | Exception) -> None:
         cancel = asyncio.Event()
-        task = asyncio.ensure_future(self._guarded(job, cancel))
+        task = asyncio.ensure_future(self._guarded(job, cancel, prepared))
         self.running[job.id] = (task, cancel)
         self.run_of[job.id] = job.run_id
         self.busy += 1
@@ -275,11 +286,13 @@ class EmbeddedRunner:
 
         task.add_done_callback(done)
 
-    async def _guarded(self, job: JobRecord, cancel: asyncio.Event) -> None:
+    async def _guarded(
+        self, job: JobRecord, cancel: asyncio.Event, prepared: _Prepared | Exception
+    ) -> None:
         """Run a job; whatever goes wrong, the job ends (failed, with the reason) rather than
         staying in progress until its lease runs out."""
         try:
-            await self._execute(job, cancel)
+            await self._execute(job, cancel, prepared)
         except Exception as exc:
             log.exception("job %s failed in the runner", job.id)
             try:
@@ -292,18 +305,18 @@ class EmbeddedRunner:
             except Exception:
                 log.exception("job %s: cannot record its failure", job.id)
 
-    async def _execute(self, job: JobRecord, cancel: asyncio.Event) -> None:
-        try:
-            assignment, run, last_seq = await asyncio.to_thread(self._assignment, job)
-        except Exception as exc:
-            log.exception("cannot prepare job %s", job.id)
+    async def _execute(
+        self, job: JobRecord, cancel: asyncio.Event, prepared: _Prepared | Exception
+    ) -> None:
+        if isinstance(prepared, Exception):
             await asyncio.to_thread(
                 self.runs.job_finished,
                 job.id,
                 Conclusion.FAILURE,
-                error=f"cannot prepare the job: {exc}",
+                error=f"cannot prepare the job: {prepared}",
             )
             return
+        assignment, run, last_seq = prepared
         # The server masks again what the runner masked (defence in depth).
         token = [assignment.token] if assignment.token else []
         masker = Masker([*assignment.secrets.values(), *token])
@@ -390,7 +403,7 @@ class EmbeddedRunner:
                     stop.update(j for j, r in watched.items() if r == run_id)
         return after, stop
 
-    def _assignment(self, job: JobRecord) -> tuple[JobAssignment, RunRecord, int]:
+    def _assignment(self, job: JobRecord) -> _Prepared:
         """What the job's runner needs (and the job's last log seq), in one read."""
         token = self._tokens.pop(job.id, None)
         prepared = prepare(self.store, self.runs, job, secrets=self.secrets, token=token)

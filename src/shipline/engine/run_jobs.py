@@ -3,6 +3,7 @@ replayed state of a run (see `RunService.replay`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shipline.domain.records import JobRecord
@@ -12,13 +13,34 @@ from shipline.plan.compile import Plan, PlannedJob
 from shipline.store.ports import NewJob
 
 
+class StoredJobs(dict[str, JobRecord]):
+    """A run attempt's stored jobs by key, counting the completed ones as records are set
+    (the kept state compares the count with the store's after every change of the run:
+    recounting would cost a pass over a wide matrix at each of its jobs' ends). Change it
+    by item assignment only."""
+
+    def __init__(self, records: Iterable[JobRecord] = ()) -> None:
+        super().__init__()
+        self.completed = 0
+        for record in records:
+            self[record.key] = record
+
+    def __setitem__(self, key: str, record: JobRecord) -> None:
+        old = self.get(key)
+        if old is not None and old.status is Status.COMPLETED:
+            self.completed -= 1
+        if record.status is Status.COMPLETED:
+            self.completed += 1
+        super().__setitem__(key, record)
+
+
 @dataclass
 class Replay:
     """A run's state rebuilt from its stored jobs (see `RunService.replay`)."""
 
     state: RunState
     plan: Plan
-    stored: dict[str, JobRecord]
+    stored: StoredJobs
     planned: dict[str, PlannedJob] = field(default_factory=dict)
     new: list[Start | Skip] = field(default_factory=list)
 

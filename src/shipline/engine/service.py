@@ -29,7 +29,14 @@ from shipline.engine.dag import Finished, RunState, Skip
 from shipline.engine.errors import Conflict, Invalid, NotFound
 from shipline.engine.job_tokens import revoke_job_tokens
 from shipline.engine.run_contexts import evaluate_flag, evaluate_group, github_context, run_event
-from shipline.engine.run_jobs import Replay, dependents, new_job, outputs_of, placeholder
+from shipline.engine.run_jobs import (
+    Replay,
+    StoredJobs,
+    dependents,
+    new_job,
+    outputs_of,
+    placeholder,
+)
 from shipline.plan.compile import Plan, PlanError, PlannedJob, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.inputs import InputError, resolve_inputs
@@ -495,11 +502,11 @@ class RunService:
         included) and the decisions about jobs not stored yet.
         """
         state, plan = self.state(tx, run)
-        stored = {j.key: j for j in tx.jobs.for_run(run.id, run.attempt)}
+        stored = StoredJobs(tx.jobs.for_run(run.id, run.attempt))
         if run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED:
             state.cancel()
         replay = Replay(state, plan, stored)
-        _catch_up(replay)
+        _catch_up(replay, fresh=True)
         return replay
 
     def live(self, tx: Transaction, run: RunRecord) -> Replay:
@@ -530,9 +537,8 @@ class RunService:
     def _keep(self, run: RunRecord, replay: Replay) -> None:
         """Keep the run's state after a change (see `live`)."""
         cancelled = run.status is Status.COMPLETED and run.conclusion is Conclusion.CANCELLED
-        records = replay.stored.values()
-        done = sum(1 for r in records if r.status is Status.COMPLETED)
-        live = _Live(replay, run.attempt, cancelled, len(replay.stored), done)
+        stored = replay.stored
+        live = _Live(replay, run.attempt, cancelled, len(stored), stored.completed)
         with self._plans_lock:
             self._live[run.id] = live
             self._live.move_to_end(run.id)
@@ -920,10 +926,13 @@ def _note(replay: Replay, record: JobRecord) -> None:
             )
 
 
-def _catch_up(replay: Replay) -> None:
+def _catch_up(replay: Replay, *, fresh: bool = False) -> None:
     """Decide until nothing changes: new decisions become `replay.new` (placeholders in
-    `stored` until created), stored jobs that completed are recorded."""
+    `stored` until created), stored jobs that completed are recorded. `fresh`: the state
+    has just been built, any of its running jobs may have completed; else `_note`
+    recorded every completion as it came, and only jobs started here need a look."""
     state = replay.state
+    look = list(state.running) if fresh else []
     while True:
         decisions = state.decide()
         for decision in decisions:
@@ -931,10 +940,12 @@ def _catch_up(replay: Replay) -> None:
             if decision.job.key not in replay.stored:
                 replay.new.append(decision)
                 replay.stored[decision.job.key] = placeholder(decision.job)
+            look.append(decision.job.key)
         replayed = False
-        for key, job in list(state.running.items()):
+        for key in look:
+            job = state.running.get(key)
             record = replay.stored.get(key)
-            if record is not None and record.status is Status.COMPLETED:
+            if job is not None and record is not None and record.status is Status.COMPLETED:
                 state.record(
                     Finished(
                         key,
@@ -944,5 +955,6 @@ def _catch_up(replay: Replay) -> None:
                     )
                 )
                 replayed = True
+        look = []
         if not decisions and not replayed:
             return
