@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, u
 
 from shipline.domain.records import JSON, JobRecord
 from shipline.domain.status import Conclusion, Status
-from shipline.domain.transitions import InvalidTransition, check_transition
+from shipline.domain.transitions import TRANSITIONS, InvalidTransition, check_transition
 from shipline.store.ports import NewJob
 from shipline.store.sql._common import guarded, one_or_missing, strs
 from shipline.store.sql.schema import jobs, runs
@@ -56,6 +56,17 @@ _CURRENT = (
 )
 # A job's change (`set_status`): the columns set are the parameters given.
 _SET = update(jobs).where(jobs.c.id == bindparam("at_id")).returning(*_COLUMNS)
+# The same, made only from a status the transition table allows (expanding `sources`).
+_SET_FROM = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("at_id"), jobs.c.status.in_(bindparam("sources", expanding=True)))
+    .returning(*_COLUMNS)
+)
+# target status -> the statuses that may move to it
+_SOURCES = {
+    target: [s.value for s, allowed in TRANSITIONS.items() if target in allowed]
+    for target in Status
+}
 _candidate = jobs.alias("candidate")
 # Lock one queued job, skipping it when another claimer holds it, lease it and read it
 # back: one statement (the lock is a sub-select's, which SQLite, one writer, has no use for).
@@ -157,15 +168,10 @@ class SqlJobStore:
         outputs: JSON | None = None,
         error: str | None = None,
     ) -> JobRecord:
-        row = self._conn.execute(_CURRENT, {"at_id": job_id}).first()
-        current = one_or_missing(row, f"job {job_id}")
-        check_transition(f"job {job_id}", Status(current.status), status, conclusion)
         values: dict[str, Any] = {
             "status": status.value,
             "conclusion": None if conclusion is None else conclusion.value,
         }
-        if status is Status.IN_PROGRESS and current.started_at is None:
-            values["started_at"] = now
         if status is Status.COMPLETED:
             values["finished_at"] = now
             values["lease_expires_at"] = None
@@ -177,6 +183,21 @@ class SqlJobStore:
             values["outputs"] = outputs
         if error is not None:
             values["error"] = error
+        if status is not Status.IN_PROGRESS and (status is Status.COMPLETED) == (
+            conclusion is not None
+        ):
+            # One statement: changed only from a status the table allows; else it is read
+            # to say why (no such job, or the change is not allowed from its status).
+            row = self._conn.execute(
+                _SET_FROM, {"at_id": job_id, "sources": _SOURCES[status], **values}
+            ).first()
+            if row is not None:
+                return _record(row)
+        row = self._conn.execute(_CURRENT, {"at_id": job_id}).first()
+        current = one_or_missing(row, f"job {job_id}")
+        check_transition(f"job {job_id}", Status(current.status), status, conclusion)
+        if status is Status.IN_PROGRESS and current.started_at is None:
+            values["started_at"] = now
         return _record(self._conn.execute(_SET, {"at_id": job_id, **values}).one())
 
     def claim(

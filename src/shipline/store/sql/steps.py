@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from shipline.domain.records import StepRecord
 from shipline.domain.status import Conclusion, Status
@@ -22,7 +24,16 @@ _FOR_JOBS = (
 # columns' own names for its SET clause, which its parameters give).
 _WHERE = (steps.c.job_id == bindparam("at_job"), steps.c.index == bindparam("at_index"))
 _LOCK = select(steps).where(*_WHERE).with_for_update()
-_INSERT = insert(steps)
+# A new step in one statement; one stored already is left (ON CONFLICT) for `upsert` to
+# lock and move on.
+_INSERT: dict[str, Insert] = {
+    "postgresql": postgresql.insert(steps)
+    .on_conflict_do_nothing(index_elements=["job_id", "index"])
+    .returning(steps.c.job_id),
+    "sqlite": sqlite.insert(steps)
+    .on_conflict_do_nothing(index_elements=["job_id", "index"])
+    .returning(steps.c.job_id),
+}
 _UPDATE = update(steps).where(*_WHERE)
 
 
@@ -51,7 +62,6 @@ class SqlStepStore:
         table; writing the same status again updates the other fields, except that a
         completed step is final."""
         at = {"at_job": step.job_id, "at_index": step.index}
-        row = self._conn.execute(_LOCK, at).first()
         values = {
             "key": step.key,
             "name": step.name,
@@ -62,16 +72,19 @@ class SqlStepStore:
             "finished_at": step.finished_at,
         }
         what = f"step {step.index} of job {step.job_id}"
-        if row is None:
-            if (step.status is Status.COMPLETED) != (step.conclusion is not None):
-                raise InvalidTransition(
-                    f"{what}: a conclusion goes with completed, and only with it"
-                )
-            # Only a concurrent insert of the same step can clash (a message sent twice at
-            # once), which no caller recovers from: no savepoint for it.
-            with guarded(self._conn, what, savepoint=False):
-                self._conn.execute(_INSERT, {"job_id": step.job_id, "index": step.index, **values})
+        if (step.status is Status.COMPLETED) != (step.conclusion is not None):
+            raise InvalidTransition(f"{what}: a conclusion goes with completed, and only with it")
+        # A job that is gone fails the message's transaction, which no caller goes on with.
+        with guarded(self._conn, what, savepoint=False):
+            inserted = self._conn.execute(
+                _INSERT[self._conn.dialect.name],
+                {"job_id": step.job_id, "index": step.index, **values},
+            ).first()
+        if inserted is not None:
             return
+        row = self._conn.execute(_LOCK, at).first()
+        if row is None:  # removed since (its job is gone): as a failed insert would say
+            raise InvalidTransition(f"{what}: it is gone")
         current = _record(row)
         if current == step:
             return
