@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Connection, Row, Select
+from sqlalchemy import Column, Connection, Insert, Row, Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from shipline.domain.errors import ShiplineError
@@ -18,6 +19,20 @@ from shipline.store.ports import Conflict, NotFound, Page
 T = TypeVar("T")
 
 _CURSOR_PREFIX = "id:"
+
+
+def insert_new(table: Table, key: Sequence[str], returned: Column[Any]) -> dict[str, Insert]:
+    """Per dialect, an insert into `table` that skips a row whose `key` columns are stored
+    already (ON CONFLICT DO NOTHING) and returns `returned` of a row it inserted: no row
+    back means there was one. Built once, at import."""
+    return {
+        "postgresql": postgresql.insert(table)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(returned),
+        "sqlite": sqlite.insert(table)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(returned),
+    }
 
 
 class InvalidCursor(ShiplineError, ValueError):

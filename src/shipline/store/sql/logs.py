@@ -6,22 +6,14 @@ the same `seq`; the insert is `ON CONFLICT DO NOTHING`, so the log never holds i
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Insert, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, func, select
 
 from shipline.domain.records import LogChunk
-from shipline.store.sql._common import guarded
+from shipline.store.sql._common import guarded, insert_new
 from shipline.store.sql.schema import log_chunks
 
-# Built once per dialect (see `_append`), and the reads.
-_APPEND: dict[str, Insert] = {
-    "postgresql": postgresql.insert(log_chunks)
-    .on_conflict_do_nothing(index_elements=["job_id", "seq"])
-    .returning(log_chunks.c.id),
-    "sqlite": sqlite.insert(log_chunks)
-    .on_conflict_do_nothing(index_elements=["job_id", "seq"])
-    .returning(log_chunks.c.id),
-}
+# Built once (per dialect, the append), and the reads.
+_APPEND = insert_new(log_chunks, ("job_id", "seq"), log_chunks.c.id)
 _LAST_SEQ = select(func.max(log_chunks.c.seq)).where(log_chunks.c.job_id == bindparam("job_id"))
 
 

@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from shipline.domain.records import StepRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.domain.transitions import InvalidTransition, check_transition
-from shipline.store.sql._common import guarded
+from shipline.store.sql._common import guarded, insert_new
 from shipline.store.sql.schema import steps
 
 _FOR_JOBS = (
@@ -26,14 +24,7 @@ _WHERE = (steps.c.job_id == bindparam("at_job"), steps.c.index == bindparam("at_
 _LOCK = select(steps).where(*_WHERE).with_for_update()
 # A new step in one statement; one stored already is left (ON CONFLICT) for `upsert` to
 # lock and move on.
-_INSERT: dict[str, Insert] = {
-    "postgresql": postgresql.insert(steps)
-    .on_conflict_do_nothing(index_elements=["job_id", "index"])
-    .returning(steps.c.job_id),
-    "sqlite": sqlite.insert(steps)
-    .on_conflict_do_nothing(index_elements=["job_id", "index"])
-    .returning(steps.c.job_id),
-}
+_INSERT = insert_new(steps, ("job_id", "index"), steps.c.job_id)
 _UPDATE = update(steps).where(*_WHERE)
 
 
