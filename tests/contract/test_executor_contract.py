@@ -14,6 +14,7 @@ import secrets
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -343,6 +344,31 @@ def test_destroy_ends_steps_still_running(executor: Executor, job: JobEnv) -> No
 
     assert exit_.cancelled
     assert_all_ended(executor, job, seen, marker)
+
+
+@pytest.mark.parametrize("remove", [False, True])
+def test_destroy_removes_the_jobs_directory_when_asked(
+    executor: Executor, job: JobEnv, remove: bool
+) -> None:
+    """A server's runner asks (`remove`): nothing of the job stays, whoever owns it (the
+    sandbox's step user wrote into it); else the directories stay the runner's own."""
+    job = replace(job, remove=remove)
+    when_fake(executor, FakeStep())
+
+    async def body() -> StepExit:
+        written = job.workspace / "out" / "file"
+        return (
+            await run_step(
+                executor,
+                job,
+                step(job, "sh", "-c", f"mkdir -p {written.parent} && echo x > {written}"),
+            )
+        )[1]
+
+    assert in_job(executor, job, body).exit_code == 0
+    assert job.root.exists() is not remove
+    if not remove:
+        assert all(p.stat().st_uid == os.geteuid() for p in (job.workspace, job.temp))
 
 
 def test_destroy_is_safe_when_setup_failed_or_never_ran(executor: Executor, tmp_path: Path) -> None:

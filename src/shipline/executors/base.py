@@ -62,6 +62,8 @@ class JobEnv:
     `processes` is how many step processes the job starts at most, when the runner knows
     (a job of `run` steps only: one per step); an executor may spare a job of one step
     machinery that only pays off across steps (the sandbox's per-job launcher).
+    `remove`: `destroy` removes `root` and all in it (a server's runner, whose jobs leave
+    nothing behind), with its own clean-up.
     """
 
     key: str
@@ -72,6 +74,7 @@ class JobEnv:
     isolation: Isolation = Isolation()
     event: Path | None = None
     processes: int | None = None
+    remove: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ from shipline.executors.jobsandbox import (
     with_info_fd,
 )
 from shipline.executors.limits import JobCgroup, Limiter
-from shipline.executors.shell import OutputPipe, ShellExecutor, make_job_dirs
+from shipline.executors.shell import OutputPipe, ShellExecutor, make_job_dirs, remove_job_dir
 
 # The unprivileged user and group steps run as when the runner is root.
 STEP_UID = 65534
@@ -387,7 +387,7 @@ class SandboxExecutor:
                 await sandbox.close()
         self._launched.pop(job.key, None)
         self._noted.discard(job.key)
-        await self._shell.destroy(job)
+        await self._shell.destroy(replace(job, remove=False))  # removed below
         for step in self._steps.pop(job.key, []):
             await _namespace_gone(step)
         await asyncio.to_thread(self._clean, job, self._cgroups.pop(job.key, None))
@@ -396,6 +396,9 @@ class SandboxExecutor:
         """`destroy`'s file work, in one worker thread."""
         if cgroup is not None:
             cgroup.release()
+        if job.remove:
+            remove_job_dir(job.root)  # as root, whoever owns what is in it
+            return
         if self._drop:
             with contextlib.suppress(OSError):  # setup may have failed
                 _give(_writable(job), os.geteuid(), os.getegid())

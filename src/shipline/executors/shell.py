@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -213,6 +214,8 @@ class ShellExecutor:
         await asyncio.gather(*exits, return_exceptions=True)
         # Forgotten only now, so that a second destroy called meanwhile waits as well.
         self._runs.pop(job.key, None)
+        if job.remove:
+            await asyncio.to_thread(remove_job_dir, job.root)
 
     async def _kill(self, run: _Run) -> None:
         if run.proc is None:
@@ -372,3 +375,8 @@ def make_job_dirs(job: JobEnv) -> None:
     # job root and temp hold step scripts and command files, so no one else may look.
     job.root.chmod(0o700)
     job.temp.chmod(0o700)
+
+
+def remove_job_dir(root: Path) -> None:
+    """The job's directory and all in it, gone (nothing there if it is not)."""
+    shutil.rmtree(root, ignore_errors=True)

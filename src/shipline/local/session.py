@@ -22,11 +22,12 @@ from typing import TypeVar
 from shipline.domain.errors import UsageError, WorkflowError
 from shipline.domain.status import Conclusion, combine
 from shipline.engine.run import Engine, JobDispatcher, RunObserver, RunOptions, RunResult
+from shipline.executors.shell import remove_job_dir
 from shipline.local.repo import RepoInfo
 from shipline.plan.compile import Plan, PlanError, compile_plan
 from shipline.plan.events import Event
 from shipline.plan.triggers import triggered
-from shipline.runner.job import JobRunner, job_directory, remove_job_dir
+from shipline.runner.job import JobRunner, job_directory
 from shipline.runner.model import JobAssignment, JobResult
 from shipline.spec.diagnostics import Diagnostic, Severity
 from shipline.spec.models import WorkflowSpec

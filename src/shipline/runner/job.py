@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from shipline.domain.artifacts import ActionFailed
 from shipline.domain.status import Conclusion
 from shipline.executors.base import Executor, JobEnv, StepProcess
+from shipline.executors.shell import remove_job_dir
 from shipline.runner.commands import OutputProcessor
 from shipline.runner.context import EvaluationFailed, Evaluator, JobState, runner_context
 from shipline.runner.environment import command_file_env, default_env
@@ -97,6 +97,7 @@ class _JobRun:
             len(job.planned.spec.steps)
             if all(step.uses is None for step in job.planned.spec.steps)
             else None,
+            remove=runner.ephemeral,
         )
         self.state = JobState(workspace=self.env.workspace)
         # The job's token is a secret like the others: masked in every line and error.
@@ -194,9 +195,7 @@ class _JobRun:
             self.result.error = str(exc)
             self.log(f"Error: {exc}")
         finally:
-            await self.r.executor.destroy(self.env)
-            if self.r.ephemeral:
-                await asyncio.to_thread(remove_job_dir, self.env.root)
+            await self.r.executor.destroy(self.env)  # removes the job's directory too
             if self.cancel.is_set() and self.result.conclusion is not Conclusion.FAILURE:
                 self.result.conclusion = Conclusion.CANCELLED
             self.result.finished = time.time()
@@ -537,10 +536,6 @@ class _JobRun:
 def job_directory(work_root: Path, key: str) -> Path:
     """Where the job `key` gets its directories (workspace, temp, tool cache)."""
     return work_root / "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-
-
-def remove_job_dir(root: Path) -> None:
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def write_script(path: Path, script: str, folder: Path | None) -> None:

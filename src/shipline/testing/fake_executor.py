@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipline.executors.base import JobEnv, StepExit, StepHandle, StepProcess
+from shipline.executors.shell import remove_job_dir
 
 # What a process ended by SIGTERM reports (128 + 15), as the real executors do.
 KILLED_EXIT_CODE = 143
@@ -135,6 +136,8 @@ class FakeExecutor:
         for run in list(self._runs.get(job.key, [])):
             await _kill(run)
         self._runs.pop(job.key, None)
+        if job.remove:
+            await asyncio.to_thread(remove_job_dir, job.root)
 
 
 async def _live(run: _FakeRun, timeout: float | None) -> None:
