@@ -27,9 +27,11 @@ from shipline.domain.clock import Clock
 from shipline.domain.records import JobRecord, RunRecord
 from shipline.domain.status import Conclusion, Status
 from shipline.engine.assignments import (
+    AssignmentRead,
     continue_on_error,
+    finish_assignment,
     issue_token,
-    prepare,
+    read_assignment,
     token_reachable,
 )
 from shipline.engine.job_tokens import revoke_job_tokens
@@ -99,8 +101,6 @@ class EmbeddedRunner:
         # run service's own wake-ups and polling only).
         self.signals = signals
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
-        # The tokens of jobs claimed and not yet started (plaintext, in memory only).
-        self._tokens: dict[int, str] = {}
         # Running jobs' runs, for the cancellation watcher.
         self.run_of: dict[int, int] = {}
         self.job_runners: dict[int, JobRunner] = {}
@@ -234,10 +234,11 @@ class EmbeddedRunner:
     # -- one job ---------------------------------------------------------------------------
 
     def _claim(self, free: int) -> list[tuple[JobRecord, _Prepared | Exception]]:
-        """Up to `free` queued jobs, claimed, their tokens issued and their runs marked
-        started, in one transaction; then what each job's runner needs (or why it cannot
-        be had), in the same worker thread."""
+        """Up to `free` queued jobs, claimed, their tokens issued, their runs marked
+        started and what each job's runner needs read, in one transaction; then each
+        job's assignment made (or why it cannot be had), in the same worker thread."""
         tokens: dict[int, str] = {}
+        reads: dict[int, AssignmentRead | Exception] = {}
         with self.store.transaction() as tx:
             claimed = tx.jobs.claim_many(
                 self.owner, None, free, lease_seconds=self.lease_seconds, now=self.clock.now()
@@ -251,15 +252,31 @@ class EmbeddedRunner:
                 if run is None or token_reachable(tx, self.runs, run, job):
                     token = issue_token(tx, self.runs, job, now=self.clock.now(), run=run)
                     tokens[job.id] = token[0]
-        self._tokens.update(tokens)
-        return [(job, self._prepare(job)) for job in claimed]
+            # A failure to read fails the job once the claim is committed, not the claim.
+            for job in claimed:
+                try:
+                    reads[job.id] = read_assignment(tx, self.runs, job, run=runs.get(job.run_id))
+                except Exception as exc:
+                    reads[job.id] = exc
+        return [(job, self._prepare(job, reads[job.id], tokens.get(job.id))) for job in claimed]
 
-    def _prepare(self, job: JobRecord) -> _Prepared | Exception:
+    def _prepare(
+        self, job: JobRecord, read: AssignmentRead | Exception, token: str | None
+    ) -> _Prepared | Exception:
+        """What the job's runner needs (and the job's last log seq), from what the claim
+        read; `token`: the job's, if it has one."""
         try:
-            return self._assignment(job)
+            if isinstance(read, Exception):
+                raise read
+            prepared = finish_assignment(read, secrets=self.secrets, token=token)
         except Exception as exc:
             log.exception("cannot prepare job %s", job.id)
             return exc
+        assignment = prepared.assignment
+        if self.deployer is not None and token is not None:
+            # `uses: shipline/deploy@v1` asks the server's worker, with the job's token.
+            assignment = replace(assignment, deployer=self.deployer(job.id, token))
+        return assignment, prepared.run, prepared.last_seq
 
     def _renew_and_reap(self) -> None:
         if self.running:
@@ -281,7 +298,6 @@ class EmbeddedRunner:
             self.running.pop(job.id, None)
             self.run_of.pop(job.id, None)
             self.busy -= 1
-            self._tokens.pop(job.id, None)
             self._wake.set()  # a slot is free: claim now
 
         task.add_done_callback(done)
@@ -402,16 +418,6 @@ class EmbeddedRunner:
                 if run is not None and run.status is Status.COMPLETED:
                     stop.update(j for j, r in watched.items() if r == run_id)
         return after, stop
-
-    def _assignment(self, job: JobRecord) -> _Prepared:
-        """What the job's runner needs (and the job's last log seq), in one read."""
-        token = self._tokens.pop(job.id, None)
-        prepared = prepare(self.store, self.runs, job, secrets=self.secrets, token=token)
-        assignment = prepared.assignment
-        if self.deployer is not None and token is not None:
-            # `uses: shipline/deploy@v1` asks the server's worker, with the job's token.
-            assignment = replace(assignment, deployer=self.deployer(job.id, token))
-        return assignment, prepared.run, prepared.last_seq
 
     def _continue_on_error(self, run: RunRecord, job: JobRecord) -> bool:
         return continue_on_error(self.store, self.runs, run, job)
