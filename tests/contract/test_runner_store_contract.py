@@ -5,12 +5,13 @@ a schedule's tick fired once)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from shipline.domain.records import TokenKind
-from shipline.domain.runners import AssignmentState
+from shipline.domain.runners import AssignmentRecord, AssignmentState
 from shipline.domain.status import Conclusion, Status
 from shipline.store.ports import Store
 from shipline.store.sql import SqlStore
@@ -78,6 +79,28 @@ def test_an_assignment_ends_once(store: SqlStore) -> None:
         (found,) = tx.runners.assignments(job_id=job_id)
         assert found.state is AssignmentState.LOST
         assert tx.runners.assignments(runner_id=runner_id, state=AssignmentState.RUNNING) == []
+
+
+def test_an_assignment_ends_once_by_its_token(store: SqlStore) -> None:
+    runner_id = a_runner(store)
+    (job_id,) = queued_jobs(store, 1)
+    token_id = a_token(store, job_id)
+    with store.transaction() as tx:
+        made = tx.runners.assign(runner_id, job_id, 1, token_id, now=T0)
+        assert tx.runners.end_by_token(token_id + 1, AssignmentState.FINISHED, now=T0) is None
+    later = T0 + timedelta(seconds=5)
+    results: list[AssignmentRecord | None] = []
+
+    def end(i: int) -> None:
+        with store.transaction() as tx:
+            results.append(tx.runners.end_by_token(token_id, AssignmentState.FINISHED, now=later))
+
+    in_threads(end)
+    ended = [r for r in results if r is not None]
+    assert len(results) == 8 and len(ended) == 1
+    assert ended[0] == replace(made, state=AssignmentState.FINISHED, ended_at=later)
+    with store.transaction() as tx:
+        assert tx.runners.assignment_by_token(token_id) == ended[0]
 
 
 def test_cancelled_names_jobs_told_to_stop_after_their_claim(store: SqlStore) -> None:

@@ -467,12 +467,15 @@ class RemoteJobs:
         whole_log: list[bool] = []
 
         def before(tx: Transaction) -> None:
-            """In `job_finished`'s transaction, before the run's lock: the hold check, the
-            message's log and steps, the try's end."""
-            assignment = tx.runners.assignment_by_token(principal.token_id)
-            if assignment is None or assignment.state is AssignmentState.LOST:
-                raise Conflict(f"this runner no longer holds job {job_id}")
-            if assignment.state is not AssignmentState.RUNNING:
+            """In `job_finished`'s transaction, before the run's lock: the try's end (which
+            checks that the runner still holds the job), the message's log and steps."""
+            ended = tx.runners.end_by_token(
+                principal.token_id, AssignmentState.FINISHED, now=self.clock.now()
+            )
+            if ended is None:
+                assignment = tx.runners.assignment_by_token(principal.token_id)
+                if assignment is None or assignment.state is AssignmentState.LOST:
+                    raise Conflict(f"this runner no longer holds job {job_id}")
                 return  # a repeated report: stored with the first one
             job = tx.jobs.get(job_id)
             if job is None:
@@ -486,12 +489,6 @@ class RemoteJobs:
                 whole_log.append(
                     0 in seqs and stored == len(seqs) if seqs else tx.logs.last_seq(job_id) < 0
                 )
-            if not tx.runners.end_assignment(
-                assignment.id, AssignmentState.FINISHED, now=self.clock.now()
-            ):
-                again = tx.runners.assignment_by_token(principal.token_id)
-                if again is None or again.state is AssignmentState.LOST:
-                    raise Conflict(f"this runner no longer holds job {job_id}")
 
         try:
             finished = _again(

@@ -718,6 +718,13 @@ class RunnerStore(Protocol):
         """Move a running assignment to `state`; False (no change) when it is not running."""
         ...
 
+    def end_by_token(
+        self, token_id: int, state: AssignmentState, *, now: datetime
+    ) -> AssignmentRecord | None:
+        """`end_assignment` for the running assignment of job token `token_id`, returned
+        as ended; None (no change) when that token's assignment is not running."""
+        ...
+
     def cancelled(self, job_ids: Sequence[int]) -> set[int]:
         """The jobs among `job_ids` that should stop: completed, their run completed, or a
         `job.cancel` event published after their running assignment was made."""

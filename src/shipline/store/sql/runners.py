@@ -52,6 +52,14 @@ _END = update(runner_jobs).where(
     runner_jobs.c.id == bindparam("at_id"),
     runner_jobs.c.state == AssignmentState.RUNNING.value,
 )
+_END_BY_TOKEN = (
+    update(runner_jobs)
+    .where(
+        runner_jobs.c.token_id == bindparam("at_token"),
+        runner_jobs.c.state == AssignmentState.RUNNING.value,
+    )
+    .returning(*runner_jobs.c)
+)
 # An assignment reads the feed's head as committed in its insert (no round trip of its
 # own, and no need to write the transaction's pending events first, as `last_id` would).
 _ASSIGN = (
@@ -184,6 +192,14 @@ class SqlRunnerStore:
             _END, {"at_id": assignment_id, "state": state.value, "ended_at": now}
         )
         return result.rowcount == 1
+
+    def end_by_token(
+        self, token_id: int, state: AssignmentState, *, now: datetime
+    ) -> AssignmentRecord | None:
+        row = self._conn.execute(
+            _END_BY_TOKEN, {"at_token": token_id, "state": state.value, "ended_at": now}
+        ).first()
+        return None if row is None else _assignment(row)
 
     def cancelled(self, job_ids: Sequence[int]) -> set[int]:
         if not job_ids:
