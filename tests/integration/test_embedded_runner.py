@@ -136,6 +136,42 @@ def test_a_run_goes_from_trigger_to_success_with_logs(
     assert all(s.started_at <= s.finished_at for s in steps)  # type: ignore[operator]
 
 
+def test_a_job_whose_assignment_cannot_be_read_fails_with_the_reason(
+    setup: tuple[SqlStore, RunService, ProjectRecord, EmbeddedRunner],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim's transaction reads what the job's runner needs; when that read fails,
+    the claim still commits and the job fails with the reason (it is not queued again)."""
+    from shipline.engine import embedded
+
+    def unreadable(*_args: object, **_kwargs: object) -> None:
+        raise LookupError("job 'build' is not in the plan of the run")
+
+    monkeypatch.setattr(embedded, "read_assignment", unreadable)
+    store, runs, project, runner = setup
+    run = runs.trigger(project, TriggerRequest(ref="main", event="push"), actor="dev")[0]
+
+    async def scenario() -> RunRecord:
+        task = asyncio.ensure_future(runner.run())
+        try:
+            return await until_completed(store, run.id)
+        finally:
+            await runner.stop(grace=5)
+            await task
+
+    done = asyncio.run(scenario())
+    assert done.conclusion is Conclusion.FAILURE
+    with store.transaction() as tx:
+        build = next(j for j in tx.jobs.for_run(run.id) if j.key == "build")
+    assert (build.status, build.conclusion, build.tries) == (
+        Status.COMPLETED,
+        Conclusion.FAILURE,
+        1,
+    )
+    assert build.error is not None and "cannot prepare the job" in build.error
+    assert "not in the plan" in build.error
+
+
 def test_jobs_left_by_a_killed_server_are_retried(
     setup: tuple[SqlStore, RunService, ProjectRecord, EmbeddedRunner],
 ) -> None:
