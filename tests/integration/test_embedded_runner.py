@@ -108,21 +108,27 @@ async def until_completed(store: SqlStore, run_id: int, timeout: float = 60) -> 
     raise AssertionError(f"run {run_id} did not complete")
 
 
+def drive(store: SqlStore, runner: EmbeddedRunner, run_id: int) -> RunRecord:
+    """Run the embedded runner until run `run_id` completes, then stop it."""
+
+    async def scenario() -> RunRecord:
+        task = asyncio.ensure_future(runner.run())
+        try:
+            return await until_completed(store, run_id)
+        finally:
+            await runner.stop(grace=5)
+            await task
+
+    return asyncio.run(scenario())
+
+
 def test_a_run_goes_from_trigger_to_success_with_logs(
     setup: tuple[SqlStore, RunService, ProjectRecord, EmbeddedRunner],
 ) -> None:
     store, runs, project, runner = setup
     run = runs.trigger(project, TriggerRequest(ref="main", event="push"), actor="dev")[0]
 
-    async def scenario() -> RunRecord:
-        task = asyncio.ensure_future(runner.run())
-        try:
-            return await until_completed(store, run.id)
-        finally:
-            await runner.stop(grace=5)
-            await task
-
-    done = asyncio.run(scenario())
+    done = drive(store, runner, run.id)
     assert done.conclusion is Conclusion.SUCCESS, done.error
     with store.transaction() as tx:
         jobs = tx.jobs.for_run(run.id)
@@ -151,15 +157,7 @@ def test_a_job_whose_assignment_cannot_be_read_fails_with_the_reason(
     store, runs, project, runner = setup
     run = runs.trigger(project, TriggerRequest(ref="main", event="push"), actor="dev")[0]
 
-    async def scenario() -> RunRecord:
-        task = asyncio.ensure_future(runner.run())
-        try:
-            return await until_completed(store, run.id)
-        finally:
-            await runner.stop(grace=5)
-            await task
-
-    done = asyncio.run(scenario())
+    done = drive(store, runner, run.id)
     assert done.conclusion is Conclusion.FAILURE
     with store.transaction() as tx:
         build = next(j for j in tx.jobs.for_run(run.id) if j.key == "build")
@@ -186,15 +184,7 @@ def test_jobs_left_by_a_killed_server_are_retried(
         again = tx.jobs.get(claimed.id)
     assert again is not None and again.status is Status.QUEUED
 
-    async def scenario() -> RunRecord:
-        task = asyncio.ensure_future(runner.run())
-        try:
-            return await until_completed(store, run.id)
-        finally:
-            await runner.stop(grace=5)
-            await task
-
-    assert asyncio.run(scenario()).conclusion is Conclusion.SUCCESS
+    assert drive(store, runner, run.id).conclusion is Conclusion.SUCCESS
 
 
 def test_a_stopped_runner_leaves_the_run_services_listeners(

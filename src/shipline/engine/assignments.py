@@ -6,6 +6,7 @@ both run a job with the same contexts and the same kind of token (`issue_token`)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -19,6 +20,8 @@ from shipline.plan.compile import Plan, PlannedJob
 from shipline.runner.model import JobAssignment
 from shipline.spec.secret_refs import may_reach_job_token
 from shipline.store.ports import Store, Transaction
+
+log = logging.getLogger(__name__)
 
 # A job token outlives the job's own timeout by this much (it dies with the job anyway).
 TOKEN_MARGIN = timedelta(hours=1)
@@ -107,6 +110,25 @@ def read_assignment(
         last_seq,
         text,
     )
+
+
+def finish_claimed(
+    job: JobRecord,
+    read: AssignmentRead | Exception,
+    *,
+    secrets: SecretService | None,
+    token: str | None,
+) -> Prepared | Exception:
+    """`finish_assignment` for a job just claimed, from what the claim's transaction read
+    (or the error its read raised): the error, logged, is returned rather than raised,
+    for the caller to fail the job with once the claim is committed."""
+    try:
+        if isinstance(read, Exception):
+            raise read
+        return finish_assignment(read, secrets=secrets, token=token)
+    except Exception as exc:
+        log.exception("cannot prepare job %s", job.id)
+        return exc
 
 
 def finish_assignment(

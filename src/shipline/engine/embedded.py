@@ -29,7 +29,7 @@ from shipline.domain.status import Conclusion, Status
 from shipline.engine.assignments import (
     AssignmentRead,
     continue_on_error,
-    finish_assignment,
+    finish_claimed,
     issue_token,
     read_assignment,
     token_reachable,
@@ -265,13 +265,9 @@ class EmbeddedRunner:
     ) -> _Prepared | Exception:
         """What the job's runner needs (and the job's last log seq), from what the claim
         read; `token`: the job's, if it has one."""
-        try:
-            if isinstance(read, Exception):
-                raise read
-            prepared = finish_assignment(read, secrets=self.secrets, token=token)
-        except Exception as exc:
-            log.exception("cannot prepare job %s", job.id)
-            return exc
+        prepared = finish_claimed(job, read, secrets=self.secrets, token=token)
+        if isinstance(prepared, Exception):
+            return prepared
         assignment = prepared.assignment
         if self.deployer is not None and token is not None:
             # `uses: shipline/deploy@v1` asks the server's worker, with the job's token.

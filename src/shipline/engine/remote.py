@@ -29,7 +29,7 @@ from shipline.engine.access import AccessService, Principal
 from shipline.engine.assignments import (
     AssignmentRead,
     continue_on_error,
-    finish_assignment,
+    finish_claimed,
     issue_token,
     read_assignment,
 )
@@ -222,15 +222,11 @@ class RemoteJobs:
                 read = read_assignment(tx, self.runs, job, with_text=True, run=run)
             except Exception as exc:
                 read = exc
-        try:
-            if isinstance(read, Exception):
-                raise read
-            prepared = finish_assignment(read, secrets=self.secrets, token=token)
-        except Exception as exc:
-            log.exception("cannot prepare job %s", job.id)
+        prepared = finish_claimed(job, read, secrets=self.secrets, token=token)
+        if isinstance(prepared, Exception):
             self._end(assignment, AssignmentState.FINISHED)
             self.runs.job_finished(
-                job.id, Conclusion.FAILURE, error=f"cannot prepare the job: {exc}"
+                job.id, Conclusion.FAILURE, error=f"cannot prepare the job: {prepared}"
             )
             return None
         a = prepared.assignment
