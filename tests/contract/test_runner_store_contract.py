@@ -50,7 +50,10 @@ def test_runners_are_created_found_updated_and_removed(store: SqlStore) -> None:
             "1.0",
             2,
         )
-        assert tx.runners.by_token(runner.token_id or 0) == runner
+        # the runner's credential is found with its runner, in one read
+        credential = tx.tokens.find("hash-r1")
+        assert credential is not None and credential.runner == runner
+        assert (credential.user, credential.job_status) == (None, None)
         seen = tx.runners.update(runner_id, last_seen_at=T0, labels=["x"], paused=True)
         assert (seen.labels, seen.paused, seen.last_seen_at) == (("x",), True, T0)
         tx.runners.update(runner_id, removed_at=T0)

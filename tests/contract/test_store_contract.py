@@ -641,7 +641,14 @@ def test_tokens(store: SqlStore) -> None:
     assert cli.expires_at == expires and cli.revoked_at is None
     later = T0 + timedelta(hours=1)
     with store.transaction() as tx:
-        assert tx.tokens.find("h1") == cli and tx.tokens.find("nope") is None
+        found = tx.tokens.find("h1")
+        assert found is not None and found.token == cli and tx.tokens.find("nope") is None
+        # read with what it is bound to: a user token its user, a job token its job's status
+        assert found.user == tx.users.get_by_id(alice)
+        assert (found.job_status, found.runner) == (None, None)
+        of_job = tx.tokens.find("h3")
+        assert of_job is not None and of_job.token == job_token
+        assert (of_job.user, of_job.job_status) == (None, Status.QUEUED)
         assert tx.tokens.get(job_token.id) == job_token
         assert tx.tokens.for_user(alice) == [cli, ci]
         tx.tokens.touch(ci.id, now=later)
@@ -652,7 +659,7 @@ def test_tokens(store: SqlStore) -> None:
         assert tx.tokens.get(cli.id).revoked_at == later  # type: ignore[union-attr]
         assert tx.tokens.get(ci.id).last_used_at == later  # type: ignore[union-attr]
         assert tx.tokens.get(ci.id).revoked_at is None  # type: ignore[union-attr]
-        assert tx.tokens.find("h3").revoked_at == later  # type: ignore[union-attr]
+        assert tx.tokens.find("h3").token.revoked_at == later  # type: ignore[union-attr]
 
 
 # --- audit and events -------------------------------------------------------------------

@@ -487,7 +487,8 @@ def test_each_job_gets_its_own_token_masked_and_stored_only_as_a_hash(world: Wor
     assert any(p.name == "db.sqlite" for p in files)
     with world.store.transaction() as tx:
         jobs = {j.key: j for j in tx.jobs.for_run(run.id)}
-        record = tx.tokens.find(hashlib.sha256(token.encode()).hexdigest())
+        found = tx.tokens.find(hashlib.sha256(token.encode()).hexdigest())
+        record = None if found is None else found.token
         issued = [a for a in tx.audit.iterate() if a.action == "token.issue_job"]
     assert jobs["uses"].outputs == {}
     assert record is not None and record.job_id == jobs["uses"].id

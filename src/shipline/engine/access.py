@@ -127,6 +127,20 @@ class AccessService:
 
         Every failure is audited (actor `anonymous`, the reason, `target` — what was
         asked for, e.g. `GET /api/v1/runs/7` — and the request id; never the token)."""
+        return self.authenticate_token(
+            plaintext, allowed=allowed, request_id=request_id, target=target
+        )[0]
+
+    def authenticate_token(
+        self,
+        plaintext: str | None,
+        *,
+        allowed: frozenset[TokenKind] = USER_TOKENS,
+        request_id: str = "",
+        target: str = "",
+    ) -> tuple[Principal, ports.FoundToken]:
+        """`authenticate`, with the token and what it is bound to (a runner credential's
+        runner), read in the same statement."""
         try:
             return self._authenticate(plaintext, allowed)
         except Unauthenticated as exc:
@@ -147,7 +161,9 @@ class AccessService:
                 request_id=request_id,
             )
 
-    def _authenticate(self, plaintext: str | None, allowed: frozenset[TokenKind]) -> Principal:
+    def _authenticate(
+        self, plaintext: str | None, allowed: frozenset[TokenKind]
+    ) -> tuple[Principal, ports.FoundToken]:
         if not plaintext:
             raise Unauthenticated("missing", "authentication required")
         kind = parse_kind(plaintext)
@@ -159,21 +175,22 @@ class AccessService:
         # Read only: the token's `last_used_at` is written, in its own transaction, at most
         # once a minute — most requests then take no write lock at all.
         with self._store.transaction(write=False) as tx:
-            record = tx.tokens.find(hash_secret(plaintext))
-            if record is None or not matches(plaintext, record.secret_hash):
-                raise Unauthenticated("unknown")
-            if record.kind is not kind:
-                raise Unauthenticated("wrong kind")
-            if record.revoked_at is not None:
-                raise Unauthenticated("revoked")
-            if record.expires_at is not None and now >= utc(record.expires_at):
-                raise Unauthenticated("expired")
-            principal = principal_for(tx, record)
+            found = tx.tokens.find(hash_secret(plaintext))
+        if found is None or not matches(plaintext, found.token.secret_hash):
+            raise Unauthenticated("unknown")
+        record = found.token
+        if record.kind is not kind:
+            raise Unauthenticated("wrong kind")
+        if record.revoked_at is not None:
+            raise Unauthenticated("revoked")
+        if record.expires_at is not None and now >= utc(record.expires_at):
+            raise Unauthenticated("expired")
+        principal = principal_for(found)
         last = record.last_used_at
         if last is None or now - utc(last) >= TOUCH_INTERVAL:
             with self._store.transaction() as tx:
                 tx.tokens.touch(record.id, now=now)
-        return principal
+        return principal, found
 
     # -- authorisation ---------------------------------------------------------------
 

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shipline.domain.records import Role, TokenKind, TokenRecord
+from shipline.domain.records import Role, TokenKind
 from shipline.domain.status import Status
 from shipline.engine.errors import Invalid, Unauthenticated
 from shipline.spec.permissions import allows, from_token_scopes
-from shipline.store.ports import Transaction
+from shipline.store.ports import FoundToken, Transaction
 
 # A job token reads its own project (logs, artifacts of its run) and nothing more, unless
 # an action names the scope of `permissions:` that governs it (below).
@@ -90,21 +90,20 @@ def check_user_name(name: str) -> None:
         )
 
 
-def principal_for(tx: Transaction, record: TokenRecord) -> Principal:
-    """The principal a verified token record stands for; `Unauthenticated` when its user
-    is gone or its job has completed."""
+def principal_for(found: FoundToken) -> Principal:
+    """The principal a verified token stands for; `Unauthenticated` when its user is gone
+    or its job has completed."""
+    record = found.token
     if record.kind is TokenKind.USER:
-        user = tx.users.get_by_id(record.user_id) if record.user_id is not None else None
+        user = found.user
         if user is None:
             raise Unauthenticated("no such user")
         return Principal(user.id, user.name, user.is_admin, record.id, record.kind)
     if record.kind is TokenKind.JOB:
-        job = tx.jobs.get(record.job_id) if record.job_id is not None else None
-        if job is None or job.status is Status.COMPLETED:
+        if record.job_id is None or found.job_status in (None, Status.COMPLETED):
             raise Unauthenticated("job finished")
-        return Principal(
-            None, f"job:{job.id}", False, record.id, record.kind, job.id, record.scopes
-        )
+        name = f"job:{record.job_id}"
+        return Principal(None, name, False, record.id, record.kind, record.job_id, record.scopes)
     return Principal(None, f"{record.kind}:{record.name}", False, record.id, record.kind)
 
 

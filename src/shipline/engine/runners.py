@@ -106,11 +106,9 @@ class RunnerService:
     def authenticate(self, credential: str | None) -> RunnerRecord:
         """The runner a credential stands for; `Unauthenticated` when it is not a valid
         runner credential or the runner was removed."""
-        # The credential's token and its runner in one read transaction.
-        with self.store.reading():
-            principal = self.access.authenticate(credential, allowed=frozenset({TokenKind.RUNNER}))
-            with self.store.transaction(write=False) as tx:
-                runner = tx.runners.by_token(principal.token_id)
+        # The credential's token and its runner are read in one statement.
+        _, found = self.access.authenticate_token(credential, allowed=frozenset({TokenKind.RUNNER}))
+        runner = found.runner
         if runner is None or runner.removed_at is not None:
             raise Unauthenticated("runner removed")
         return runner

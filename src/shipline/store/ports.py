@@ -303,6 +303,18 @@ class MembershipStore(Protocol):
     def remove(self, project_id: int, user_id: int) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FoundToken:
+    """A token found by the hash of its secret, with what it is bound to, read together:
+    its user (a user token's), its job's status (a job token's), the runner it is the
+    credential of (a runner's). Each is None when the token has none, or it is gone."""
+
+    token: TokenRecord
+    user: UserRecord | None = None
+    job_status: Status | None = None
+    runner: RunnerRecord | None = None
+
+
 class TokenStore(Protocol):
     def create(
         self,
@@ -320,7 +332,10 @@ class TokenStore(Protocol):
         """`last_used_at`: for a token handed out as it is made (a remote job's)."""
         ...
 
-    def find(self, secret_hash: str) -> TokenRecord | None: ...
+    def find(self, secret_hash: str) -> FoundToken | None:
+        """The token whatever its state (callers check `revoked_at` and `expires_at`),
+        with what it is bound to, in one read."""
+        ...
 
     def get(self, token_id: int) -> TokenRecord | None: ...
 
@@ -665,10 +680,6 @@ class RunnerStore(Protocol):
     ) -> RunnerRecord: ...
 
     def get(self, runner_id: int) -> RunnerRecord | None: ...
-
-    def by_token(self, token_id: int) -> RunnerRecord | None:
-        """The runner whose credential is token `token_id`."""
-        ...
 
     def all(self, *, include_removed: bool = False) -> list[RunnerRecord]:
         """Runners, oldest first."""

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, Insert, Row, Select, Table
@@ -133,3 +134,18 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def labelled(table: Table, prefix: str) -> list[Any]:
+    """`table`'s columns labelled `prefix` + name: selected beside another table's (an
+    outer join), read back with `unlabelled`."""
+    return [column.label(prefix + column.name) for column in table.c]
+
+
+def unlabelled(row: Row[Any], table: Table, prefix: str) -> SimpleNamespace | None:
+    """The `labelled` columns of `table` in `row`, named as in the table, for the table's
+    record builder; None when the outer join found no row (its key is null)."""
+    values = row._mapping
+    if values[prefix + "id"] is None:
+        return None
+    return SimpleNamespace(**{column.name: values[prefix + column.name] for column in table.c})

@@ -16,7 +16,8 @@ from shipline.store.sql._common import guarded, one_or_missing, strs
 from shipline.store.sql.schema import events, jobs, runner_jobs, runners, runs, schedule_fires
 
 
-def _runner(row: Row[Any]) -> RunnerRecord:
+def runner_record(row: Any) -> RunnerRecord:
+    """A runner's row (or `unlabelled` columns of one) as its record."""
     return RunnerRecord(
         id=row.id,
         name=row.name,
@@ -46,7 +47,6 @@ def _assignment(row: Row[Any]) -> AssignmentRecord:
 
 
 # The hot statements, built once.
-_BY_TOKEN = select(runners).where(runners.c.token_id == bindparam("at_token"))
 _ASSIGNMENT_BY_TOKEN = select(runner_jobs).where(runner_jobs.c.token_id == bindparam("at_token"))
 _END = update(runner_jobs).where(
     runner_jobs.c.id == bindparam("at_id"),
@@ -107,17 +107,13 @@ class SqlRunnerStore:
 
     def get(self, runner_id: int) -> RunnerRecord | None:
         row = self._conn.execute(select(runners).where(runners.c.id == runner_id)).first()
-        return None if row is None else _runner(row)
-
-    def by_token(self, token_id: int) -> RunnerRecord | None:
-        row = self._conn.execute(_BY_TOKEN, {"at_token": token_id}).first()
-        return None if row is None else _runner(row)
+        return None if row is None else runner_record(row)
 
     def all(self, *, include_removed: bool = False) -> list[RunnerRecord]:
         query = select(runners).order_by(runners.c.id)
         if not include_removed:
             query = query.where(runners.c.removed_at.is_(None))
-        return [_runner(row) for row in self._conn.execute(query)]
+        return [runner_record(row) for row in self._conn.execute(query)]
 
     def update(
         self,

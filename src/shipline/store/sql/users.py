@@ -1,7 +1,9 @@
 """Users, project memberships and API tokens in the SQL store.
 
 Tokens are kept only as the hash of their secret; `find` looks one up by that hash and
-returns it whatever its state: callers check `revoked_at` and `expires_at`.
+returns it whatever its state (callers check `revoked_at` and `expires_at`), with its
+user, its job's status or its runner read in the same statement: an authenticated
+request's first read.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from sqlalchemy import Connection, Insert, Row, bindparam, delete, func, insert,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipline.domain.records import MembershipRecord, Role, TokenKind, TokenRecord, UserRecord
-from shipline.store.ports import NotFound, Page
-from shipline.store.sql._common import guarded, newest_first, strs
-from shipline.store.sql.schema import memberships, tokens, users
+from shipline.domain.status import Status
+from shipline.store.ports import FoundToken, NotFound, Page
+from shipline.store.sql._common import guarded, labelled, newest_first, strs, unlabelled
+from shipline.store.sql.runners import runner_record
+from shipline.store.sql.schema import jobs, memberships, runners, tokens, users
 
 # The queries of every authenticated request, built once.
 _USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
@@ -23,14 +27,29 @@ _CREATE_TOKEN = insert(tokens).returning(*tokens.c)
 _REVOKE_FOR_JOB = update(tokens).where(
     tokens.c.job_id == bindparam("at_job"), tokens.c.revoked_at.is_(None)
 )
-_TOKEN_BY_HASH = select(tokens).where(tokens.c.secret_hash == bindparam("secret_hash"))
+# A token by its hash, with its user, its job's status and its runner (outer joins: a
+# token has one of them at most).
+_TOKEN_BY_HASH = (
+    select(
+        tokens,
+        *labelled(users, "user__"),
+        jobs.c.status.label("job_status"),
+        *labelled(runners, "runner__"),
+    )
+    .select_from(
+        tokens.outerjoin(users, users.c.id == tokens.c.user_id)
+        .outerjoin(jobs, jobs.c.id == tokens.c.job_id)
+        .outerjoin(runners, runners.c.token_id == tokens.c.id)
+    )
+    .where(tokens.c.secret_hash == bindparam("secret_hash"))
+)
 _ROLE = select(memberships.c.role).where(
     memberships.c.project_id == bindparam("project_id"),
     memberships.c.user_id == bindparam("user_id"),
 )
 
 
-def _user(row: Row[Any]) -> UserRecord:
+def _user(row: Any) -> UserRecord:
     return UserRecord(
         id=row.id,
         name=row.name,
@@ -178,9 +197,18 @@ class SqlTokenStore:
         with guarded(self._conn, f"token {name!r}", savepoint=kind is not TokenKind.JOB):
             return _token(self._conn.execute(_CREATE_TOKEN, values).one())
 
-    def find(self, secret_hash: str) -> TokenRecord | None:
+    def find(self, secret_hash: str) -> FoundToken | None:
         row = self._conn.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
-        return None if row is None else _token(row)
+        if row is None:
+            return None
+        user = unlabelled(row, users, "user__")
+        runner = unlabelled(row, runners, "runner__")
+        return FoundToken(
+            token=_token(row),
+            user=None if user is None else _user(user),
+            job_status=None if row.job_status is None else Status(row.job_status),
+            runner=None if runner is None else runner_record(runner),
+        )
 
     def get(self, token_id: int) -> TokenRecord | None:
         row = self._conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
