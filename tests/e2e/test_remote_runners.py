@@ -207,6 +207,8 @@ def test_a_registered_runner_runs_a_workflow_through_the_server(cluster: Cluster
     table = cluster.cli("runners", "list")
     assert "r1" in table.stdout and "online" in table.stdout, table.stderr
     assert terminate(runner) == 0  # SIGTERM with no job: drains and exits at once
+    # each job's directory (its workspace, the repository's bundle) went with the job
+    assert list((cluster.tmp / f"w-{config.stem}").glob("job-*")) == []
 
 
 def test_once_runs_one_job_and_exits(cluster: Cluster) -> None:
@@ -216,6 +218,7 @@ def test_once_runs_one_job_and_exits(cluster: Cluster) -> None:
     run_id = trigger(cluster)
     runner = cluster.runner(config, "--once")
     assert runner.proc.wait(timeout=90) == 0, runner.stderr
+    assert list((cluster.tmp / f"w-{config.stem}").glob("job-*")) == []
     # build ran; test (needing build) is queued for the next runner
     shown = json.loads(cluster.cli("runs", "show", str(run_id), "--json").stdout)
     by_name = {j["name"]: j for j in shown["jobs"]}

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipline.domain.status import Conclusion
+from shipline.executors.shell import remove_job_dir
 from shipline.runner.job import JobRunner
 from shipline.runner.model import JobObserver
 from shipline.runner.remote.connection import Connection, GaveUp, Refused
@@ -36,6 +36,7 @@ from shipline.runner.remote.protocol import (
     HeartbeatOut,
     JobOut,
     NextJobIn,
+    ReportIn,
     WorkflowCache,
     assignment_of,
 )
@@ -179,6 +180,16 @@ class RemoteRunner:
         job = running.job
         log.info("job %s (%s), try %s: started", job.job_id, job.name, job.try_number)
         root = self.work_dir / f"job-{job.job_id}-{job.try_number}"
+        try:
+            await self._run_and_report(running, root)
+        finally:
+            # Once the end is sent: its report waits for no file work, and the next job
+            # needs none of this one's. In a worker thread: a large mirror or workspace
+            # would hold up the event loop (the other slots' logs and heartbeats).
+            await asyncio.to_thread(remove_job_dir, root)
+
+    async def _run_and_report(self, running: _Running, root: Path) -> None:
+        job = running.job
         observer = RemoteObserver(self.conn, job)
         observer.start()
         ended: FinishIn
@@ -198,8 +209,14 @@ class RemoteRunner:
             ended = FinishIn(conclusion=Conclusion.FAILURE, error=f"the runner failed: {exc}")
         finally:
             unsent = await observer.close()
-            shutil.rmtree(root, ignore_errors=True)
-        if running.lost or observer.refused is not None:
+        await self._report(running, ended, unsent, refused=observer.refused is not None)
+
+    async def _report(
+        self, running: _Running, ended: FinishIn, unsent: ReportIn, *, refused: bool
+    ) -> None:
+        """Send the job's end (`refused`: the server refused one of its reports already)."""
+        job = running.job
+        if running.lost or refused:
             log.warning("job %s: not reported, this runner no longer holds it", job.job_id)
             return
         # The end carries the last log chunks and steps (one request, one transaction
