@@ -458,6 +458,27 @@ def test_claim_many_takes_the_oldest_that_fit_past_other_labels(store: SqlStore)
     assert all(j.tries == 1 and j.started_at == T0 for j in two + rest)
 
 
+def test_a_claim_skips_the_jobs_another_open_claim_holds(store: SqlStore, url: str) -> None:
+    """Two claims at once (PostgreSQL: SQLite's writer lets one transaction in at a time):
+    the second skips what the first holds, without waiting, and takes the next that fits,
+    past jobs of other labels between them."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writing transactions: no claim is open beside another")
+    first, second = queued_jobs(store, 2, ("linux",))
+    queued_jobs(store, 3, ("macos",))
+    (third,) = queued_jobs(store, 1, ("linux",))
+    linux = frozenset({"linux"})
+    with store.transaction() as held:
+        got = held.jobs.claim_many("a", linux, 2, lease_seconds=60, now=T0)
+        assert [j.id for j in got] == [first, second]
+        with store.transaction() as tx:
+            beside = tx.jobs.claim("b", linux, lease_seconds=60, now=T0)
+            assert beside is not None and beside.id == third
+            assert tx.jobs.claim("c", linux, lease_seconds=60, now=T0) is None
+    with store.transaction() as tx:  # both committed: nothing left for linux
+        assert tx.jobs.claim("d", linux, lease_seconds=60, now=T0) is None
+
+
 def test_no_job_is_claimed_twice_by_concurrent_claims_of_many(store: SqlStore) -> None:
     jobs = queued_jobs(store, 60)
     claimed: list[int] = []
