@@ -38,24 +38,6 @@ class Prepared:
     last_seq: int
 
 
-def prepare(
-    store: Store,
-    runs: RunService,
-    job: JobRecord,
-    *,
-    secrets: SecretService | None = None,
-    with_text: bool = False,
-    token: str | None = None,
-) -> Prepared:
-    """The assignment of `job`, read in one transaction; `LookupError` when the job is not
-    in its run's plan. Without `secrets` the job gets none; `token` is the job's token
-    (`issue_token`, made when the job was claimed), which its steps see as
-    `github.token` and `secrets.GITHUB_TOKEN`."""
-    with store.transaction(write=False) as tx:
-        read = read_assignment(tx, runs, job, with_text=with_text)
-    return finish_assignment(read, secrets=secrets, token=token)
-
-
 @dataclass(frozen=True, slots=True)
 class AssignmentRead:
     """What `read_assignment` read of a claimed job (`finish_assignment` completes it)."""
@@ -80,9 +62,10 @@ def read_assignment(
     with_text: bool = False,
     run: RunRecord | None = None,
 ) -> AssignmentRead:
-    """The reads of `prepare`, in the caller's transaction (a claim's, say; `run`: the
-    job's run, when it read it). A job on its first try has no log yet: its last seq is
-    not read."""
+    """What a claimed job's assignment is made of, read in the caller's transaction (a
+    claim's, say; `run`: the job's run, when it read it; `with_text`: the workflow's text,
+    which remote runners rebuild the job from). A job on its first try has no log yet: its
+    last seq is not read."""
     if run is None or run.id != job.run_id:
         run = tx.runs.get(job.run_id)
     if run is None:
@@ -134,8 +117,10 @@ def finish_claimed(
 def finish_assignment(
     read: AssignmentRead, *, secrets: SecretService | None = None, token: str | None = None
 ) -> Prepared:
-    """`prepare` from what `read_assignment` read: the needs, the secrets (opened now, in
-    their own transaction: their delivery is audited) and the cache scopes."""
+    """The job's assignment from what `read_assignment` read: the needs, the secrets
+    (opened now, in their own transaction: their delivery is audited) and the cache
+    scopes. `token` is the job's token (`issue_token`, made when the job was claimed),
+    which its steps see as `github.token` and `secrets.GITHUB_TOKEN`."""
     job, run, planned, plan = read.job, read.run, read.planned, read.plan
     needs: dict[str, object] = {}
     for need in planned.needs:

@@ -241,7 +241,7 @@ def test_an_opted_in_job_gets_no_environment_secret_and_no_protected_cache(
     scope is the untrusted one that trusted runs never restore."""
     from secrets import token_hex
 
-    from shipline.engine.assignments import prepare
+    from shipline.engine.assignments import finish_assignment, read_assignment
     from shipline.engine.projects import ProjectService
     from shipline.engine.secrets import SecretService
 
@@ -269,9 +269,10 @@ def test_an_opted_in_job_gets_no_environment_secret_and_no_protected_cache(
     context = hosted.context
     with context.store.transaction(write=False) as tx:
         (job,) = tx.jobs.for_run(run.id, run.attempt)
+        read = read_assignment(tx, context.runs, job)
     projects = ProjectService(context.store, context.clock, context.access, context.runs)
     secrets = SecretService(context.store, context.clock, context.keyring, projects)
-    prepared = prepare(context.store, context.runs, job, secrets=secrets)
+    prepared = finish_assignment(read, secrets=secrets)
     assignment = prepared.assignment
     assert assignment.secrets == {"PROJECT_TOKEN": token}  # as on GitHub: not the environment's
     assert canary not in json.dumps(dict(assignment.secrets))
