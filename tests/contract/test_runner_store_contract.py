@@ -39,6 +39,15 @@ def a_token(store: Store, job_id: int, n: int = 0) -> int:
         return tx.tokens.create(TokenKind.JOB, "j", f"job-{job_id}-{n}", now=T0, job_id=job_id).id
 
 
+def an_assignment(store: Store) -> AssignmentRecord:
+    """A running assignment: a runner's try of a queued job, with the job's token."""
+    runner_id = a_runner(store)
+    (job_id,) = queued_jobs(store, 1)
+    token_id = a_token(store, job_id)
+    with store.transaction() as tx:
+        return tx.runners.assign(runner_id, job_id, 1, token_id, now=T0)
+
+
 def test_runners_are_created_found_updated_and_removed(store: SqlStore) -> None:
     runner_id = a_runner(store, labels=("linux", "gpu"))
     with store.transaction() as tx:
@@ -63,11 +72,9 @@ def test_runners_are_created_found_updated_and_removed(store: SqlStore) -> None:
 
 
 def test_an_assignment_ends_once(store: SqlStore) -> None:
-    runner_id = a_runner(store)
-    (job_id,) = queued_jobs(store, 1)
-    token_id = a_token(store, job_id)
+    made = an_assignment(store)
+    runner_id, job_id, token_id = made.runner_id, made.job_id, made.token_id
     with store.transaction() as tx:
-        made = tx.runners.assign(runner_id, job_id, 1, token_id, now=T0)
         assert tx.runners.assignment_by_token(token_id) == made
         assert made.state is AssignmentState.RUNNING
     results: list[bool] = []
@@ -85,11 +92,9 @@ def test_an_assignment_ends_once(store: SqlStore) -> None:
 
 
 def test_an_assignment_ends_once_by_its_token(store: SqlStore) -> None:
-    runner_id = a_runner(store)
-    (job_id,) = queued_jobs(store, 1)
-    token_id = a_token(store, job_id)
+    made = an_assignment(store)
+    token_id = made.token_id
     with store.transaction() as tx:
-        made = tx.runners.assign(runner_id, job_id, 1, token_id, now=T0)
         assert tx.runners.end_by_token(token_id + 1, AssignmentState.FINISHED, now=T0) is None
     later = T0 + timedelta(seconds=5)
     results: list[AssignmentRecord | None] = []
